@@ -1,0 +1,19 @@
+"""The one place where qonnx_tools imports onnx_ir (and onnxscript).
+
+Every other module does ``from qonnx_tools._ir import ir`` (and, for passes,
+``from qonnx_tools._ir import passes``) so that an upstream API change is
+absorbed here, in one file.
+"""
+
+from __future__ import annotations
+
+import onnx_ir as ir
+import onnx_ir.passes as passes
+import onnx_ir.passes.common as common_passes
+from onnx_ir import serde
+
+__all__ = ["ir", "passes", "common_passes", "serde", "QUANT_ANNOTATION_KEY"]
+
+#: Key under which onnx_ir keeps a value's ``quantization_annotation`` entries
+#: (a ``dict[str, str]``, e.g. ``{"finn_datatype": "INT4"}``).
+QUANT_ANNOTATION_KEY = "quant_parameter_tensor_names"

@@ -1,0 +1,41 @@
+"""``qonnx exec MODEL``: run a model with the NumPy executor (or onnxruntime) and save outputs."""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from qonnx_tools.cli._common import add_input_options, check_output_path, gather_inputs, save_npz
+from qonnx_tools.executor import Executor
+from qonnx_tools.model_io import load
+from qonnx_tools.runtime import run_onnxruntime
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("exec", help="run a model on given or random inputs")
+    p.add_argument("model")
+    add_input_options(p)
+    p.add_argument("-o", "--output", help="write outputs (and intermediates if asked) to this .npz")
+    p.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    p.add_argument("--backend", choices=("numpy", "onnxruntime"), default="numpy")
+    p.add_argument("--keep-intermediates", action="store_true", help="also save every intermediate tensor (numpy backend)")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    out = check_output_path(args.output, inputs=(args.model,), force=args.force) if args.output else None
+    model = load(args.model)
+    feeds = gather_inputs(args, model)
+    if args.backend == "onnxruntime":
+        results = run_onnxruntime(model, feeds)
+    else:
+        results = Executor(model).run(feeds, keep_intermediates=args.keep_intermediates)
+    for name in [v.name for v in model.graph.outputs]:
+        array = np.asarray(results[name])
+        stats = f"min {array.min():.6g} max {array.max():.6g}" if array.size and array.dtype.kind in "iuf" else ""
+        print(f"{name}: {array.dtype} {tuple(array.shape)} {stats}".rstrip())
+    if out is not None:
+        save_npz(out, results)
+        print(f"wrote {out} ({len(results)} arrays)")
+    return 0

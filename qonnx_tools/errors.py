@@ -1,0 +1,47 @@
+"""Exception hierarchy: every error a user can cause derives from QonnxToolsError.
+
+Messages are one line and name the file and, where there is one, the node or tensor.
+The CLI turns BadInputError subclasses into exit code 2 and VerificationError into 1.
+"""
+
+from __future__ import annotations
+
+
+class QonnxToolsError(Exception):
+    """Base class of every error raised on purpose by qonnx_tools."""
+
+
+class BadInputError(QonnxToolsError):
+    """The model, an argument or an input array is not acceptable (CLI exit 2)."""
+
+
+class ModelLoadError(BadInputError):
+    """A model file cannot be read or is not a well-formed ONNX model."""
+
+
+class ModelSaveError(QonnxToolsError):
+    """A model could not be written; the target is left absent or intact."""
+
+
+class UnsupportedOpError(BadInputError):
+    """A node's (domain, op_type, version) has no implementation here."""
+
+
+class InvalidAttributeError(BadInputError):
+    """A node attribute or constant parameter has an illegal value or type."""
+
+
+class InvalidDataTypeError(BadInputError):
+    """A quantized datatype string cannot be parsed or is out of range."""
+
+
+class ExecutionError(QonnxToolsError):
+    """A node failed while executing; the message names node, op and input shapes."""
+
+
+class InputMismatchError(BadInputError):
+    """Inputs given to the executor are missing, unknown or of the wrong shape/dtype."""
+
+
+class VerificationError(QonnxToolsError):
+    """Two models (or a model and its reference) disagree beyond tolerance (CLI exit 1)."""
