@@ -12,7 +12,7 @@ from qonnx_tools.errors import InvalidAttributeError
 
 def decode_attribute(attr: Any, where: str = "") -> Any:
     """Plain value of one attribute: int, float, str, tuple, np.ndarray or ir.Graph."""
-    if isinstance(attr, ir.RefAttr):
+    if attr.is_ref():
         raise InvalidAttributeError(f"{where}: attribute {attr.name!r} is a reference attribute (only valid inside functions)")
     kind = attr.type
     value = attr.value
