@@ -9,7 +9,7 @@ separately where it matters.
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -28,9 +28,17 @@ def only_standard_ops(model: ir.Model) -> bool:
 
 
 def run_onnxruntime(
-    model: ir.Model, inputs: Mapping[str, np.ndarray], *, optimize: bool = False
+    model: ir.Model,
+    inputs: Mapping[str, np.ndarray],
+    *,
+    optimize: bool = False,
+    extra_outputs: Sequence[str] = (),
 ) -> dict[str, np.ndarray]:
-    """Outputs of ``model`` in onnxruntime's CPU provider, by output name."""
+    """Outputs of ``model`` in onnxruntime's CPU provider, by output name.
+
+    ``extra_outputs`` names intermediate tensors to return as well (for per-layer
+    comparisons); they are added as graph outputs of a serialised copy.
+    """
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -40,6 +48,13 @@ def run_onnxruntime(
     options.log_severity_level = 3
     try:
         proto = ir.to_proto(model)
+        existing = {o.name for o in proto.graph.output}
+        types = {v.name: v.type for v in proto.graph.value_info}
+        for name in extra_outputs:
+            if name not in existing:
+                info = proto.graph.output.add(name=name)
+                if name in types:
+                    info.type.CopyFrom(types[name])
         session = ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
         feeds = {i.name: np.asarray(inputs[i.name]) for i in session.get_inputs() if i.name in inputs}
         names = [o.name for o in session.get_outputs()]

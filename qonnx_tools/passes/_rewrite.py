@@ -1,0 +1,76 @@
+"""Small graph-editing helpers shared by the cleanup passes (not a pass module).
+
+- ``bypass``: remove a node that computes one of its inputs unchanged, keeping
+  graph output names intact (the rules of onnx_ir's IdentityEliminationPass,
+  plus the case it gets wrong: a graph output fed through to another graph output).
+- ``all_value_names`` / ``unique_name``: fresh names for new initializers.
+"""
+
+from __future__ import annotations
+
+from qonnx_tools._ir import ir
+
+
+def can_bypass(keep: ir.Value | None, drop: ir.Value) -> bool:
+    """Whether uses of ``drop`` can be redirected to ``keep`` without renaming a protected value.
+
+    When ``drop`` is a graph output its name must survive, so ``keep`` takes that
+    name; that is impossible when ``keep`` is itself a graph input, an initializer
+    or another graph output (one value cannot carry two output names).
+    """
+    if keep is None:
+        return False
+    if keep is drop:
+        return False
+    if drop.is_graph_output():
+        return not (keep.is_graph_input() or keep.is_initializer() or keep.is_graph_output())
+    return True
+
+
+def bypass(node: ir.Node, keep: ir.Value, drop: ir.Value) -> bool:
+    """Redirect every use of ``drop`` (an output of ``node``) to ``keep`` and remove ``node``.
+
+    ``node``'s other outputs must be unused and no graph outputs. Returns False
+    (and changes nothing) when that is not so or ``can_bypass`` says no.
+    """
+    if not can_bypass(keep, drop):
+        return False
+    for out in node.outputs:
+        if out is not drop and (out.uses() or out.is_graph_output()):
+            return False
+    graph = node.graph
+    if graph is None:
+        return False
+    if keep.shape is None and drop.shape is not None:
+        keep.shape = drop.shape
+    if keep.type is None and drop.type is not None:
+        keep.type = drop.type
+    was_output = drop.is_graph_output()
+    name = drop.name
+    drop.replace_all_uses_with(keep, replace_graph_outputs=True)
+    if was_output:
+        drop.name = None
+        keep.name = name
+    graph.remove(node, safe=True)
+    return True
+
+
+def all_value_names(model: ir.Model) -> set[str]:
+    """Every value name used anywhere in the model (graph inputs, initializers, node outputs, subgraphs)."""
+    names: set[str] = set()
+    for graph in model.graphs():
+        names.update(v.name for v in graph.inputs if v.name)
+        names.update(n for n in graph.initializers if n)
+        for node in graph:
+            names.update(v.name for v in node.outputs if v.name)
+    return names
+
+
+def unique_name(base: str, used: set[str]) -> str:
+    """``base`` or ``base_<k>`` (smallest k >= 1) not in ``used``; records the result in ``used``."""
+    name, k = base, 0
+    while name in used:
+        k += 1
+        name = f"{base}_{k}"
+    used.add(name)
+    return name

@@ -1,0 +1,102 @@
+"""Structural tidying passes, thin wrappers of onnx_ir's common passes.
+
+- ``remove-dead``: nodes whose outputs nobody uses, unused initializers, unused
+  optional outputs and trailing empty inputs (RemoveUnusedNodesPass). Stale
+  ``value_info`` needs no pass: onnx_ir keeps type information on the values
+  themselves, drops entries for names that do not exist when loading, and writes
+  only the values still in the graph when saving.
+- ``dedupe-initializers``: initializers with equal dtype, shape and bytes become one
+  (DeduplicateInitializersPass). Graph inputs and outputs are never merged. When
+  merged initializers carried different datatype annotations, the first one's is
+  kept (it describes the same values).
+- ``remove-static-inputs``: initializers stop being listed as graph inputs
+  (RemoveInitializersFromInputsPass); Brevitas lists every weight as an input.
+- ``sort``: stable topological sort of the graph, subgraphs and functions (TopologicalSortPass).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import ClassVar
+
+from qonnx_tools._ir import common_passes, ir
+from qonnx_tools.passes.base import PassResult, QonnxPass, register_pass
+
+
+def _node_signature(model: ir.Model) -> list[tuple]:
+    """What RemoveUnusedNodesPass may change on kept nodes without counting it."""
+    signature = []
+    graphs = list(model.graphs()) + list(model.functions.values())
+    for graph in graphs:
+        for node in graph:
+            signature.append(
+                (id(node), len(node.inputs), tuple(v.name for v in node.outputs), tuple(node.attributes))
+            )
+    return signature
+
+
+@register_pass
+@dataclass
+class RemoveDead(QonnxPass):
+    """Remove unused nodes, initializers and optional outputs (onnx_ir RemoveUnusedNodesPass)."""
+
+    name: ClassVar[str] = "remove-dead"
+    summary: ClassVar[str] = "remove nodes, initializers and optional outputs that nothing uses"
+
+    def call(self, model: ir.Model) -> PassResult:
+        before = _node_signature(model)
+        result = common_passes.RemoveUnusedNodesPass()(model)
+        # The onnx_ir pass counts removed nodes/initializers but not trimmed inputs/outputs.
+        modified = bool(result.modified) or _node_signature(model) != before
+        return PassResult(model, modified)
+
+
+@register_pass
+@dataclass
+class DedupeInitializers(QonnxPass):
+    """Merge initializers with identical dtype, shape and content (onnx_ir DeduplicateInitializersPass)."""
+
+    name: ClassVar[str] = "dedupe-initializers"
+    summary: ClassVar[str] = "merge initializers with identical dtype, shape and content (up to size_limit elements)"
+
+    #: Initializers with more elements than this are not compared.
+    size_limit: int = 1 << 20
+
+    def call(self, model: ir.Model) -> PassResult:
+        # The onnx_ir pass warns once per initializer that is a graph input or output
+        # (every weight of a Brevitas export); skipping those is expected here.
+        log = logging.getLogger("onnx_ir.passes.common.initializer_deduplication")
+        level = log.level
+        log.setLevel(logging.ERROR)
+        try:
+            result = common_passes.DeduplicateInitializersPass(size_limit=self.size_limit)(model)
+        finally:
+            log.setLevel(level)
+        return PassResult(model, bool(result.modified))
+
+
+@register_pass
+@dataclass
+class RemoveStaticInputs(QonnxPass):
+    """Initializers listed as graph inputs stop being graph inputs (onnx_ir RemoveInitializersFromInputsPass)."""
+
+    name: ClassVar[str] = "remove-static-inputs"
+    summary: ClassVar[str] = "stop listing initializers as graph inputs (they become fixed weights)"
+
+    def call(self, model: ir.Model) -> PassResult:
+        result = common_passes.RemoveInitializersFromInputsPass()(model)
+        return PassResult(model, bool(result.modified))
+
+
+@register_pass
+@dataclass
+class Sort(QonnxPass):
+    """Stable topological sort of graphs and functions (onnx_ir TopologicalSortPass)."""
+
+    name: ClassVar[str] = "sort"
+    summary: ClassVar[str] = "sort nodes topologically (stable: independent nodes keep their order)"
+
+    def call(self, model: ir.Model) -> PassResult:
+        result = common_passes.TopologicalSortPass()(model)
+        return PassResult(model, bool(result.modified))
