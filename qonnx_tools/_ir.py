@@ -12,8 +12,17 @@ import onnx_ir.passes as passes
 import onnx_ir.passes.common as common_passes
 from onnx_ir import serde
 
-__all__ = ["ir", "passes", "common_passes", "serde", "QUANT_ANNOTATION_KEY"]
+__all__ = ["ir", "passes", "common_passes", "serde", "rewriter", "QUANT_ANNOTATION_KEY"]
 
 #: Key under which onnx_ir keeps a value's ``quantization_annotation`` entries
 #: (a ``dict[str, str]``, e.g. ``{"finn_datatype": "INT4"}``).
 QUANT_ANNOTATION_KEY = "quant_parameter_tensor_names"
+
+
+def __getattr__(name: str):
+    # onnxscript (its pattern rewriter) costs ~0.3 s to import: load it only when a pass needs it.
+    if name == "rewriter":
+        from onnxscript import rewriter
+
+        return rewriter
+    raise AttributeError(name)

@@ -1,7 +1,7 @@
 """Exception hierarchy: every error a user can cause derives from QonnxToolsError.
 
 Messages are one line and name the file and, where there is one, the node or tensor.
-The CLI turns BadInputError subclasses into exit code 2 and VerificationError into 1.
+The CLI turns BadInputError subclasses into exit code 2 and CheckFailedError into 1.
 """
 
 from __future__ import annotations
@@ -43,5 +43,13 @@ class InputMismatchError(BadInputError):
     """Inputs given to the executor are missing, unknown or of the wrong shape/dtype."""
 
 
-class VerificationError(QonnxToolsError):
+class CheckFailedError(QonnxToolsError):
+    """A check the user asked for did not pass (CLI exit 1)."""
+
+
+class VerificationError(CheckFailedError):
     """Two models (or a model and its reference) disagree beyond tolerance (CLI exit 1)."""
+
+
+class ConversionError(CheckFailedError):
+    """Some nodes could not be converted; the message lists each node and why (CLI exit 1)."""

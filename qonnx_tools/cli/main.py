@@ -13,12 +13,12 @@ import traceback
 from typing import Sequence
 
 from qonnx_tools import __version__
-from qonnx_tools.cli import cleanup_cmd, exec_cmd, info_cmd, passes_cmd, verify_cmd
-from qonnx_tools.errors import BadInputError, QonnxToolsError, VerificationError
+from qonnx_tools.cli import cleanup_cmd, convert_cmd, exec_cmd, info_cmd, passes_cmd, verify_cmd
+from qonnx_tools.errors import BadInputError, CheckFailedError, QonnxToolsError
 
 EXIT_OK, EXIT_FAILED_CHECK, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 
-_COMMANDS = (info_cmd, exec_cmd, verify_cmd, cleanup_cmd, passes_cmd)
+_COMMANDS = (info_cmd, exec_cmd, verify_cmd, cleanup_cmd, passes_cmd, convert_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,7 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.run(args) or EXIT_OK)
-    except VerificationError as exc:
+    except CheckFailedError as exc:
         return _report(exc, args.debug, EXIT_FAILED_CHECK)
     except (BadInputError, QonnxToolsError) as exc:
         return _report(exc, args.debug, EXIT_BAD_INPUT)

@@ -1,0 +1,271 @@
+"""Canonical arithmetic: ``sub-to-add`` (x - c -> x + (-c)) and ``div-to-mul`` (x / c -> x * (1/c)).
+
+Downstream tools (streamlining, absorbing scalar ops into thresholds or into the
+next layer) only need to handle Add and Mul once these run.
+
+``c`` must be a constant: an initializer that is *not* also a graph input (a
+graph input can be overridden by the caller; Brevitas lists its weights that
+way -- run ``remove-static-inputs`` first), or the output of a ``Constant``
+node. Which operand is the constant is found by looking at both: ``c - x`` and
+``c / x`` (constant on the left) are not of this form and are left alone, as
+are nodes whose operands are both dynamic.
+
+- ``sub-to-add``: float ``c``, or signed-integer ``c`` without the type's minimum
+  (whose negation overflows). Unsigned integers are left alone. ``-c`` is exact,
+  so results are bit-identical.
+- ``div-to-mul``: floating-point ``c`` only, without zeros, whose reciprocal is a
+  finite normal number. **Not bit-exact**: ``x * RN(1/c)`` can differ from
+  ``RN(x / c)`` in the last bit (about one ulp; at most ~1.5 ulp), except when
+  ``c`` is a power of two (then ``1/c`` is exact and so is the result). With
+  ``exact_only`` only such exactly-invertible constants are converted -- use it
+  when a quantizer follows and ties must not move. Integer Div (which truncates)
+  is never converted.
+
+Models below ai.onnx opset 7 (whose Sub/Div/Add/Mul broadcast through
+``broadcast``/``axis`` attributes) are left alone; run ``opset-upgrade`` first.
+
+The negated / inverted constant becomes a new initializer (shared when one
+constant feeds several nodes); the old constant is removed when nothing else
+uses it.
+
+Implementation: onnxscript's pattern rewriter. Each rewrite is a one-node
+pattern (``Sub(x, c)`` / ``Div(x, c)``) plus a condition that decides and says
+why it declines (``MatchResult.fail(reason)``); the replacement is a single
+Add / Mul. The rewriter is a good fit here: the patterns are single nodes with a
+fixed operand order, and it handles the rewiring, graph-output names and
+subgraphs. Declines are also collected on the pass object (``declined``, one
+line per node) so callers and tests can see them without a tracer.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Callable, ClassVar
+
+import numpy as np
+
+from qonnx_tools._ir import ir, rewriter
+from qonnx_tools.constants import constant_array
+from qonnx_tools.domains import STANDARD, canonical_domain
+from qonnx_tools.passes._rewrite import all_value_names, unique_name
+from qonnx_tools.passes.base import PassResult, QonnxPass, register_pass
+
+logger = logging.getLogger(__name__)
+
+_MatchResult = rewriter.MatchResult
+
+
+def _is_float(dtype: np.dtype) -> bool:
+    try:
+        return ir.DataType.from_numpy(np.dtype(dtype)).is_floating_point()
+    except (TypeError, ValueError):
+        return False
+
+
+def negate_constant(c: np.ndarray) -> np.ndarray | str:
+    """``-c`` in c's dtype, or the reason why it cannot be represented exactly."""
+    dtype = np.dtype(c.dtype)
+    if _is_float(dtype):
+        return np.negative(c)
+    if dtype.kind == "i":
+        if c.size and np.any(c == np.iinfo(dtype).min):
+            return f"constant holds {np.iinfo(dtype).min}, whose negation overflows {dtype}"
+        return np.negative(c)
+    if dtype.kind == "u":
+        return f"unsigned constant ({dtype}) has no negation"
+    return f"constant of type {dtype} is not numeric"
+
+
+def reciprocal_constant(c: np.ndarray, *, exact_only: bool = False) -> np.ndarray | str:
+    """``RN(1/c)`` in c's dtype, or the reason why Div by ``c`` must stay a Div."""
+    dtype = np.dtype(c.dtype)
+    if not _is_float(dtype):
+        return f"integer division ({dtype}) truncates; x * (1/c) is not equivalent"
+    wide = c.astype(np.float64)
+    if np.any(wide == 0):
+        return "constant divisor contains zero"
+    # 1/c in float64 then one rounding to the dtype: correctly rounded (53 >= 2*24 + 2).
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        recip64 = 1.0 / wide
+        recip = recip64.astype(dtype)
+    back = recip.astype(np.float64)
+    finite = np.isfinite(wide)
+    if np.any(finite & ~np.isfinite(back)):
+        return "1/c overflows the constant's type"
+    tiny = float(_finfo(dtype).tiny)
+    if np.any(finite & (back != 0) & (np.abs(back) < tiny)):
+        return "1/c is subnormal in the constant's type (precision loss)"
+    if exact_only and np.any(finite & (back * wide != 1.0)):
+        return "1/c is not exact (exact_only: only powers of two are converted)"
+    return recip
+
+
+def _finfo(dtype: np.dtype):
+    """``finfo`` for NumPy and ml_dtypes float types (bfloat16 etc.)."""
+    try:
+        return np.finfo(dtype)
+    except (TypeError, ValueError):
+        import ml_dtypes
+
+        return ml_dtypes.finfo(dtype)
+
+
+def _legacy_broadcast(model: ir.Model, node: ir.Node) -> str | None:
+    """Why opset < 7 arithmetic (``broadcast``/``axis`` attributes) cannot be rewritten, or None."""
+    opset = {canonical_domain(d): v for d, v in model.opset_imports.items()}.get(STANDARD, 0)
+    if opset < 7 or len(node.attributes):
+        return "ai.onnx opset < 7 (legacy broadcast attributes); run opset-upgrade first"
+    return None
+
+
+def _constant_problem(value: ir.Value | None) -> str:
+    if value is not None and value.const_value is not None and value.is_graph_input():
+        return (
+            f"{value.name!r} is an initializer that is also a graph input (overridable; run remove-static-inputs first)"
+        )
+    return "operand is computed at run time"
+
+
+class _ConstantOperandRule:
+    """One-node rewrite ``Op(x, c) -> NewOp(x, f(c))`` for a constant right operand ``c``."""
+
+    def __init__(
+        self,
+        op_type: str,
+        new_op: str,
+        transform: Callable[[np.ndarray], np.ndarray | str],
+        names: set[str],
+        declined: list[str],
+        suffix: str,
+    ) -> None:
+        self.op_type, self.new_op, self.transform = op_type, new_op, transform
+        self.names, self.declined, self.suffix = names, declined, suffix
+        # (id(source constant value), id(graph)) -> (source value, new initializer value)
+        self.created: dict[tuple[int, int], tuple[ir.Value, ir.Value]] = {}
+        self._graph: ir.Graph | None = None  # the graph of the match being rewritten
+
+    def rule(self):
+        op_type = self.op_type
+
+        def target(op, x, c):
+            return getattr(op, op_type)(x, c, _outputs=["y"])
+
+        return rewriter.pattern.RewriteRule(target, self._replace, self._condition)
+
+    def _plan(self, x: ir.Value | None, c: ir.Value | None) -> np.ndarray | str:
+        if c is None or x is None:
+            return "missing operand"
+        if (id(c), id(self._graph)) in self.created:
+            return self.created[id(c), id(self._graph)][1].const_value.numpy()
+        array = constant_array(c, overridable=False)
+        if array is None:
+            if constant_array(x, overridable=False) is not None:
+                return f"constant is the left operand ({self.op_type}(c, x)); only {self.op_type}(x, c) is rewritten"
+            return f"right operand is not a constant: {_constant_problem(c)}"
+        return self.transform(array)
+
+    def _condition(self, context, x, c, y, **_):
+        self._graph = context.graph_or_function
+        if isinstance(self._graph, ir.Function):
+            plan = "inside a model-local function (no initializers there)"
+        else:
+            plan = _legacy_broadcast(context.model, y.producer()) or self._plan(x, c)
+        if isinstance(plan, str):
+            node = y.producer()
+            line = f"node {node.name!r} ({node.op_type}): {plan}"
+            self.declined.append(line)
+            logger.debug("declined %s", line)
+            return _MatchResult().fail(plan)
+        return True
+
+    def _replace(self, op, x, c, y, **_):
+        key = (id(c), id(self._graph))
+        cached = self.created.get(key)
+        if cached is not None:
+            new_c = cached[1]
+        else:
+            plan = self._plan(x, c)
+            if isinstance(plan, str):  # pragma: no cover - the condition rejected it already
+                return _MatchResult().fail(plan)
+            base = (c.name or "const") + self.suffix
+            new_c = op.initializer(ir.tensor(np.array(plan, order="C")), name=unique_name(base, self.names))
+            self.created[key] = (c, new_c)
+        out = getattr(op, self.new_op)(x, new_c, _name=y.producer().name)
+        out.meta.update(y.meta)  # quantized-datatype annotations; name, type and shape follow in the rewriter
+        out.metadata_props.update(y.metadata_props)
+        return out
+
+    def drop_unused_sources(self) -> None:
+        """Remove source constants (initializers, Constant nodes) nothing uses any more."""
+        for source, _ in self.created.values():
+            if source.uses() or source.is_graph_output() or source.is_graph_input():
+                continue
+            producer = source.producer()
+            if producer is not None:
+                if producer.graph is not None and not any(o.uses() or o.is_graph_output() for o in producer.outputs):
+                    producer.graph.remove(producer, safe=True)
+            elif source.is_initializer() and source.graph is not None and source.name in source.graph.initializers:
+                source.graph.initializers.pop(source.name)
+
+
+def _run_rule(
+    model: ir.Model, make_rule: Callable[[set[str], list[str]], _ConstantOperandRule]
+) -> tuple[bool, list[str]]:
+    declined: list[str] = []
+    rule = make_rule(all_value_names(model), declined)
+    count = rewriter.RewriteRuleSet([rule.rule()]).apply_to_model(model)
+    if count:
+        rule.drop_unused_sources()
+    return bool(count), declined
+
+
+@register_pass
+@dataclass
+class SubToAdd(QonnxPass):
+    """``Sub(x, c) -> Add(x, -c)`` for a constant ``c`` (bit-exact; see the module docstring)."""
+
+    name: ClassVar[str] = "sub-to-add"
+    summary: ClassVar[str] = "x - c (constant c) -> x + (-c); exact; unsigned / INT_MIN constants kept"
+
+    def __post_init__(self) -> None:
+        self.declined: list[str] = []  # after a run: one line per Sub left alone, with the reason
+
+    def call(self, model: ir.Model) -> PassResult:
+        modified, self.declined = _run_rule(
+            model, lambda names, declined: _ConstantOperandRule("Sub", "Add", negate_constant, names, declined, "_neg")
+        )
+        return PassResult(model, modified)
+
+
+@register_pass
+@dataclass
+class DivToMul(QonnxPass):
+    """``Div(x, c) -> Mul(x, 1/c)`` for a float constant ``c`` without zeros (see the module docstring).
+
+    Not bit-exact: 1/c is rounded once, so a result can differ from x / c in the
+    last bit (~1 ulp) unless c is a power of two. ``exact_only`` converts only
+    exactly-invertible constants (powers of two).
+    """
+
+    name: ClassVar[str] = "div-to-mul"
+    summary: ClassVar[str] = (
+        "x / c (float constant c, no zeros) -> x * (1/c); rounding 1/c can change the last ulp "
+        "(exact_only=true: powers of two only); integer Div never converted"
+    )
+
+    exact_only: bool = False
+
+    def __post_init__(self) -> None:
+        self.declined: list[str] = []  # after a run: one line per Div left alone, with the reason
+
+    def call(self, model: ir.Model) -> PassResult:
+        exact = self.exact_only
+
+        def transform(c: np.ndarray) -> np.ndarray | str:
+            return reciprocal_constant(c, exact_only=exact)
+
+        modified, self.declined = _run_rule(
+            model, lambda names, declined: _ConstantOperandRule("Div", "Mul", transform, names, declined, "_recip")
+        )
+        return PassResult(model, modified)

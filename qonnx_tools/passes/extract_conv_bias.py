@@ -1,0 +1,193 @@
+"""extract-conv-bias: ``Conv(x, W, B)`` / ``ConvTranspose(x, W, B)`` -> bias-free conv + ``Add``.
+
+The bias becomes an explicit ``Add`` of ``B`` reshaped to ``(1, C, 1, ..., 1)``
+(rank of the convolution's input), so it can be quantized, absorbed or moved on
+its own. The conv keeps its name, attributes and weights; its output value keeps
+its name, type, shape and annotations on the Add (graph outputs stay named).
+
+- constant ``B`` (an initializer that is not a graph input, or a ``Constant``
+  output): a reshaped initializer (shared when one bias feeds several convs);
+  the old one is removed when nothing else uses it;
+- any other ``B`` (e.g. the output of a ``DequantizeLinear`` in QCDQ models, or
+  an initializer listed as a graph input): a ``Reshape`` to ``[1, -1, 1, ...]``.
+
+Models below ai.onnx opset 7 are left alone (Add broadcasting needed the legacy
+``broadcast`` attribute then; run ``opset-upgrade`` first).
+
+The rank comes from W (its shape or its constant value), else from x or the
+output; when none is known the conv is left alone (run ``infer-shapes``).
+
+Numerics: the conv's accumulation plus the bias is now accumulation, then a
+separate Add -- the same operations; runtimes that add the bias inside the
+accumulation loop may differ in the last bit.
+
+Implementation: plain use-def code (a two-node replacement whose bias operand
+is built three different ways; ``ir.convenience.replace_nodes_and_values``
+rewires), one linear sweep over the nodes, subgraphs included.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+
+from qonnx_tools._ir import ir
+from qonnx_tools.constants import constant_array
+from qonnx_tools.domains import STANDARD, canonical_domain
+from qonnx_tools.passes._rewrite import all_value_names, unique_name
+from qonnx_tools.passes.base import PassResult, QonnxPass, register_pass
+
+_CONV_OPS = ("Conv", "ConvTranspose")
+
+
+@dataclass
+class _State:
+    names: set[str]
+    opset: int
+    cache: dict[tuple, ir.Value] = field(default_factory=dict)
+    sources: list[ir.Value] = field(default_factory=list)
+
+    def initializer(self, graph: ir.Graph, array: np.ndarray, base: str, like: ir.Value | None = None) -> ir.Value:
+        array = np.array(array, order="C")
+        name = unique_name(base, self.names)
+        value = ir.Value(
+            name=name,
+            shape=ir.Shape(array.shape),
+            type=ir.TensorType(ir.DataType.from_numpy(array.dtype)),
+            const_value=ir.tensor(array, name=name),
+        )
+        if like is not None:
+            value.meta.update(like.meta)
+        graph.register_initializer(value)
+        return value
+
+
+def _rank(node: ir.Node) -> int | None:
+    w = node.inputs[1]
+    if w is not None:
+        if w.shape is not None:
+            return len(w.shape)
+        array = constant_array(w)
+        if array is not None:
+            return array.ndim
+    for value in (node.inputs[0], node.outputs[0]):
+        if value is not None and value.shape is not None:
+            return len(value.shape)
+    return None
+
+
+def _drop_if_unused(value: ir.Value) -> None:
+    if value.uses() or value.is_graph_output() or value.is_graph_input():
+        return
+    producer = value.producer()
+    if producer is not None:
+        if producer.op_type == "Constant" and producer.graph is not None:
+            if not any(o.uses() or o.is_graph_output() for o in producer.outputs):
+                producer.graph.remove(producer, safe=True)
+    elif value.graph is not None and value.graph.initializers.get(value.name) is value:
+        value.graph.initializers.pop(value.name)
+
+
+def extract_bias(node: ir.Node, state: _State) -> str | None:
+    """Split the bias off one conv; None on success, else why it was left alone."""
+    graph = node.graph
+    if graph is None or len(node.inputs) < 3 or node.inputs[2] is None:
+        return "no bias"
+    x, w, bias = node.inputs[0], node.inputs[1], node.inputs[2]
+    rank = _rank(node)
+    if rank is None:
+        return "rank unknown (run infer-shapes first)"
+    if rank < 3:
+        return f"rank {rank} < 3"
+    if state.opset < 7:
+        return "ai.onnx opset < 7 (Add would need the legacy broadcast attribute); run opset-upgrade first"
+    base = node.name or node.outputs[0].name or node.op_type.lower()
+    new_nodes: list[ir.Node] = []
+    array = constant_array(bias, overridable=False)
+    if array is not None:
+        if array.ndim != 1:
+            return f"bias of shape {array.shape} is not 1-D"
+        key = ("const", id(bias), rank, id(graph))
+        if key not in state.cache:
+            shaped = array.reshape((1, -1) + (1,) * (rank - 2))
+            state.cache[key] = state.initializer(graph, shaped, f"{bias.name or base}_bcast", like=bias)
+            state.sources.append(bias)
+        bias_in = state.cache[key]
+    else:
+        key = ("shape", id(graph), rank)
+        if key not in state.cache:
+            state.cache[key] = state.initializer(
+                graph, np.array([1, -1] + [1] * (rank - 2), dtype=np.int64), f"bias_shape_rank{rank}"
+            )
+        reshape = ir.node("Reshape", [bias, state.cache[key]], name=unique_name(f"{base}_bias_reshape", state.names))
+        out = reshape.outputs[0]
+        out.name = unique_name(f"{bias.name or base}_bcast", state.names)
+        out.type = bias.type
+        if bias.shape is not None and len(bias.shape) == 1:
+            out.shape = ir.Shape([1, bias.shape[0]] + [1] * (rank - 2))
+        new_nodes.append(reshape)
+        bias_in = out
+
+    old = node.outputs[0]
+    conv = ir.Node(
+        node.domain,
+        node.op_type,
+        [x, w],
+        attributes=list(node.attributes.values()),
+        name=node.name,
+        version=node.version,
+        doc_string=node.doc_string,
+        metadata_props=dict(node.metadata_props),
+    )
+    conv_out = conv.outputs[0]
+    conv_out.name = unique_name(f"{old.name or base}_nobias", state.names)
+    conv_out.type = old.type
+    conv_out.shape = old.shape
+    add = ir.node("Add", [conv_out, bias_in], name=unique_name(f"{base}_bias", state.names))
+    y = add.outputs[0]
+    y.meta.update(old.meta)
+    y.metadata_props.update(old.metadata_props)
+    new_nodes += [conv, add]
+    ir.convenience.replace_nodes_and_values(graph, node, [node], new_nodes, [old], [y])
+    return None
+
+
+@register_pass
+@dataclass
+class ExtractConvBias(QonnxPass):
+    """Conv / ConvTranspose with a bias -> bias-free conv + Add of the reshaped bias."""
+
+    name: ClassVar[str] = "extract-conv-bias"
+    summary: ClassVar[str] = (
+        "Conv/ConvTranspose with a bias -> bias-free conv + Add of the bias reshaped to (1, C, 1, ...)"
+    )
+
+    def __post_init__(self) -> None:
+        self.declined: list[str] = []  # after a run: one line per biased conv left alone, with the reason
+
+    def call(self, model: ir.Model) -> PassResult:
+        self.declined = []
+        convs = [
+            node
+            for node in ir.traversal.RecursiveGraphIterator(model.graph)
+            if node.op_type in _CONV_OPS
+            and canonical_domain(node.domain) == STANDARD
+            and len(node.inputs) >= 3
+            and node.inputs[2] is not None
+        ]
+        if not convs:
+            return PassResult(model, False)
+        opset = {canonical_domain(d): v for d, v in model.opset_imports.items()}.get(STANDARD, 1)
+        state = _State(all_value_names(model), opset)
+        modified = False
+        for node in convs:
+            reason = extract_bias(node, state)
+            if reason is None:
+                modified = True
+            else:
+                self.declined.append(f"node {node.name!r} ({node.op_type}): {reason}")
+        for value in state.sources:
+            _drop_if_unused(value)
+        return PassResult(model, modified)
