@@ -1,0 +1,38 @@
+"""Conversions between quantized-model forms: QONNX ⇄ QCDQ, and → QOp.
+
+``convert(model, to="qcdq")`` converts in place and returns a ConversionResult;
+with ``allow_partial=False`` (default) it raises ConversionError listing every
+node it could not convert, so no QONNX op is ever left behind silently.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from qonnx_tools._ir import ir
+from qonnx_tools.convert.result import ConversionResult, Unconverted
+from qonnx_tools.errors import BadInputError
+
+TARGETS = ("qcdq", "qop", "qonnx")
+
+
+def convert(model: ir.Model, to: str, **options: Any) -> ConversionResult:
+    """Convert ``model`` in place to ``to`` (qcdq, qop or qonnx); options go to the converter."""
+    if to == "qcdq":
+        from qonnx_tools.convert.qcdq import to_qcdq
+
+        return to_qcdq(model, **options)
+    if to == "qop":
+        from qonnx_tools.convert.qop import to_qop
+
+        return to_qop(model, **options)
+    if to == "qonnx":
+        from qonnx_tools.convert.qonnx_raise import to_qonnx
+
+        options.pop("opset", None)
+        options.pop("keep_float_weights", None)
+        return to_qonnx(model, **options)
+    raise BadInputError(f"unknown conversion target {to!r}; choose one of {', '.join(TARGETS)}")
+
+
+__all__ = ["convert", "ConversionResult", "Unconverted", "TARGETS"]

@@ -1,0 +1,36 @@
+"""What a conversion returns: the converted model and an honest account of what it did."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from qonnx_tools._ir import ir
+from qonnx_tools.errors import ConversionError
+
+
+@dataclass(frozen=True)
+class Unconverted:
+    """A node left as it was, and why."""
+
+    node: str
+    op: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.node} ({self.op}): {self.reason}"
+
+
+@dataclass
+class ConversionResult:
+    """The converted model (converted in place), nodes left unconverted, and notes for the user."""
+
+    model: ir.Model
+    target: str
+    unconverted: list[Unconverted] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def raise_if_partial(self, source: str = "model") -> None:
+        """ConversionError listing every unconverted node (the CLI's exit 1)."""
+        if self.unconverted:
+            listing = "; ".join(str(u) for u in self.unconverted)
+            raise ConversionError(f"{source}: {len(self.unconverted)} node(s) not converted to {self.target}: {listing}")
