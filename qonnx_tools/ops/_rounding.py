@@ -155,3 +155,59 @@ def constant(info_value: np.ndarray | None) -> np.ndarray | None:
 def all_equal(value: np.ndarray | None, target: float) -> bool:
     """True when a known constant equals ``target`` everywhere."""
     return value is not None and np.asarray(value).size > 0 and bool(np.all(np.asarray(value) == target))
+
+
+# -- lowering to standard ONNX (used by the ops' ``lower_qcdq`` rules) -----------------------
+
+
+def emit_rounding(b: Any, x: Any, mode: str) -> Any:
+    """Standard ONNX nodes (through the lowering Builder ``b``) that round ``x`` like ``round_values``.
+
+    Every composition is exact in float32: ROUND is ONNX Round (half to even),
+    CEIL/FLOOR are Ceil/Floor, DOWN is ``Sign(x) * Floor(|x|)``, UP is
+    ``Sign(x) * Ceil(|x|)``, and HALF_UP/HALF_DOWN compare the exact fraction
+    ``|x| - Floor(|x|)`` with 0.5 (``>=`` / ``>``) and add the step to ``Floor(|x|)``
+    before restoring the sign -- no ``Floor(x + 0.5)``, which rounds twice.
+    """
+    if mode == "ROUND":
+        return b.op("Round", [x], "round")
+    if mode == "CEIL":
+        return b.op("Ceil", [x], "ceil")
+    if mode == "FLOOR":
+        return b.op("Floor", [x], "floor")
+    sign = b.op("Sign", [x], "sign")
+    mag = b.op("Abs", [x], "abs")
+    if mode == "DOWN":
+        return b.op("Mul", [sign, b.op("Floor", [mag], "floor_abs")], "round_down")
+    if mode == "UP":
+        return b.op("Mul", [sign, b.op("Ceil", [mag], "ceil_abs")], "round_up")
+    if mode in ("HALF_UP", "HALF_DOWN"):
+        whole = b.op("Floor", [mag], "floor_abs")
+        frac = b.op("Sub", [mag, whole], "fraction")
+        compare = "GreaterOrEqual" if mode == "HALF_UP" else "Greater"
+        half = b.f32("half", 0.5)
+        step = b.op("Cast", [b.op(compare, [frac, half], "past_half")], "step", to=1)  # 1 = FLOAT
+        return b.op("Mul", [sign, b.op("Add", [whole, step], "rounded_abs")], "round_half")
+    raise ValueError(f"unknown rounding mode {mode!r}")
+
+
+def emit_int_bounds(b: Any, bits: Any, signed: bool, narrow: bool) -> tuple[Any, Any]:
+    """(min_int, max_int) as float32 tensors computed at run time from a bit-width tensor.
+
+    Uses ``Pow(2, b)``, exact for integer b in onnxruntime (checked by tests); for
+    b > 24 the float32 bounds round to nearest where ``int_bounds``/``bounds_in_dtype``
+    round inwards, so run-time bit widths above 24 are not bit-exact.
+    """
+    bf = b.op("Cast", [bits], "bits_f", to=1)
+    two = b.f32("two", 2.0)
+    if signed:
+        half = b.op("Pow", [two, b.op("Sub", [bf, b.f32("one", 1.0)], "bits_minus_1")], "half_range")
+        lo = b.op("Neg", [half], "min_int")
+        if narrow:
+            lo = b.op("Add", [lo, b.f32("one_lo", 1.0)], "min_int_narrow")
+        hi = b.op("Sub", [half, b.f32("one_hi", 1.0)], "max_int")
+        return lo, hi
+    full = b.op("Pow", [two, bf], "full_range")
+    hi = b.op("Sub", [full, b.f32("offset", 2.0 if narrow else 1.0)], "max_int")
+    lo = b.f32("min_int", 0.0)
+    return lo, hi

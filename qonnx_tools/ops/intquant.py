@@ -6,11 +6,14 @@ from typing import Sequence
 
 import numpy as np
 
+from qonnx_tools._ir import ir
 from qonnx_tools.datatypes import DataType
 from qonnx_tools.executor.registry import NodeContext
 from qonnx_tools.ops import register_op
 from qonnx_tools.ops._rounding import (
     MAX_BITS,
+    emit_int_bounds,
+    emit_rounding,
     ROUNDING_MODES,
     all_equal,
     bounds_in_dtype,
@@ -110,3 +113,176 @@ class IntQuant(QonnxOp):
         if all_equal(inputs[1].value, 1.0) and all_equal(inputs[2].value, 0.0):
             return [DataType.int(bits, signed=bool(ctx.attrs["signed"]))]
         return [DataType.scaled_int(bits)]
+
+    # -- lowering to standard ONNX (QCDQ) -----------------------------------------------------
+    @classmethod
+    def lower_qcdq(cls, node, ctx):
+        """Rule of the QONNX -> QCDQ conversion (see qonnx_tools.convert.lowering).
+
+        * Constant X with constant parameters (weights, biases): the integer codes are
+          computed now and stored in the smallest container holding the quantizer's range
+          (int8/uint8; int4/uint4 and int16/uint16 from opset 21; int32 for wider, e.g.
+          32-bit biases) + DequantizeLinear; any rounding mode. With
+          ``keep_float_weights`` the float initializer goes through Q -> [Clip] -> DQ
+          instead, when that form exists. Parameters Q/DQ cannot lay out (per-element,
+          non-integer zero-point) are folded to a float initializer.
+        * ROUND with constant parameters, uniform bit width <= 16, positive scale, integer
+          zero-point and per-tensor/per-axis/blocked parameters: QuantizeLinear ->
+          [Clip] -> DequantizeLinear (see ``emit_int_qdq`` for why a non-zero zero-point is
+          added before QuantizeLinear).
+        * Everything else: exact emulation in IntQuant.execute's order: Div, [Add zp],
+          rounding, clamp, [Sub zp], Mul.
+        """
+        from qonnx_tools.convert import lowering as L
+
+        nctx = ctx.node_context(node, cls)
+        x_v, s_v, z_v, b_v = node.inputs
+        reason = L.x_float32(x_v)
+        if reason:
+            return L.decline(reason)
+        mode = nctx.attrs["rounding_mode"]
+        signed, narrow = bool(nctx.attrs["signed"]), bool(nctx.attrs["narrow"])
+        f32 = np.dtype(np.float32)
+        xc = ctx.constant(x_v)
+        sc = ctx.constant(s_v)
+        zc = ctx.constant(z_v)
+        bc = ctx.constant(b_v)
+        sc = None if sc is None else float_param(sc, f32, nctx, "scale", nonzero=True)
+        zc = None if zc is None else float_param(zc, f32, nctx, "zeropt")
+        bits = None if bc is None else integer_param(bc, nctx, "bitwidth", minimum=1, maximum=MAX_BITS)
+        xshape = L.x_shape(x_v, xc)
+        const_params = sc is not None and zc is not None and bits is not None
+        qdq_reason = "rounding mode is not ROUND" if mode != "ROUND" else None
+        if const_params and xc is not None:
+            xc = np.asarray(xc).astype(f32, copy=False)
+            check_broadcast(nctx, xc.shape, scale=sc, zeropt=zc, bitwidth=bits)
+            if not ctx.keep_float_weights:
+                return cls._lower_constant(node, ctx, nctx, xc, sc, zc, bits, bc)
+        if const_params and qdq_reason is None:
+            out = cls._lower_qdq(node, ctx, x_v, xshape, sc, zc, bits, signed, narrow)
+            if isinstance(out, L.Rewrite):
+                return out
+            qdq_reason = out
+        if const_params and xc is not None:  # keep_float_weights without a Q/DQ form
+            return cls._lower_constant(node, ctx, nctx, xc, sc, zc, bits, bc)
+        return cls._lower_emulated(node, ctx, x_v, xshape, (s_v, sc), (z_v, zc), (b_v, bits), signed, narrow, mode,
+                                   qdq_reason)
+
+    @classmethod
+    def _lower_qdq(cls, node, ctx, x_v, xshape, sc, zc, bits, signed, narrow):
+        """Q -> [Clip] -> DQ for a ROUND quantizer with constant parameters, or a reason why not."""
+        from qonnx_tools.convert import lowering as L
+
+        if np.unique(bits).size != 1:
+            return "bit width varies per element"
+        if not np.all(sc > 0):
+            return "scale is not positive"
+        if not np.all(zc == np.round(zc)):
+            return "zero-point is not an integer"
+        gran = L.granularity([sc.shape, zc.shape, bits.shape], xshape)
+        if isinstance(gran, str):
+            return gran
+        if gran.min_opset > ctx.opset:
+            return f"{gran.describe()} Q/DQ needs opset {gran.min_opset}"
+        lo, hi = (int(v.reshape(-1)[0]) for v in int_bounds(signed, narrow, bits))
+        choice = L.choose_container(lo, hi, zc, signed=signed, opset=ctx.opset, economical=ctx.economical,
+                                    activation=True)
+        if choice is None:
+            return f"no QuantizeLinear container for the range [{lo}, {hi}] at opset {ctx.opset}"
+        b = ctx.builder(node)
+        y, pattern = L.emit_int_qdq(b, x_v, gran, sc, zc, choice[0], lo, hi, choice[1])
+        if b.min_opset > ctx.opset:
+            return f"{pattern} needs opset {b.min_opset}"
+        return b.rewrite(y, pattern, "qcdq")
+
+    @classmethod
+    def _lower_constant(cls, node, ctx, nctx, xc, sc, zc, bits, bc):
+        """Pre-quantized constant + DequantizeLinear, or folded when Q/DQ cannot lay it out."""
+        from qonnx_tools.convert import lowering as L
+
+        signed, narrow = bool(nctx.attrs["signed"]), bool(nctx.attrs["narrow"])
+        b = ctx.builder(node)
+        lo_a, hi_a = int_bounds(signed, narrow, bits)
+        gran = L.granularity([sc.shape, zc.shape], xc.shape)
+        why = None
+        if isinstance(gran, str):
+            why = gran
+        elif gran.min_opset > ctx.opset:
+            why = f"{gran.describe()} DequantizeLinear needs opset {gran.min_opset}"
+        elif not np.all(zc == np.round(zc)):
+            why = "zero-point is not an integer"
+        if why is None:
+            lo_c, hi_c = bounds_in_dtype(lo_a, hi_a, np.dtype(np.float32))
+            codes = _int_codes(xc, sc, zc, lo_c, hi_c, nctx.attrs["rounding_mode"])
+            lo, hi = float(np.min(lo_a)), float(np.max(hi_a))
+            choice = L.choose_container(lo, hi, zc, signed=signed, opset=ctx.opset, economical=ctx.economical,
+                                        activation=False)
+            if choice is None and codes.size:  # e.g. 64-bit ranges whose codes fit in int32
+                choice = L.choose_container(float(codes.min()), float(codes.max()), zc, signed=signed,
+                                            opset=ctx.opset, economical=ctx.economical, activation=False)
+            diff_ok = codes.size == 0 or float(np.max(np.abs(codes.astype(np.float64) - zc.astype(np.float64)))) < 2**31
+            if choice is not None and diff_ok:
+                y, pattern = L.emit_dequantized_constant(b, codes, gran, sc, zc, choice[0])
+                if b.min_opset <= ctx.opset:
+                    return b.rewrite(y, pattern, "dequantized-constant")
+                b = ctx.builder(node)
+                why = f"{pattern} needs opset {b.min_opset}"
+            else:
+                why = "no integer container holds the codes"
+        y, pattern = L.emit_fold(b, cls.execute(nctx, xc, sc, zc, bc))
+        return b.rewrite(y, f"{pattern} ({why})", "folded")
+
+    @classmethod
+    def _lower_emulated(cls, node, ctx, x_v, xshape, scale, zeropt, bitwidth, signed, narrow, mode, qdq_reason):
+        """Div -> [Add] -> rounding -> clamp -> [Sub] -> Mul in float32, IntQuant.execute's order."""
+        from qonnx_tools.convert import lowering as L
+
+        b = ctx.builder(node)
+        consts = [v for _, v in (scale, zeropt, bitwidth) if v is not None]
+        gran = L.granularity([np.shape(v) for v in consts], xshape) if consts else None
+        expand = (lambda a: gran.x_param(a)) if isinstance(gran, L.Granularity) and gran.kind == "block" else (lambda a: a)
+
+        def operand(pair, hint):
+            value, const = pair
+            if const is not None:
+                return b.f32(hint, expand(const))
+            if value.dtype is not None and value.dtype != ir.DataType.FLOAT:
+                return b.op("Cast", [value], f"{hint}_f32", to=1)
+            return value
+
+        s = operand(scale, "scale")
+        t = b.op("Div", [x_v, s], "div")
+        zero = zeropt[1] is not None and not np.any(zeropt[1] != 0)
+        z = None if zero else operand(zeropt, "zero_point")
+        if z is not None:
+            t = b.op("Add", [t, z], "add_zero_point")
+        r = emit_rounding(b, t, mode)
+        if bitwidth[1] is not None:
+            lo_c, hi_c = bounds_in_dtype(*int_bounds(signed, narrow, bitwidth[1]), np.dtype(np.float32))
+            if np.unique(lo_c).size == 1 and np.unique(hi_c).size == 1:
+                lo_c, hi_c = lo_c.reshape(-1)[0], hi_c.reshape(-1)[0]
+            else:
+                lo_c, hi_c = expand(lo_c), expand(hi_c)
+            c = L.emit_clamp(b, r, lo_c, hi_c)
+        else:
+            lo_v, hi_v = emit_int_bounds(b, bitwidth[0], signed, narrow)
+            c = b.op("Min", [b.op("Max", [r, lo_v], "clamp_min"), hi_v], "clamp_max")
+        if z is not None:
+            c = b.op("Sub", [c, z], "sub_zero_point")
+        y = b.op("Mul", [c, s], "mul_scale")
+        if b.min_opset > ctx.opset:
+            return L.decline(f"emulation needs opset {b.min_opset} (target {ctx.opset})")
+        why = f" ({qdq_reason})" if qdq_reason else " (non-constant parameters)"
+        return b.rewrite(y, f"emulation: Div->{'Add->' if z is not None else ''}{mode}->clamp->"
+                            f"{'Sub->' if z is not None else ''}Mul{why}", "emulation")
+
+
+def _int_codes(x: np.ndarray, scale: np.ndarray, zeropt: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+               mode: str) -> np.ndarray:
+    """The clamped integer codes ``clamp(round(x / scale + zeropt))`` exactly as IntQuant.execute
+    computes them before ``(q - zeropt) * scale`` (float32 arithmetic, same order)."""
+    q = np.asarray(x / scale)
+    q += zeropt
+    q = np.asarray(round_values(q, mode))
+    q = np.clip(q, lo, hi)
+    return np.asarray(q)

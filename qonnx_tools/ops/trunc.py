@@ -6,6 +6,7 @@ from typing import Sequence
 
 import numpy as np
 
+from qonnx_tools._ir import ir
 from qonnx_tools.datatypes import DataType
 from qonnx_tools.errors import InvalidAttributeError
 from qonnx_tools.executor.registry import NodeContext
@@ -16,6 +17,8 @@ from qonnx_tools.ops._rounding import (
     all_equal,
     bounds_in_dtype,
     check_broadcast,
+    emit_int_bounds,
+    emit_rounding,
     constant,
     float_param,
     int_bounds,
@@ -98,6 +101,45 @@ class Trunc(QonnxOp):
             return [None]
         return [DataType.scaled_int(int(integer_param(bits, ctx, "out_bitwidth", maximum=MAX_BITS).max()))]
 
+    # -- lowering to standard ONNX (QCDQ) -----------------------------------------------------
+    @classmethod
+    def lower_qcdq(cls, node, ctx):
+        """Rule of the QONNX -> QCDQ conversion: exact emulation, ``execute``'s order.
+
+        ``Div(X, scale) -> [Add zp] -> Round -> Mul(2**(out - in)) -> rounding_mode ->
+        [Sub zp] -> Mul(scale)``. The power of two is an exact float32 constant
+        (``Pow(2, out - in)`` for run-time bit widths), so the multiplication equals
+        ``ldexp``. QuantizeLinear cannot express it: it rounds half to even, Trunc floors.
+        """
+        from qonnx_tools.convert import lowering as L
+
+        nctx = ctx.node_context(node, cls)
+        x_v, s_v, z_v, ib_v, ob_v = node.inputs[:5]
+        reason = L.x_float32(x_v)
+        if reason:
+            return L.decline(reason)
+        b = ctx.builder(node)
+        s, z = _lower_scale_zp(b, ctx, nctx, s_v, z_v)
+        v = _lower_int_grid(b, x_v, s, z)
+        ib, ob = ctx.constant(ib_v), ctx.constant(ob_v)
+        if ib is not None and ob is not None:
+            ib = integer_param(ib, nctx, "in_bitwidth", maximum=MAX_BITS)
+            ob = integer_param(ob, nctx, "out_bitwidth", maximum=MAX_BITS)
+            factor = b.f32("shift_factor", L.pow2(ob - ib))
+        else:
+            bits = [b.op("Cast", [val], f"{hint}_f32", to=1) for val, hint in ((ob_v, "out_bits"), (ib_v, "in_bits"))]
+            factor = b.op("Pow", [b.f32("two", 2.0), b.op("Sub", bits, "shift")], "shift_factor")
+        y = b.op("Mul", [v, factor], "shift")
+        y = emit_rounding(b, y, nctx.attrs["rounding_mode"])
+        if z is not None:
+            y = b.op("Sub", [y, z], "sub_zero_point")
+        y = b.op("Mul", [y, s], "mul_scale")
+        if b.min_opset > ctx.opset:
+            return L.decline(f"emulation needs opset {b.min_opset}")
+        mode = nctx.attrs["rounding_mode"]
+        return b.rewrite(y, f"emulation: Div->{'Add->' if z is not None else ''}Round->Mul(2^(out-in))->{mode}->"
+                            f"{'Sub->' if z is not None else ''}Mul", "emulation")
+
 
 @register_op
 class TruncV2(QonnxOp):
@@ -162,3 +204,95 @@ class TruncV2(QonnxOp):
         if all_equal(inputs[4].value, 1.0) and all_equal(inputs[2].value, 0.0):
             return [DataType.int(b, signed=bool(ctx.attrs["signed"]))]
         return [DataType.scaled_int(b)]
+
+    # -- lowering to standard ONNX (QCDQ) -----------------------------------------------------
+    @classmethod
+    def lower_qcdq(cls, node, ctx):
+        """Rule of the QONNX -> QCDQ conversion: exact emulation, ``execute``'s order.
+
+        ``Div(X, scale) -> [Add zp] -> Round -> Mul(2**-k) -> clamp(out range) ->
+        rounding_mode (FLOOR...) -> [Sub zp * 2**-k] -> Mul(out_scale)`` with
+        ``k = rint(log2(out_scale / scale))`` computed now (so scale and out_scale must be
+        constant). Brevitas' own QCDQ export of Trunc rounds to nearest instead of
+        flooring; this lowering keeps the node's rounding mode.
+        """
+        from qonnx_tools.convert import lowering as L
+
+        nctx = ctx.node_context(node, cls)
+        x_v, s_v, z_v, ib_v, os_v, ob_v = node.inputs[:6]
+        reason = L.x_float32(x_v)
+        if reason:
+            return L.decline(reason)
+        f32 = np.dtype(np.float32)
+        sc, osc = ctx.constant(s_v), ctx.constant(os_v)
+        if sc is None or osc is None:
+            return L.decline("scale and out_scale must be constant (the power-of-two shift is computed from them)")
+        sc = float_param(sc, f32, nctx, "scale", nonzero=True)
+        osc = float_param(osc, f32, nctx, "out_scale", nonzero=True)
+        ratio = osc.astype(np.float64) / sc.astype(np.float64)
+        if not np.all(ratio > 0):
+            return L.decline("out_scale / scale must be positive")
+        shift = np.rint(np.log2(ratio)).astype(np.int32)
+        ib = ctx.constant(ib_v)
+        if ib is not None:
+            integer_param(ib, nctx, "in_bitwidth", maximum=MAX_BITS)
+        b = ctx.builder(node)
+        s = b.f32("scale", sc)
+        zc = ctx.constant(z_v)
+        z = None
+        if zc is None:
+            z = z_v if z_v.dtype in (None, ir.DataType.FLOAT) else b.op("Cast", [z_v], "zero_point_f32", to=1)
+        elif np.any(float_param(zc, f32, nctx, "zeropt") != 0):
+            zc = float_param(zc, f32, nctx, "zeropt")
+            z = b.f32("zero_point", zc)
+        v = _lower_int_grid(b, x_v, s, z)
+        factor = L.pow2(-shift)
+        y = b.op("Mul", [v, b.f32("shift_factor", factor)], "shift")
+        signed, narrow = bool(nctx.attrs["signed"]), bool(nctx.attrs["narrow"])
+        ob = ctx.constant(ob_v)
+        if ob is not None:
+            ob = integer_param(ob, nctx, "out_bitwidth", maximum=MAX_BITS)
+            lo, hi = bounds_in_dtype(*int_bounds(signed, narrow, ob), f32)
+            if np.unique(lo).size == 1 and np.unique(hi).size == 1:
+                lo, hi = lo.reshape(-1)[0], hi.reshape(-1)[0]
+            y = L.emit_clamp(b, y, lo, hi)
+        else:
+            lo_v, hi_v = emit_int_bounds(b, ob_v, signed, narrow)
+            y = b.op("Min", [b.op("Max", [y, lo_v], "clamp_min"), hi_v], "clamp_max")
+        y = emit_rounding(b, y, nctx.attrs["rounding_mode"])
+        if z is not None:
+            if zc is not None:
+                zs = b.f32("zero_point_shifted", np.asarray(np.ldexp(zc, -shift), dtype=f32))
+            else:
+                zs = b.op("Mul", [z, b.f32("zero_point_factor", factor)], "zero_point_shifted")
+            y = b.op("Sub", [y, zs], "sub_zero_point")
+        y = b.op("Mul", [y, b.f32("out_scale", osc)], "mul_out_scale")
+        if b.min_opset > ctx.opset:
+            return L.decline(f"emulation needs opset {b.min_opset}")
+        mode = nctx.attrs["rounding_mode"]
+        return b.rewrite(y, f"emulation: Div->{'Add->' if z is not None else ''}Round->Mul(2^-k)->Clip->{mode}->"
+                            f"{'Sub->' if z is not None else ''}Mul(out_scale)", "emulation")
+
+
+def _lower_scale_zp(b, ctx, nctx, s_v, z_v):
+    """(scale, zero-point or None when a constant 0) as float32 operands for the emulation."""
+    f32 = np.dtype(np.float32)
+    sc, zc = ctx.constant(s_v), ctx.constant(z_v)
+    if sc is not None:
+        s = b.f32("scale", float_param(sc, f32, nctx, "scale", nonzero=True))
+    else:
+        s = s_v if s_v.dtype in (None, ir.DataType.FLOAT) else b.op("Cast", [s_v], "scale_f32", to=1)
+    if zc is not None:
+        zc = float_param(zc, f32, nctx, "zeropt")
+        z = b.f32("zero_point", zc) if np.any(zc != 0) else None
+    else:
+        z = z_v if z_v.dtype in (None, ir.DataType.FLOAT) else b.op("Cast", [z_v], "zero_point_f32", to=1)
+    return s, z
+
+
+def _lower_int_grid(b, x_v, s, z):
+    """``Round(X / scale [+ zp])``: the integer the input represents (``_to_int_grid``)."""
+    t = b.op("Div", [x_v, s], "div")
+    if z is not None:
+        t = b.op("Add", [t, z], "add_zero_point")
+    return b.op("Round", [t], "to_int_grid")

@@ -35,23 +35,6 @@ EXCLUDED: dict[str, str] = {
     # --- conv/pool/quant kernels (helper B) ---
     "test_batchnorm_example_training_mode": "BatchNormalization training mode (batch stats, running-stat outputs) unsupported",
     "test_batchnorm_epsilon_training_mode": "BatchNormalization training mode (batch stats, running-stat outputs) unsupported",
-    "test_dequantizelinear_e4m3fn": "test data is a TensorProto (no numpy dtype in onnx's loader); harness does not decode it",
-    "test_dequantizelinear_e4m3fn_float16": "test data is a TensorProto (no numpy dtype in onnx's loader); harness does not decode it",
-    "test_dequantizelinear_e4m3fn_zero_point": "test data is a TensorProto (no numpy dtype in onnx's loader); harness does not decode it",
-    "test_dequantizelinear_e5m2": "test data is a TensorProto (no numpy dtype in onnx's loader); harness does not decode it",
-    "test_dequantizelinear_uint4": "test data is a TensorProto (no numpy dtype in onnx's loader); harness does not decode it",
-    "test_dequantizelinear_int4": "test data is a TensorProto (no numpy dtype in onnx's loader); harness does not decode it",
-    "test_dequantizelinear_uint2": "test data is a TensorProto (no numpy dtype in onnx's loader); harness does not decode it",
-    "test_dequantizelinear_int2": "test data is a TensorProto (no numpy dtype in onnx's loader); harness does not decode it",
-    "test_dequantizelinear_float4e2m1": "test data is a TensorProto (no numpy dtype in onnx's loader); harness does not decode it",
-    "test_quantizelinear_e4m3fn": "test data is a TensorProto (no numpy dtype in onnx's loader); harness does not decode it",
-    "test_quantizelinear_e5m2": "test data is a TensorProto (no numpy dtype in onnx's loader); harness does not decode it",
-    "test_quantizelinear_uint4": "test data is a TensorProto (no numpy dtype in onnx's loader); harness does not decode it",
-    "test_quantizelinear_int4": "test data is a TensorProto (no numpy dtype in onnx's loader); harness does not decode it",
-    "test_quantizelinear_uint2": "test data is a TensorProto (no numpy dtype in onnx's loader); harness does not decode it",
-    "test_quantizelinear_int2": "test data is a TensorProto (no numpy dtype in onnx's loader); harness does not decode it",
-    "test_quantizelinear_float4e2m1": "test data is a TensorProto (no numpy dtype in onnx's loader); harness does not decode it",
-    "test_quantizelinear_blocked_symmetric": "test data is a TensorProto (no numpy dtype in onnx's loader); harness does not decode it",
     # --- end helper B ---
 }
 

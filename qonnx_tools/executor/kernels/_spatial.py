@@ -133,9 +133,13 @@ def conv_core(x: np.ndarray, w: np.ndarray, geo: Geometry, group: int) -> np.nda
         return depthwise(win, wmat, geo).reshape((n_batch, m_out) + geo.out)
     win = win.reshape((n_batch, group, cg) + win.shape[2:])
     order = (0, 1) + tuple(range(3, 3 + nsp)) + (2,) + tuple(range(3 + nsp, 3 + 2 * nsp))
-    cols = win.transpose(order).reshape(n_batch, group, prod(geo.out), cg * taps)  # the one im2col copy
-    y = np.matmul(cols, np.ascontiguousarray(wmat.transpose(0, 2, 1)))  # (N,G,P,CK) @ (G,CK,Mg)
-    return y.transpose(0, 1, 3, 2).reshape((n_batch, m_out) + geo.out)
+    # the one im2col copy: (G, N*P, C/G*K) so that each group is a single large GEMM
+    # (a stacked (N,G,P,CK) matmul would make one small BLAS call per batch element)
+    order = (1, 0) + order[2:]
+    cols = win.transpose(order).reshape(group, n_batch * prod(geo.out), cg * taps)
+    y = np.matmul(cols, wmat.transpose(0, 2, 1))  # (G, N*P, CK) @ (G, CK, Mg) -> (G, N*P, Mg)
+    y = y.reshape(group, n_batch, prod(geo.out), mg).transpose(1, 0, 3, 2)
+    return y.reshape((n_batch, m_out) + geo.out)
 
 
 def depthwise(win: np.ndarray, wmat: np.ndarray, geo: Geometry) -> np.ndarray:

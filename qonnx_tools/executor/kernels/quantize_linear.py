@@ -89,6 +89,14 @@ def division_dtype(ctx: NodeContext, scale: np.ndarray) -> np.dtype:
 def quantize(v: np.ndarray, zp: np.ndarray | int, dtype: np.dtype) -> np.ndarray:
     """saturate(round_half_even(v) + zp) into integer container ``dtype``."""
     lo, hi = int_range(dtype)
+    v = np.asarray(v)
+    if v.dtype == np.float32 and max(abs(lo), abs(hi)) <= 2**16:
+        # float32 is exact here: rint(v) is an integer float32, and where |rint(v) + zp|
+        # exceeds 2**24 (inexact) the clip to a 16-bit range saturates it anyway
+        q = np.rint(v)
+        q += np.asarray(zp, dtype=np.float32)
+        np.clip(q, lo, hi, out=q)
+        return q.astype(dtype)
     q = np.rint(np.asarray(v, dtype=np.float64)) + zp
     return np.clip(q, lo, hi).astype(dtype)
 
