@@ -4,6 +4,7 @@
   graph output names intact (the rules of onnx_ir's IdentityEliminationPass,
   plus the case it gets wrong: a graph output fed through to another graph output).
 - ``all_value_names`` / ``unique_name``: fresh names for new initializers.
+- ``new_initializer`` / ``drop_if_unused``: add a constant, remove one nobody reads.
 """
 
 from __future__ import annotations
@@ -74,3 +75,34 @@ def unique_name(base: str, used: set[str]) -> str:
         name = f"{base}_{k}"
     used.add(name)
     return name
+
+
+def new_initializer(graph: ir.Graph, array, name: str, like: ir.Value | None = None) -> ir.Value:
+    """Register ``array`` as an initializer called ``name`` (already unique); copy ``like``'s metadata
+    (annotations) when the new tensor holds the same numbers in another layout."""
+    import numpy as np
+
+    array = np.array(array, order="C")
+    value = ir.Value(
+        name=name,
+        shape=ir.Shape(array.shape),
+        type=ir.TensorType(ir.DataType.from_numpy(array.dtype)),
+        const_value=ir.tensor(array, name=name),
+    )
+    if like is not None:
+        value.meta.update(like.meta)
+    graph.register_initializer(value)
+    return value
+
+
+def drop_if_unused(value: ir.Value) -> None:
+    """Remove a constant nobody reads any more: its initializer, or the Constant node producing it."""
+    if value.uses() or value.is_graph_output() or value.is_graph_input():
+        return
+    producer = value.producer()
+    if producer is not None:
+        if producer.op_type == "Constant" and producer.graph is not None:
+            if not any(o.uses() or o.is_graph_output() for o in producer.outputs):
+                producer.graph.remove(producer, safe=True)
+    elif value.graph is not None and value.graph.initializers.get(value.name) is value:
+        value.graph.initializers.pop(value.name)

@@ -53,7 +53,7 @@ from qonnx_tools._ir import ir
 from qonnx_tools.constants import constant_array
 from qonnx_tools.domains import STANDARD, canonical_domain
 from qonnx_tools.errors import BadInputError
-from qonnx_tools.passes._rewrite import all_value_names, unique_name
+from qonnx_tools.passes._rewrite import all_value_names, drop_if_unused, unique_name
 from qonnx_tools.passes.base import PassResult, QonnxPass, register_pass
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:-]*$")
@@ -157,7 +157,7 @@ class ChangeBatchSize(QonnxPass):
                 sources.append(shape_value)
             node.replace_input_with(1, cache[key])
         for value in sources:
-            _drop_if_unused(value)
+            drop_if_unused(value)
 
     @staticmethod
     def _replacement(node: ir.Node, data: ir.Value | None, shape: np.ndarray, old: int) -> int | str:
@@ -186,13 +186,3 @@ def _infer_old_shapes(model: ir.Model) -> None:
         InferShapes()(model)
 
 
-def _drop_if_unused(value: ir.Value) -> None:
-    if value.uses() or value.is_graph_output() or value.is_graph_input():
-        return
-    producer = value.producer()
-    if producer is not None:
-        if producer.op_type == "Constant" and producer.graph is not None:
-            if not any(o.uses() or o.is_graph_output() for o in producer.outputs):
-                producer.graph.remove(producer, safe=True)
-    elif value.graph is not None and value.graph.initializers.get(value.name) is value:
-        value.graph.initializers.pop(value.name)

@@ -36,7 +36,7 @@ import numpy as np
 from qonnx_tools._ir import ir
 from qonnx_tools.constants import constant_array
 from qonnx_tools.domains import STANDARD, canonical_domain
-from qonnx_tools.passes._rewrite import all_value_names, unique_name
+from qonnx_tools.passes._rewrite import all_value_names, drop_if_unused, new_initializer, unique_name
 from qonnx_tools.passes.base import PassResult, QonnxPass, register_pass
 
 _CONV_OPS = ("Conv", "ConvTranspose")
@@ -50,18 +50,7 @@ class _State:
     sources: list[ir.Value] = field(default_factory=list)
 
     def initializer(self, graph: ir.Graph, array: np.ndarray, base: str, like: ir.Value | None = None) -> ir.Value:
-        array = np.array(array, order="C")
-        name = unique_name(base, self.names)
-        value = ir.Value(
-            name=name,
-            shape=ir.Shape(array.shape),
-            type=ir.TensorType(ir.DataType.from_numpy(array.dtype)),
-            const_value=ir.tensor(array, name=name),
-        )
-        if like is not None:
-            value.meta.update(like.meta)
-        graph.register_initializer(value)
-        return value
+        return new_initializer(graph, array, unique_name(base, self.names), like)
 
 
 def _rank(node: ir.Node) -> int | None:
@@ -78,16 +67,6 @@ def _rank(node: ir.Node) -> int | None:
     return None
 
 
-def _drop_if_unused(value: ir.Value) -> None:
-    if value.uses() or value.is_graph_output() or value.is_graph_input():
-        return
-    producer = value.producer()
-    if producer is not None:
-        if producer.op_type == "Constant" and producer.graph is not None:
-            if not any(o.uses() or o.is_graph_output() for o in producer.outputs):
-                producer.graph.remove(producer, safe=True)
-    elif value.graph is not None and value.graph.initializers.get(value.name) is value:
-        value.graph.initializers.pop(value.name)
 
 
 def extract_bias(node: ir.Node, state: _State) -> str | None:
@@ -189,5 +168,5 @@ class ExtractConvBias(QonnxPass):
             else:
                 self.declined.append(f"node {node.name!r} ({node.op_type}): {reason}")
         for value in state.sources:
-            _drop_if_unused(value)
+            drop_if_unused(value)
         return PassResult(model, modified)
