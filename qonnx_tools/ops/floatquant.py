@@ -6,6 +6,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from qonnx_tools._ir import ir
 from qonnx_tools.datatypes import DataType
 from qonnx_tools.errors import InvalidAttributeError, InvalidDataTypeError
 from qonnx_tools.executor.registry import NodeContext
@@ -16,6 +17,7 @@ from qonnx_tools.ops._rounding import (
     bounds_in_dtype,
     check_broadcast,
     constant,
+    emit_rounding,
     float_param,
     integer_param,
     normalise_rounding_mode,
@@ -171,3 +173,190 @@ class FloatQuant(QonnxOp):
             return [DataType.minifloat(int(e.flat[0]), int(m.flat[0]), int(bias.flat[0]))]
         except InvalidDataTypeError:
             return [None]
+
+    # -- lowering to standard ONNX (QCDQ) -----------------------------------------------------
+    @classmethod
+    def lower_qcdq(cls, node, ctx):
+        """Rule of the QONNX -> QCDQ conversion (see qonnx_tools.convert.lowering).
+
+        * OCP FP8 formats (opset >= 19): e=4, m=3, bias=7 with max 448 is FLOAT8E4M3FN,
+          e=5, m=2, bias=15 with max 57344 is FLOAT8E5M2. With ROUND and a positive
+          per-tensor/per-axis scale: QuantizeLinear(float8, saturate) -> DequantizeLinear.
+          Only ``saturation=1`` (``saturate=1``): non-saturating nodes are emulated, as
+          onnxruntime's ``saturate=0`` conversion maps +inf to 448 (E4M3FN) and values
+          that round up to 65536 to NaN instead of inf (E5M2).
+        * Constant X: the quantized values are computed now; when they are exactly
+          float8 values (always for those formats, often for smaller ones), a float8
+          initializer + DequantizeLinear(scale) (4x smaller), else a folded float initializer.
+        * Otherwise an exact float32 emulation without Log: the exponent of ``|X / scale|``
+          comes from comparisons with a table of powers of two (ReduceSum of
+          GreaterOrEqual over the table, then Gather of the quantization step), then
+          ``rounding(xs / step) * step``, clamp (or +-inf/NaN when not saturating), ``* scale``.
+        """
+        from qonnx_tools.convert import lowering as L
+
+        nctx = ctx.node_context(node, cls)
+        x_v, s_v, e_v, m_v, b_v = node.inputs[:5]
+        mx_v = node.inputs[5] if len(node.inputs) > 5 else None
+        reason = L.x_float32(x_v)
+        if reason:
+            return L.decline(reason)
+        f32 = np.dtype(np.float32)
+        ec, mc, bc = (ctx.constant(v) for v in (e_v, m_v, b_v))
+        if ec is None or mc is None or bc is None:
+            return L.decline("exponent/mantissa bit widths and exponent bias must be constant")
+        e, m, bias = cls._format(nctx, ec, mc, bc)
+        limit = format_max(e, m, bias)
+        if mx_v is not None:
+            mxc = ctx.constant(mx_v)
+            if mxc is None:
+                return L.decline("max_val must be constant")
+            limit = np.minimum(limit, np.asarray(mxc, dtype=np.float64))
+        xc = ctx.constant(x_v)
+        sc = ctx.constant(s_v)
+        sc = None if sc is None else float_param(sc, f32, nctx, "scale", nonzero=True)
+        attrs = nctx.attrs
+        fmt = _onnx_float8(e, m, bias, limit)
+        xshape = L.x_shape(x_v, xc)
+        if xc is not None and sc is not None:
+            xc = np.asarray(xc).astype(f32, copy=False)
+            check_broadcast(nctx, xc.shape, scale=sc, exponent_bitwidth=e, mantissa_bitwidth=m,
+                            exponent_bias=bias, max_val=limit)
+            if not (ctx.keep_float_weights and fmt is not None and attrs["rounding_mode"] == "ROUND"):
+                return cls._lower_constant(node, ctx, nctx, xc, sc, e, m, bias, limit, fmt)
+        qdq_reason = None
+        if fmt is None:
+            qdq_reason = "format is not an ONNX float8 type"
+        elif attrs["rounding_mode"] != "ROUND":
+            qdq_reason = "rounding mode is not ROUND"
+        elif sc is None or not np.all(sc > 0):
+            qdq_reason = "scale is not a positive constant"
+        elif ctx.opset < 19:
+            qdq_reason = "float8 QuantizeLinear needs opset 19"
+        elif not attrs["saturation"]:
+            # ONNX's saturate=0 overflow values would match (E4M3FN NaN, E5M2 inf), but onnxruntime
+            # (1.32) turns +inf into 448 (E4M3FN) and values rounding to 65536 into NaN (E5M2)
+            qdq_reason = "non-saturating float8 QuantizeLinear is not exact in onnxruntime"
+        if qdq_reason is None:
+            gran = L.granularity([sc.shape], xshape)
+            if isinstance(gran, str):
+                qdq_reason = gran
+            elif gran.min_opset > ctx.opset:
+                qdq_reason = f"{gran.describe()} needs opset {gran.min_opset}"
+            else:
+                b = ctx.builder(node)
+                b.require(19, fmt.name)
+                b.require(gran.min_opset)
+                s_q = b.f32("scale", gran.qdq_param(sc))
+                z_q = b.const("zero_point", np.zeros(np.shape(gran.qdq_param(sc))), fmt.dtype)
+                q = b.op("QuantizeLinear", [x_v, s_q, z_q], "quant", saturate=int(attrs["saturation"]), **gran.attrs())
+                y = b.op("DequantizeLinear", [q, s_q, z_q], "dequant", **gran.attrs())
+                return b.rewrite(y, f"QuantizeLinear({fmt.name}, saturate={int(attrs['saturation'])})->"
+                                    f"DequantizeLinear, {gran.describe()}", "qcdq")
+        if xc is not None and sc is not None:
+            return cls._lower_constant(node, ctx, nctx, xc, sc, e, m, bias, limit, fmt)
+        return cls._lower_emulated(node, ctx, nctx, x_v, s_v, sc, e, m, bias, limit, qdq_reason)
+
+    @classmethod
+    def _lower_constant(cls, node, ctx, nctx, xc, sc, e, m, bias, limit, fmt):
+        from qonnx_tools.convert import lowering as L
+
+        b = ctx.builder(node)
+        gran = L.granularity([sc.shape], xc.shape)
+        why = gran if isinstance(gran, str) else None
+        if why is None and max(gran.min_opset, 19) > ctx.opset:
+            why = f"float8 DequantizeLinear needs opset {max(gran.min_opset, 19)}"
+        if why is None:
+            codes = _float_codes(xc, sc, e, m, bias, limit, nctx.attrs)
+            candidates = [fmt] if fmt is not None else []
+            candidates += [c for c in (L.FLOAT8E4M3FN, L.FLOAT8E5M2) if c is not fmt]
+            for container in candidates:
+                if L.same_value(codes.astype(container.dtype).astype(np.float32), codes):
+                    y, pattern = L.emit_dequantized_constant(b, codes, gran, sc, None, container)
+                    return b.rewrite(y, pattern, "dequantized-constant")
+            why = "the quantized values are no float8 values"
+        y, pattern = L.emit_fold(b, cls.execute(nctx, xc, sc, e, m, bias, limit))
+        return b.rewrite(y, f"{pattern} ({why})", "folded")
+
+    @classmethod
+    def _lower_emulated(cls, node, ctx, nctx, x_v, s_v, sc, e, m, bias, limit, qdq_reason):
+        from qonnx_tools.convert import lowering as L
+
+        if any(np.unique(a).size != 1 for a in (e, m, bias)):
+            return L.decline("emulation needs one exponent/mantissa/bias for the whole tensor")
+        e0, m0, b0 = int(e.reshape(-1)[0]), int(m.reshape(-1)[0]), int(bias.reshape(-1)[0])
+        first, last = 2 - b0, (1 << e0) - b0  # thresholds 2**first .. 2**last
+        step_lo, step_hi = 1 - b0 - m0, 1 - b0 - m0 + (last - first + 1)
+        if first < -149 or last > 127 or step_lo < -149 or step_hi > 127 or last - first > 254:
+            return L.decline(f"format e={e0} m={m0} bias={b0} exceeds the float32 exponent range of the emulation")
+        f32 = np.dtype(np.float32)
+        _, hi = bounds_in_dtype(-limit, limit, f32)
+        attrs = nctx.attrs
+        b = ctx.builder(node)
+        if sc is not None:
+            s = b.f32("scale", sc)
+        else:
+            s = s_v if s_v.dtype in (None, ir.DataType.FLOAT) else b.op("Cast", [s_v], "scale_f32", to=1)
+        xs = b.op("Div", [x_v, s], "div")
+        mag = b.op("Abs", [xs], "abs")
+        wide = b.op("Unsqueeze", [mag, b.const("axes", np.array([-1], dtype=np.int64))], "unsqueeze")
+        table = L.pow2(np.arange(first, last + 1))
+        reached = b.op("Cast", [b.op("GreaterOrEqual", [wide, b.f32("binades", table)], "reached")],
+                       "reached_f", to=1)
+        count = b.op("ReduceSum", [reached, b.const("sum_axes", np.array([-1], dtype=np.int64))], "binade",
+                     keepdims=0)
+        index = b.op("Cast", [count], "binade_index", to=7)  # INT64
+        steps = L.pow2(np.arange(step_lo, step_hi + 1))
+        step = b.op("Gather", [b.f32("steps", steps), index], "step")
+        q = emit_rounding(b, b.op("Div", [xs, step], "in_steps"), attrs["rounding_mode"])
+        q = b.op("Mul", [q, step], "on_grid")
+        if attrs["saturation"]:
+            q = L.emit_clamp(b, q, -hi, hi, "saturate")
+        else:
+            hi_v = b.f32("max", hi)
+            over = b.op("Greater", [q, hi_v], "over")
+            under = b.op("Less", [q, b.f32("min", -hi)], "under")
+            if attrs["has_infinity"]:
+                q = b.op("Where", [over, b.f32("inf", np.inf), q], "overflow")
+                q = b.op("Where", [under, b.f32("neg_inf", -np.inf), q], "underflow")
+            else:
+                q = b.op("Where", [b.op("Or", [over, under], "out_of_range"), b.f32("nan", np.nan), q], "overflow")
+        y = b.op("Mul", [q, s], "mul_scale")
+        if b.min_opset > ctx.opset:
+            return L.decline(f"emulation needs opset {b.min_opset}")
+        why = f" ({qdq_reason})" if qdq_reason else ""
+        return b.rewrite(y, f"emulation: exponent table ({last - first + 1} binades)->{attrs['rounding_mode']}->"
+                            f"{'clamp' if attrs['saturation'] else 'overflow'}->Mul{why}", "emulation")
+
+
+def _onnx_float8(e: np.ndarray, m: np.ndarray, bias: np.ndarray, limit: np.ndarray):
+    """The ONNX float8 container whose values and range are exactly this format's, or None."""
+    from qonnx_tools.convert import lowering as L
+
+    if any(np.unique(a).size != 1 for a in (e, m, bias, limit)):
+        return None
+    first = [np.asarray(a).reshape(-1)[0] for a in (e, m, bias, limit)]
+    key = (int(first[0]), int(first[1]), int(first[2]), float(first[3]))
+    return {(4, 3, 7, 448.0): L.FLOAT8E4M3FN, (5, 2, 15, 57344.0): L.FLOAT8E5M2}.get(key)
+
+
+def _float_codes(x: np.ndarray, scale: np.ndarray, e: np.ndarray, m: np.ndarray, bias: np.ndarray,
+                 limit: np.ndarray, attrs) -> np.ndarray:
+    """FloatQuant.execute's values before the final ``* scale`` (same float32 arithmetic)."""
+    dtype = np.dtype(np.float32)
+    _, hi = bounds_in_dtype(-limit, limit, dtype)
+    xs = np.asarray(x / scale)
+    _, binary_exp = np.frexp(xs)
+    step_exp = (np.maximum(binary_exp - 1, 1 - bias) - m).astype(np.int32)
+    q = np.asarray(np.ldexp(round_values(np.ldexp(xs, -step_exp), attrs["rounding_mode"]), step_exp), dtype=dtype)
+    if attrs["saturation"]:
+        np.clip(q, -hi, hi, out=q)
+    else:
+        over = q > hi
+        under = q < -hi
+        if attrs["has_infinity"]:
+            q[over] = np.inf
+            q[under] = -np.inf
+        else:
+            q[over | under] = np.nan
+    return q

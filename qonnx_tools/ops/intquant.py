@@ -220,7 +220,8 @@ class IntQuant(QonnxOp):
             if choice is None and codes.size:  # e.g. 64-bit ranges whose codes fit in int32
                 choice = L.choose_container(float(codes.min()), float(codes.max()), zc, signed=signed,
                                             opset=ctx.opset, economical=ctx.economical, activation=False)
-            diff_ok = codes.size == 0 or float(np.max(np.abs(codes.astype(np.float64) - zc.astype(np.float64)))) < 2**31
+            diff = codes.astype(np.float64) - zc.astype(np.float64)  # DequantizeLinear subtracts in int32
+            diff_ok = codes.size == 0 or (float(diff.min()) >= -(2**31) and float(diff.max()) <= 2**31 - 1)
             if choice is not None and diff_ok:
                 y, pattern = L.emit_dequantized_constant(b, codes, gran, sc, zc, choice[0])
                 if b.min_opset <= ctx.opset:
@@ -240,7 +241,8 @@ class IntQuant(QonnxOp):
         b = ctx.builder(node)
         consts = [v for _, v in (scale, zeropt, bitwidth) if v is not None]
         gran = L.granularity([np.shape(v) for v in consts], xshape) if consts else None
-        expand = (lambda a: gran.x_param(a)) if isinstance(gran, L.Granularity) and gran.kind == "block" else (lambda a: a)
+        blocked = isinstance(gran, L.Granularity) and gran.kind == "block"
+        expand = gran.x_param if blocked else (lambda a: a)
 
         def operand(pair, hint):
             value, const = pair
