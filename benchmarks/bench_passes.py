@@ -1,4 +1,4 @@
-"""Scaling of load / cleanup / infer-shapes / fold-constants / save on synthetic QONNX graphs.
+"""Scaling of load / infer-shapes / fold-constants / convert --to qcdq / cleanup / save on synthetic QONNX graphs.
 
 Run by hand (not a test):
     python benchmarks/bench_passes.py [--sizes 100 1000 10000] [--big]
@@ -20,6 +20,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from qonnx_tools.convert import convert
 from qonnx_tools.domains import QONNX
 from qonnx_tools.model_io import load, save
 from qonnx_tools.passes import registered_passes, run_passes
@@ -87,6 +88,8 @@ def measure(path: Path, out: Path) -> dict[str, float]:
     model = load(path)
     _, times["fold-constants"] = _timed(lambda: run_passes(model, "fold-constants"))
     model = load(path)
+    _, times["convert-qcdq"] = _timed(lambda: convert(model, to="qcdq", allow_partial=True))
+    model = load(path)
     _, times["cleanup"] = _timed(lambda: run_passes(model, "cleanup"))
     _, times["save"] = _timed(lambda: save(model, out))
     return times
@@ -99,7 +102,7 @@ def main() -> None:
     args = parser.parse_args()
     print(f"machine: {platform.machine()} {platform.processor()}, Python {platform.python_version()}")
     registered_passes()  # import every pass module before timing anything
-    steps = ["load", "infer-shapes", "fold-constants", "cleanup", "save"]
+    steps = ["load", "infer-shapes", "fold-constants", "convert-qcdq", "cleanup", "save"]
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

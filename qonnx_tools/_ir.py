@@ -14,6 +14,9 @@ from onnx_ir import serde
 
 __all__ = ["ir", "passes", "common_passes", "serde", "rewriter", "QUANT_ANNOTATION_KEY"]
 
+# Note: build tensors from NumPy arrays with ``ir.Tensor(array, name=...)``; the convenience
+# constructor ``ir.tensor`` runs typing-Protocol isinstance checks that cost ~10x more per call.
+
 #: Key under which onnx_ir keeps a value's ``quantization_annotation`` entries
 #: (a ``dict[str, str]``, e.g. ``{"finn_datatype": "INT4"}``).
 QUANT_ANNOTATION_KEY = "quant_parameter_tensor_names"

@@ -188,7 +188,7 @@ class Builder:
         arr = np.asarray(array) if dtype is None else np.asarray(array).astype(dtype)
         arr = np.array(arr, order="C", copy=True)
         name = self._name(hint)
-        tensor = ir.tensor(arr, name=name)
+        tensor = ir.Tensor(arr, name=name)
         value = ir.Value(name=name, const_value=tensor)  # no type/shape: no value_info entry
         self.initializers.append(value)
         return value

@@ -603,7 +603,7 @@ def _weight_name(plan: _Plan, node_name: str) -> str:
 
 def _add_initializer(graph: ir.Graph, names: _Names, base: str, array: np.ndarray) -> ir.Value:
     name = names.value(base)
-    value = ir.Value(name=name, const_value=ir.tensor(np.asarray(array), name=name))
+    value = ir.Value(name=name, const_value=ir.Tensor(np.asarray(array), name=name))
     value.type = ir.TensorType(value.const_value.dtype)
     value.shape = ir.Shape(value.const_value.shape)
     graph.register_initializer(value)

@@ -411,7 +411,7 @@ class _Converter:
             name=name,
             type=ir.TensorType(ir.DataType.from_numpy(arr.dtype)),
             shape=ir.Shape(arr.shape),
-            const_value=ir.tensor(arr, name=name),
+            const_value=ir.Tensor(arr, name=name),
         )
         self.graph.register_initializer(value)
         if key is not None:

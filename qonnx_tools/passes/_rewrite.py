@@ -87,7 +87,7 @@ def new_initializer(graph: ir.Graph, array, name: str, like: ir.Value | None = N
         name=name,
         shape=ir.Shape(array.shape),
         type=ir.TensorType(ir.DataType.from_numpy(array.dtype)),
-        const_value=ir.tensor(array, name=name),
+        const_value=ir.Tensor(array, name=name),
     )
     if like is not None:
         value.meta.update(like.meta)

@@ -189,7 +189,7 @@ class _ConstantOperandRule:
             if isinstance(plan, str):  # pragma: no cover - the condition rejected it already
                 return _MatchResult().fail(plan)
             base = (c.name or "const") + self.suffix
-            new_c = op.initializer(ir.tensor(np.array(plan, order="C")), name=unique_name(base, self.names))
+            new_c = op.initializer(ir.Tensor(np.array(plan, order="C")), name=unique_name(base, self.names))
             self.created[key] = (c, new_c)
         out = getattr(op, self.new_op)(x, new_c, _name=y.producer().name)
         out.meta.update(y.meta)  # quantized-datatype annotations; name, type and shape follow in the rewriter

@@ -167,8 +167,8 @@ class _BatchNormRule:
         if isinstance(plan, str):  # pragma: no cover - the condition rejected it already
             return rewriter.MatchResult().fail(plan)
         base = node.name or y.name or "batchnorm"
-        factor = op.initializer(ir.tensor(plan.factor), name=unique_name(f"{base}_factor", self.names))
-        shift = op.initializer(ir.tensor(plan.shift), name=unique_name(f"{base}_shift", self.names))
+        factor = op.initializer(ir.Tensor(plan.factor), name=unique_name(f"{base}_factor", self.names))
+        shift = op.initializer(ir.Tensor(plan.shift), name=unique_name(f"{base}_shift", self.names))
         self.sources.extend(v for v in node.inputs[1:5] if v is not None)
         scaled = op.Mul(x, factor, _name=unique_name(f"{base}_mul", self.names))
         out = op.Add(scaled, shift, _name=node.name)

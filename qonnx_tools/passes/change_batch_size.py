@@ -149,7 +149,7 @@ class ChangeBatchSize(QonnxPass):
             key = (id(shape_value), tuple(fixed.tolist()), id(graph))
             if key not in cache:
                 name = unique_name(f"{shape_value.name or node.name or 'shape'}_batch", names)
-                tensor = ir.tensor(fixed, name=name)
+                tensor = ir.Tensor(fixed, name=name)
                 cache[key] = ir.Value(
                     name=name, shape=ir.Shape(fixed.shape), type=ir.TensorType(tensor.dtype), const_value=tensor
                 )

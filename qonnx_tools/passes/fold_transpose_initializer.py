@@ -64,7 +64,7 @@ def fold_transpose(node: ir.Node) -> ir.Value | str:
         return perm
     transposed = np.ascontiguousarray(np.transpose(array, perm))
     name = out.name
-    tensor = ir.tensor(transposed, name=name)
+    tensor = ir.Tensor(transposed, name=name)
     new = ir.Value(
         name=None,
         shape=ir.Shape(transposed.shape),
