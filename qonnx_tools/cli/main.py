@@ -13,12 +13,36 @@ import traceback
 from typing import Sequence
 
 from qonnx_tools import __version__
-from qonnx_tools.cli import cleanup_cmd, convert_cmd, exec_cmd, info_cmd, passes_cmd, verify_cmd
+from qonnx_tools.cli import (
+    cleanup_cmd,
+    convert_cmd,
+    cost_cmd,
+    exec_cmd,
+    info_cmd,
+    passes_cmd,
+    prepare_cmd,
+    streamline_cmd,
+    transform_cmd,
+    verify_cmd,
+    zoo_cmd,
+)
 from qonnx_tools.errors import BadInputError, CheckFailedError, QonnxToolsError
 
 EXIT_OK, EXIT_FAILED_CHECK, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 
-_COMMANDS = (info_cmd, exec_cmd, verify_cmd, cleanup_cmd, passes_cmd, convert_cmd)
+_COMMANDS = (
+    info_cmd,
+    exec_cmd,
+    verify_cmd,
+    cleanup_cmd,
+    passes_cmd,
+    convert_cmd,
+    streamline_cmd,
+    cost_cmd,
+    zoo_cmd,
+    transform_cmd,
+    prepare_cmd,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

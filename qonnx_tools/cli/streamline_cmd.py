@@ -1,0 +1,80 @@
+"""``qonnx streamline MODEL -o OUT``: QONNX -> integer-only FINN form (MultiThreshold + integer weights)."""
+
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+
+from qonnx_tools._ir import ir
+from qonnx_tools.cli._common import add_input_options, check_output_path, gather_inputs
+from qonnx_tools.compare import compare_outputs
+from qonnx_tools.errors import BadInputError, VerificationError
+from qonnx_tools.executor import Executor
+from qonnx_tools.model_io import load, save
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "streamline",
+        help="streamline for FPGA dataflow (FINN): integer weights, MultiThreshold activations, scales absorbed",
+    )
+    p.add_argument("model")
+    p.add_argument("-o", "--output", required=True)
+    p.add_argument("--max-bits", type=int, default=8, metavar="N",
+                   help="largest activation bit width turned into thresholds (default 8: 255 thresholds)")
+    p.add_argument("--steps", type=int, default=None, metavar="K", help="bound of the rule fixpoint (default 12)")
+    p.add_argument("--verify", action="store_true", help="check executor outputs before/after (exit 1 on mismatch)")
+    p.add_argument("--report", action="store_true", help="list every node that is still not integer, and why")
+    add_input_options(p)
+    p.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from qonnx_tools.streamline import Streamline, streamline_report
+    from qonnx_tools.streamline.pipeline import DEFAULT_STEPS
+
+    if args.max_bits < 1:
+        raise BadInputError(f"--max-bits must be >= 1, got {args.max_bits}")
+    out = check_output_path(args.output, inputs=(args.model,), force=args.force)
+    model = load(args.model)
+    before = _ops(model)
+    reference = None
+    if args.verify:
+        feeds = gather_inputs(args, model)
+        reference = (feeds, Executor(model).run(feeds))
+    pass_ = Streamline(max_bits=args.max_bits, steps=args.steps or DEFAULT_STEPS)
+    pass_(model)
+    after = _ops(model)
+    _print_table(before, after)
+    for line in pass_.declined:
+        print(f"not converted: {line}")
+    rows = streamline_report(model, max_bits=args.max_bits)
+    if args.report:
+        print("non-integer nodes:" if rows else "non-integer nodes: none")
+        for name, op, reason in rows:
+            print(f"  {name} ({op}): {reason}")
+    else:
+        print(f"non-integer nodes: {len(rows)} (use --report for the list)")
+    if reference is not None:
+        feeds, expected = reference
+        got = Executor(model).run(feeds)
+        compared = compare_outputs(expected, got)
+        for row in compared:
+            print(f"verify {row.name}: max abs {row.max_abs:.3g} ({'ok' if row.ok else 'MISMATCH'})")
+        if not all(row.ok for row in compared):
+            raise VerificationError(f"{args.model}: streamlining changed outputs")
+    save(model, out)
+    print(f"wrote {out}")
+    return 0
+
+
+def _ops(model: ir.Model) -> Counter:
+    return Counter(n.op_type if n.domain == "" else f"{n.domain}:{n.op_type}" for n in model.graph)
+
+
+def _print_table(before: Counter, after: Counter) -> None:
+    print(f"{'op':<48} {'before':>7} {'after':>7}")
+    for op in sorted(set(before) | set(after)):
+        print(f"{op:<48} {before.get(op, 0):>7} {after.get(op, 0):>7}")
+    print(f"{'nodes':<48} {sum(before.values()):>7} {sum(after.values()):>7}")

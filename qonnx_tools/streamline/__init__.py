@@ -1,0 +1,13 @@
+"""FINN-style streamlining: QONNX -> integer weights + MultiThreshold activations, float ops absorbed.
+
+Modules: ``frontend`` (quantizers -> FINN form), ``thresholds`` (exact threshold math),
+``move``, ``absorb``, ``collapse``, ``residual`` (the rules), ``pipeline`` (the
+``streamline`` pass) and ``report`` (``streamline_report``). Importing this package
+registers every pass.
+"""
+
+from qonnx_tools.streamline import absorb, collapse, frontend, move, residual  # noqa: F401  (register passes)
+from qonnx_tools.streamline.pipeline import Streamline, streamline, streamline_pipeline_text
+from qonnx_tools.streamline.report import streamline_report
+
+__all__ = ["Streamline", "streamline", "streamline_pipeline_text", "streamline_report"]

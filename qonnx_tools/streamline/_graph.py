@@ -1,0 +1,326 @@
+"""Graph-editing helpers shared by the streamlining passes (not a pass module).
+
+Everything works through use-def links (``value.uses()``, ``value.producer()``):
+no helper scans the graph to find a producer or a consumer.
+
+Conventions used by every rule:
+
+* a *constant* is an initializer that is not a graph input, or a ``Constant``
+  output (``constant_array(..., overridable=False)``);
+* a rule that rewires a consumer away from a ``Mul``/``Add`` by a constant never
+  changes what the other consumers of that node see: the node stays for them
+  and is removed only when nothing uses it any more. This is how fan-out
+  (residual branches) is handled: the scale is in effect duplicated per consumer.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import ClassVar, Iterable
+
+import numpy as np
+
+from qonnx_tools._ir import ir
+from qonnx_tools.constants import constant_array
+from qonnx_tools.domains import QONNX, STANDARD, canonical_domain, canonical_op
+from qonnx_tools.graph_order import topological_order
+from qonnx_tools.passes._rewrite import all_value_names, unique_name
+from qonnx_tools.passes.base import PassResult, QonnxPass
+
+#: Ops that only move data around (values pass through unchanged).
+DATA_MOVEMENT = frozenset({"Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Identity"})
+
+
+def is_op(node: ir.Node | None, op_type: str, domain: str = STANDARD) -> bool:
+    """True when ``node`` is ``op_type`` of ``domain`` (QONNX aliases such as Quant/IntQuant resolved)."""
+    if node is None:
+        return False
+    dom, op = canonical_op(node.domain, node.op_type)
+    if dom != domain:
+        return False
+    return op == canonical_op(domain, op_type)[1]
+
+
+def is_mt(node: ir.Node | None) -> bool:
+    return is_op(node, "MultiThreshold", QONNX)
+
+
+def attr(node: ir.Node, key: str, default=None):
+    value = node.attributes.get(key)
+    return default if value is None else value.value
+
+
+def set_attr(node: ir.Node, key: str, value) -> None:
+    if isinstance(value, float):
+        node.attributes[key] = ir.AttrFloat32(key, value)
+    elif isinstance(value, int):
+        node.attributes[key] = ir.AttrInt64(key, value)
+    elif isinstance(value, str):
+        node.attributes[key] = ir.AttrString(key, value)
+    else:  # pragma: no cover - not used
+        raise TypeError(type(value))
+
+
+def rank(value: ir.Value | None) -> int | None:
+    if value is None or value.shape is None:
+        return None
+    return len(value.shape)
+
+
+def static_shape(value: ir.Value | None) -> tuple[int, ...] | None:
+    """The shape when every dimension is a known integer, else None."""
+    if value is None or value.shape is None:
+        return None
+    dims = list(value.shape)
+    if not all(isinstance(d, int) for d in dims):
+        return None
+    return tuple(int(d) for d in dims)
+
+
+def expand_to_rank(c: np.ndarray, r: int) -> np.ndarray | None:
+    """``c`` with leading 1-dims so that it has rank ``r`` (None when c has more dims)."""
+    if c.ndim > r:
+        if c.size == 1:
+            return c.reshape((1,) * r)
+        return None
+    return c.reshape((1,) * (r - c.ndim) + c.shape)
+
+
+def fits(c: np.ndarray, value: ir.Value | None) -> bool:
+    """True when broadcasting ``c`` against ``value`` keeps value's shape (c does not expand it)."""
+    if c.ndim == 0:
+        return True
+    if value is None or value.shape is None:
+        return False
+    dims = list(value.shape)
+    if c.ndim > len(dims):
+        return False
+    for cdim, xdim in zip(reversed(c.shape), reversed(dims)):
+        if cdim != 1 and not (isinstance(xdim, int) and xdim == cdim):
+            return False
+    return True
+
+
+def varying_axes(c: np.ndarray) -> tuple[int, ...]:
+    """Axes along which ``c`` has more than one element."""
+    return tuple(a for a, n in enumerate(c.shape) if n > 1)
+
+
+def value_varying_axes(c: np.ndarray) -> tuple[int, ...]:
+    """Axes along which the *values* of ``c`` change (a repeated value counts as constant)."""
+    return tuple(a for a, n in enumerate(c.shape) if n > 1 and not np.all(c == c.take([0], axis=a)))
+
+
+@dataclass
+class Editor:
+    """The state of one pass run: the model, fresh names, a constant cache and dead-value cleanup."""
+
+    model: ir.Model
+    names: set[str] | None = None
+    _const_cache: dict[int, tuple[ir.Value, np.ndarray | None]] = field(default_factory=dict)
+    maybe_dead: list[ir.Value] = field(default_factory=list)
+
+    @property
+    def graph(self) -> ir.Graph:
+        return self.model.graph
+
+    def fresh(self, base: str) -> str:
+        if self.names is None:
+            self.names = all_value_names(self.model)
+        return unique_name(base, self.names)
+
+    # -- constants -------------------------------------------------------------
+    def const(self, value: ir.Value | None) -> np.ndarray | None:
+        if value is None:
+            return None
+        hit = self._const_cache.get(id(value))
+        if hit is not None and hit[0] is value:
+            return hit[1]
+        try:
+            array = constant_array(value, overridable=False)
+        except Exception:  # an undecodable Constant
+            array = None
+        self._const_cache[id(value)] = (value, array)
+        return array
+
+    def split_const(self, node: ir.Node) -> tuple[ir.Value, np.ndarray, int] | None:
+        """(dynamic input, constant array, index of the constant) of a two-input node, found by looking."""
+        if len(node.inputs) != 2 or node.inputs[0] is None or node.inputs[1] is None:
+            return None
+        a, b = node.inputs
+        ca, cb = self.const(a), self.const(b)
+        if cb is not None and ca is None:
+            return a, cb, 1
+        if ca is not None and cb is None:
+            return b, ca, 0
+        return None
+
+    def scaled(self, value: ir.Value | None, op_types: Iterable[str] = ("Mul",)) -> tuple[ir.Node, ir.Value, np.ndarray] | None:
+        """(producer, dynamic input, float constant) when ``value`` is ``Op(x, c)`` for Op in op_types."""
+        if value is None:
+            return None
+        producer = value.producer()
+        if producer is None or canonical_domain(producer.domain) != STANDARD or producer.op_type not in op_types:
+            return None
+        if len(producer.outputs) != 1:
+            return None
+        split = self.split_const(producer)
+        if split is None:
+            return None
+        x, c, _ = split
+        if c.dtype.kind != "f":
+            return None
+        if producer.op_type in ("Sub", "Div") and split[2] != 1:
+            return None  # c - x, c / x are not of the form x op c
+        return producer, x, c
+
+    def initializer(self, array: np.ndarray, base: str, like: ir.Value | None = None) -> ir.Value:
+        array = np.array(array, order="C")  # (np.ascontiguousarray would turn a 0-d array into 1-d)
+        name = self.fresh(base)
+        value = ir.Value(
+            name=name,
+            shape=ir.Shape(array.shape),
+            type=ir.TensorType(ir.DataType.from_numpy(array.dtype)),
+            const_value=ir.tensor(array, name=name),
+        )
+        if like is not None:
+            value.meta.update(like.meta)
+        self.graph.register_initializer(value)
+        self._const_cache[id(value)] = (value, array)
+        return value
+
+    def set_input(self, node: ir.Node, index: int, value: ir.Value) -> None:
+        old = node.inputs[index]
+        node.replace_input_with(index, value)
+        if old is not None and old is not value:
+            self.maybe_dead.append(old)
+
+    # -- structure ---------------------------------------------------------------
+    def insert_after_value(
+        self, y: ir.Value, op_type: str, constant: np.ndarray | ir.Value, base: str, *, const_first: bool = False
+    ) -> ir.Node:
+        """Insert ``Op(y, c)`` and make every former use of ``y`` (graph output included) read its result.
+
+        The new output takes y's name when y was a graph output (graph output names never change).
+        """
+        c_value = constant if isinstance(constant, ir.Value) else self.initializer(constant, f"{base}_c")
+        node = ir.node(op_type, [None, None], name=self.fresh(base))
+        out = node.outputs[0]
+        out.type = y.type
+        out.shape = y.shape
+        y.replace_all_uses_with(out, replace_graph_outputs=True)
+        if const_first:
+            node.replace_input_with(0, c_value)
+            node.replace_input_with(1, y)
+        else:
+            node.replace_input_with(0, y)
+            node.replace_input_with(1, c_value)
+        if out.is_graph_output():
+            name = y.name
+            y.name = self.fresh(f"{name}_pre")
+            out.name = name
+            self.names.add(name)
+        else:
+            out.name = self.fresh(f"{y.name or base}_{op_type.lower()}")
+        producer = y.producer()
+        if producer is not None and producer.graph is self.graph:
+            self.graph.insert_after(producer, node)
+        else:
+            self._insert_first(node)
+        return node
+
+    def insert_before(self, anchor: ir.Node, node: ir.Node) -> None:
+        self.graph.insert_before(anchor, node)
+
+    def _insert_first(self, node: ir.Node) -> None:
+        first = next(iter(self.graph), None)
+        if first is None:
+            self.graph.append(node)
+        else:
+            self.graph.insert_before(first, node)
+
+    def bypass(self, node: ir.Node, keep: ir.Value) -> bool:
+        """Remove ``node`` (one output), redirecting its users to ``keep`` (graph output names kept)."""
+        from qonnx_tools.passes._rewrite import bypass
+
+        inputs = [v for v in node.inputs if v is not None]
+        if not bypass(node, keep, node.outputs[0]):
+            return False
+        self.maybe_dead.extend(inputs)
+        return True
+
+    def drop_if_dead(self, node: ir.Node | None) -> None:
+        """Remove ``node`` when none of its outputs is used (and queue its inputs for cleanup)."""
+        if node is None or node.graph is not self.graph:
+            return
+        if any(o.uses() or o.is_graph_output() for o in node.outputs):
+            return
+        inputs = [v for v in node.inputs if v is not None]
+        self.graph.remove(node, safe=True)
+        self.maybe_dead.extend(inputs)
+
+    def cleanup(self) -> None:
+        """Remove nodes and initializers made unused by this run (transitively)."""
+        pending = deque(self.maybe_dead)
+        self.maybe_dead = []
+        while pending:
+            value = pending.popleft()
+            if value.uses() or value.is_graph_output() or value.is_graph_input():
+                continue
+            producer = value.producer()
+            if producer is not None:
+                if producer.graph is self.graph and not any(o.uses() or o.is_graph_output() for o in producer.outputs):
+                    inputs = [v for v in producer.inputs if v is not None]
+                    self.graph.remove(producer, safe=True)
+                    pending.extend(inputs)
+            elif value.is_initializer() and self.graph.initializers.get(value.name) is value:
+                del self.graph.initializers[value.name]
+
+
+class RulePass(QonnxPass):
+    """A pass that visits nodes with a worklist (topological order first, then whatever changed).
+
+    Subclasses implement ``visit(node, editor)``. Each successful rewrite returns the
+    nodes worth visiting again (e.g. a Mul that moved further down), so a scale
+    travels as far as it can in one run; the total work is proportional to the
+    number of nodes plus the number of rewrites.
+    """
+
+    #: Safety bound on rewrites per run, relative to the node count (a rule bug must not hang).
+    MAX_REWRITES_PER_NODE: ClassVar[int] = 64
+
+    def __post_init__(self) -> None:
+        self.declined: list[str] = []
+
+    def visit(self, node: ir.Node, editor: Editor):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def call(self, model: ir.Model) -> PassResult:
+        editor = Editor(model)
+        graph = model.graph
+        queue = deque(topological_order(graph))
+        declined: dict[int, tuple[ir.Node, str]] = {}
+        modified = False
+        budget = self.MAX_REWRITES_PER_NODE * (len(queue) + 1)
+        while queue and budget > 0:
+            node = queue.popleft()
+            if node.graph is not graph:
+                continue
+            result = self.visit(node, editor)
+            if result is None:
+                continue
+            if isinstance(result, str):
+                declined[id(node)] = (node, result)
+                continue
+            modified = True
+            budget -= 1
+            declined.pop(id(node), None)
+            for again in reversed(result):
+                if again is not None:
+                    queue.appendleft(again)
+        editor.cleanup()
+        self.declined = [
+            f"node {n.name!r} ({n.op_type}): {reason}" for n, reason in declined.values() if n.graph is graph
+        ]
+        return PassResult(model, modified)
