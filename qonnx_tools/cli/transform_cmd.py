@@ -1,0 +1,66 @@
+"""``qonnx transform SCRIPT IN OUT``: run a user transform script on a model.
+
+Convention (see transforms/*.py): the script defines either
+
+* ``transform(model) -> model | None`` -- receives the loaded ``onnx_ir`` model
+  (``qonnx_tools.model_io.load``), changes it in place or returns a new one; the
+  command then saves it to OUT (atomically; OUT must not exist unless --force); or
+* ``main(in_path, out_path) -> int | None`` -- does its own loading and saving;
+  a non-zero return value is the exit code.
+
+When both exist, ``transform`` is used. The script is imported from its path
+(it runs with the same privileges as any Python code you execute).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+from pathlib import Path
+
+from qonnx_tools.cli._common import check_output_path
+from qonnx_tools.errors import BadInputError
+from qonnx_tools.model_io import load, save
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("transform", help="run a transform script (transform(model) or main(in, out)) on a model")
+    p.add_argument("script", help="a Python file defining transform(model) or main(in_path, out_path)")
+    p.add_argument("model")
+    p.add_argument("output")
+    p.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    p.set_defaults(run=run)
+
+
+def load_script(path: str | Path):
+    """Import a transform script from its file path; BadInputError when it cannot be used."""
+    path = Path(path)
+    if not path.is_file():
+        raise BadInputError(f"{path}: no such script")
+    name = f"qonnx_transform_{abs(hash(str(path.resolve())))}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise BadInputError(f"{path}: not a Python script")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        raise BadInputError(f"{path}: could not import ({type(exc).__name__}: {exc})") from exc
+    if not callable(getattr(module, "transform", None)) and not callable(getattr(module, "main", None)):
+        raise BadInputError(f"{path}: defines neither transform(model) nor main(in_path, out_path)")
+    return module
+
+
+def run(args: argparse.Namespace) -> int:
+    module = load_script(args.script)
+    out = check_output_path(args.output, inputs=(args.model,), force=args.force)
+    if callable(getattr(module, "transform", None)):
+        model = load(args.model)
+        result = module.transform(model)
+        save(result if result is not None else model, out)
+        print(f"{args.model} -> {out} ({Path(args.script).name})")
+        return 0
+    code = module.main(str(args.model), str(out))
+    return int(code or 0)

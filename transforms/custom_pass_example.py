@@ -1,0 +1,64 @@
+"""How to write your own pass, register it, and run it in a pipeline with built-in passes.
+
+    python transforms/custom_pass_example.py IN.onnx OUT.onnx
+
+A pass is a dataclass deriving from ``QonnxPass`` with a kebab-case ``name``; its
+fields are its options (set from a pipeline string as ``name{option=value}``).
+``call(model)`` changes the onnx_ir model in place and returns ``PassResult(model,
+modified)``. ``@register_pass`` makes it usable by name in ``run_passes`` pipelines
+and in ``qonnx cleanup --passes``.
+
+The example pass, ``tag-quantizers``, names every quantizer node after what it
+quantizes (``<prefix><op>_<input value name>``), then ``remove-dead`` and ``sort``
+tidy the graph. Numerics are untouched.
+"""
+
+import sys
+from dataclasses import dataclass
+from typing import ClassVar
+
+from qonnx_tools.model_io import load, save
+from qonnx_tools.passes import run_passes
+from qonnx_tools.passes.base import PassResult, QonnxPass, register_pass, registered_passes
+
+QUANTIZERS = {"Quant", "IntQuant", "BipolarQuant", "FloatQuant", "Trunc"}
+
+
+@dataclass
+class TagQuantizers(QonnxPass):
+    """Rename quantizer nodes after the value they quantize."""
+
+    name: ClassVar[str] = "tag-quantizers"
+    summary: ClassVar[str] = "name quantizer nodes <prefix><op>_<quantized value>"
+
+    prefix: str = "q_"  # an option: tag-quantizers{prefix=wq_}
+
+    def call(self, model):
+        modified = False
+        for node in model.graph:
+            if node.op_type in QUANTIZERS and node.inputs and node.inputs[0] is not None:
+                new = f"{self.prefix}{node.op_type}_{node.inputs[0].name}"
+                if node.name != new:
+                    node.name = new
+                    modified = True
+        return PassResult(model, modified)
+
+
+if "tag-quantizers" not in registered_passes():  # importing twice must not register twice
+    register_pass(TagQuantizers)
+
+PIPELINE = "tag-quantizers{prefix=q_},remove-dead,sort"
+
+
+def transform(model):
+    run_passes(model, PIPELINE)
+    return model
+
+
+def main(in_path: str, out_path: str) -> int:
+    save(transform(load(in_path)), out_path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(*sys.argv[1:3]))
