@@ -1,0 +1,137 @@
+"""Readiness rules: a Rule is data (name, which nodes it applies to, a check, a message, a fix).
+
+``check_fn(node, model)`` returns None when the node is fine, else a short precise
+description of the problem (which input, which value). ``run_rules`` applies every
+rule of a table to every node it applies to and returns one Violation per
+(node, rule) broken, in graph order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import numpy as np
+
+from qonnx_tools._ir import ir
+from qonnx_tools.constants import constant_array
+from qonnx_tools.domains import CHANNELS_LAST, QONNX, STANDARD, canonical_domain
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    applies_to: Callable[[ir.Node], bool]
+    check_fn: Callable[[ir.Node, ir.Model], str | None]
+    message: str
+    fix: str
+
+
+@dataclass
+class Violation:
+    rule: str
+    node: str
+    op: str
+    problem: str
+    message: str
+    fix: str
+
+    def __str__(self) -> str:
+        return f"{self.node} ({self.op}): [{self.rule}] {self.message}: {self.problem}; fix: {self.fix}"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def run_rules(model: ir.Model, rules: list[Rule]) -> list[Violation]:
+    found: list[Violation] = []
+    for index, node in enumerate(model.graph):
+        for rule in rules:
+            if not rule.applies_to(node):
+                continue
+            problem = rule.check_fn(node, model)
+            if problem is not None:
+                found.append(
+                    Violation(
+                        rule.name, node.name or f"<unnamed #{index}>", node.op_type, problem, rule.message, rule.fix
+                    )
+                )
+    return found
+
+
+# -- predicates and helpers shared by the tables ----------------------------------------------
+
+
+def attr(node: ir.Node, key: str, default):
+    a = node.attributes.get(key)
+    return default if a is None else a.value
+
+
+def is_op(*ops: str, domain: str = STANDARD) -> Callable[[ir.Node], bool]:
+    names = set(ops)
+    return lambda node: canonical_domain(node.domain) == domain and node.op_type in names
+
+
+def any_node(node: ir.Node) -> bool:
+    return True
+
+
+QUANTIZERS = ("IntQuant", "Quant", "BipolarQuant", "Trunc", "FloatQuant", "MultiThreshold")
+is_quantizer = is_op(*QUANTIZERS, domain=QONNX)
+is_int_quant = is_op("IntQuant", "Quant", domain=QONNX)
+is_channels_last = lambda node: canonical_domain(node.domain) == CHANNELS_LAST  # noqa: E731
+
+
+def input_input(node: ir.Node, index: int) -> ir.Value | None:
+    return node.inputs[index] if index < len(node.inputs) else None
+
+
+def scalar(value: ir.Value | None) -> float | None:
+    arr = constant_array(value)
+    return None if arr is None or arr.size != 1 else float(arr.reshape(-1)[0])
+
+
+def rank(value: ir.Value | None) -> int | None:
+    return None if value is None or value.shape is None else len(value.shape)
+
+
+def unknown_shapes(node: ir.Node, model: ir.Model) -> str | None:
+    bad = []
+    for v in node.outputs:
+        if v is None or not (v.uses() or v.is_graph_output()):
+            continue
+        if v.type is None or v.shape is None:
+            bad.append(f"{v.name!r} has no shape")
+        elif any(not isinstance(d, int) for d in v.shape):
+            bad.append(f"{v.name!r} has shape {[d if isinstance(d, int) else str(d) for d in v.shape]}")
+    return "; ".join(bad) or None
+
+
+def unnamed(node: ir.Node, model: ir.Model) -> str | None:
+    return "node has no name" if not node.name else None
+
+
+def non_constant_params(node: ir.Node, model: ir.Model) -> str | None:
+    names = {"IntQuant": ("scale", "zeropt", "bitwidth"), "Quant": ("scale", "zeropt", "bitwidth"),
+             "BipolarQuant": ("scale",), "Trunc": ("scale", "zeropt", "input_bit_width", "output_bit_width"),
+             "FloatQuant": ("scale", "exponent_bitwidth", "mantissa_bitwidth", "exponent_bias", "max_val"),
+             "MultiThreshold": ("thresholds",)}.get(node.op_type, ())
+    bad = [
+        f"{label} ({v.name!r})"
+        for label, v in zip(names, node.inputs[1:])
+        if v is not None and constant_array(v, overridable=False) is None
+    ]
+    return ("computed at run time: " + ", ".join(bad)) if bad else None
+
+
+def nonzero_zeropoint(node: ir.Node, model: ir.Model) -> str | None:
+    zp = input_input(node, 2)  # IntQuant/Trunc zeropt and QuantizeLinear/DequantizeLinear y/x_zero_point
+    if zp is None:
+        return None
+    arr = constant_array(zp)
+    if arr is None:
+        return f"zero-point {zp.name!r} is not a constant"
+    if np.any(arr != 0):
+        shown = arr.reshape(-1)[:4].tolist()
+        return f"zero-point {zp.name!r} = {shown}{'...' if arr.size > 4 else ''}"
+    return None

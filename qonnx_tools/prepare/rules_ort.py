@@ -1,0 +1,58 @@
+"""onnxruntime and TensorRT readiness rules (QCDQ models)."""
+
+from __future__ import annotations
+
+from qonnx_tools._ir import ir
+from qonnx_tools.constants import constant_array
+from qonnx_tools.domains import CHANNELS_LAST, QONNX, canonical_domain
+from qonnx_tools.prepare.rules import Rule, any_node, is_op, nonzero_zeropoint, scalar
+
+
+def _custom(node: ir.Node, model: ir.Model) -> str | None:
+    domain = canonical_domain(node.domain)
+    if domain in (QONNX, CHANNELS_LAST):
+        return f"custom op {domain}:{node.op_type}"
+    return None
+
+
+def _not_int8(node: ir.Node, model: ir.Model) -> str | None:
+    data = node.inputs[0] if node.inputs else None
+    if node.op_type == "DequantizeLinear" and data is not None and data.dtype == ir.DataType.INT32 and (
+        constant_array(data) is not None
+    ):
+        return None  # an int32 bias: TensorRT folds it into the layer
+    zp = node.inputs[2] if len(node.inputs) > 2 else None
+    if zp is None:
+        return None if node.op_type == "DequantizeLinear" else "no zero-point: quantizes to uint8"
+    if zp.dtype is not None and zp.dtype != ir.DataType.INT8:
+        return f"zero-point {zp.name!r} is {zp.dtype.name}"
+    return None
+
+
+def _clip_narrows(node: ir.Node, model: ir.Model) -> str | None:
+    data = node.inputs[0] if node.inputs else None
+    producer = data.producer() if data is not None else None
+    if producer is None or producer.op_type != "QuantizeLinear":
+        return None
+    lo = scalar(node.inputs[1]) if len(node.inputs) > 1 else None
+    hi = scalar(node.inputs[2]) if len(node.inputs) > 2 else None
+    if lo is None or hi is None:
+        return None
+    if hi - lo < 254:  # int8 is [-128, 127], narrow int8 [-127, 127]
+        return f"Clip to [{lo:g}, {hi:g}] after QuantizeLinear emulates fewer than 8 bits"
+    return None
+
+
+ORT_RULES = [
+    Rule("no-custom-ops", any_node, _custom, "onnxruntime runs only standard ONNX ops",
+         "run qonnx convert --to qcdq (and to-channels-first for channels-last ops)"),
+]
+
+TENSORRT_RULES = ORT_RULES + [
+    Rule("symmetric-zero-point", is_op("QuantizeLinear", "DequantizeLinear"), nonzero_zeropoint,
+         "TensorRT supports only symmetric quantization (zero-point 0)", "re-export with symmetric quantizers"),
+    Rule("int8-only", is_op("QuantizeLinear", "DequantizeLinear"), _not_int8,
+         "TensorRT supports only signed 8-bit quantization", "re-export with signed int8 quantizers"),
+    Rule("8-bit-only", is_op("Clip"), _clip_narrows, "TensorRT runs only 8-bit quantization",
+         "re-export with 8-bit quantizers (no Clip to a narrower range)"),
+]

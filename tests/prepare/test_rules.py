@@ -1,0 +1,306 @@
+"""prepare: one model per readiness rule, each breaking exactly that rule; pipelines and CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from qonnx_tools._ir import ir
+from qonnx_tools.cli.main import main
+from qonnx_tools.domains import CHANNELS_LAST, QONNX
+from qonnx_tools.errors import BadInputError, ConversionError
+from qonnx_tools.executor import Executor
+from qonnx_tools.passes import run_passes
+from qonnx_tools.prepare import RULES, TARGETS, check, prepare
+from qonnx_tools.testing import brevitas_models
+
+F = TensorProto.FLOAT
+RNG = np.random.default_rng(0)
+
+
+class G:
+    """A tiny graph builder: every node named unless asked, shapes inferred."""
+
+    def __init__(self):
+        self.nodes, self.inits, self.inputs, self.k = [], [], [], 0
+
+    def const(self, value, dtype=np.float32):
+        self.k += 1
+        name = f"c{self.k}"
+        self.inits.append(numpy_helper.from_array(np.asarray(value, dtype), name))
+        return name
+
+    def node(self, op, inputs, domain="", name=True, **attrs):
+        self.k += 1
+        out = f"v{self.k}"
+        self.nodes.append(helper.make_node(op, inputs, [out], name=f"{op}_{self.k}" if name else "", domain=domain, **attrs))
+        return out
+
+    def quant(self, x, bits=4.0, zp=0.0, signed=1, narrow=0, rounding="ROUND", scale=0.1, **kw):
+        return self.node("Quant", [x, kw.get("scale_input") or self.const(scale), self.const(zp), self.const(bits)],
+                         domain=QONNX, signed=signed, narrow=narrow, rounding_mode=rounding)
+
+    def model(self, x_shape=(1, 4), infer=True, opset=13):
+        graph = helper.make_graph(self.nodes, "g", [helper.make_tensor_value_info("x", F, list(x_shape))] + self.inputs,
+                                  [helper.make_tensor_value_info(self.nodes[-1].output[0], F, None)], self.inits)
+        model = ir.from_proto(helper.make_model(
+            graph, opset_imports=[helper.make_opsetid("", opset), helper.make_opsetid(QONNX, 1)]))
+        if infer:
+            run_passes(model, "infer-shapes")
+        return model
+
+
+def rules_broken(model, target):
+    return [(v.rule, v.node) for v in check(model, target)]
+
+
+def mlp(gemm=False, **quant):
+    g = G()
+    q = g.quant("x", **quant)
+    w = g.const(RNG.standard_normal((4, 3)))
+    y = g.node("Gemm", [q, w]) if gemm else g.node("MatMul", [q, w])
+    return g, y
+
+
+def test_clean_model_breaks_nothing():
+    g, _ = mlp()
+    assert rules_broken(g.model(), "hls4ml") == []
+    assert rules_broken(g.model(), "finn") == []
+
+
+# -- hls4ml -----------------------------------------------------------------------------------
+
+
+def test_hls4ml_shape_known():
+    g, _ = mlp()
+    model = g.model(infer=False)
+    found = check(model, "hls4ml")
+    assert {v.rule for v in found} == {"shape-known"}
+    assert found[0].node == "Quant_4" and "'v4' has no shape" in found[0].problem
+    assert "infer-shapes" in found[0].fix
+
+
+def test_hls4ml_symbolic_batch_is_unknown():
+    g, _ = mlp()
+    model = g.model(x_shape=("N", 4))
+    found = check(model, "hls4ml")
+    assert {v.rule for v in found} == {"shape-known"} and "'N'" in found[0].problem
+
+
+def test_hls4ml_no_gemm():
+    g, y = mlp(gemm=True)
+    assert rules_broken(g.model(), "hls4ml") == [("no-gemm", "Gemm_6")]
+
+
+def test_hls4ml_channels_last():
+    g = G()
+    y = g.node("Conv", ["x", g.const(RNG.standard_normal((2, 3, 3, 3)))], kernel_shape=[3, 3])
+    model = g.model(x_shape=(1, 3, 5, 5))
+    found = check(model, "hls4ml")
+    assert [(v.rule, v.node) for v in found] == [("channels-last", "Conv_2")]
+    assert "NCHW" in found[0].problem and found[0].fix == "run to-channels-last"
+    run_passes(model, "to-channels-last")
+    assert check(model, "hls4ml") == []
+
+
+def test_hls4ml_node_named():
+    g = G()
+    g.node("Relu", ["x"], name=False)
+    found = check(g.model(), "hls4ml")
+    assert [(v.rule, v.node) for v in found] == [("node-named", "<unnamed #0>")]
+
+
+def test_hls4ml_quantizer_params_constant():
+    g = G()
+    g.inputs.append(helper.make_tensor_value_info("s", F, []))
+    g.quant("x", scale_input="s")
+    found = check(g.model(), "hls4ml")
+    assert [(v.rule, v.node) for v in found] == [("quantizer-params-constant", "Quant_3")]
+    assert "scale ('s')" in found[0].problem
+
+
+def test_hls4ml_rounding_mode():
+    g, _ = mlp(rounding="CEIL")
+    found = check(g.model(), "hls4ml")
+    assert [(v.rule, v.problem) for v in found] == [("rounding-mode", "rounding_mode=CEIL")]
+
+
+def test_hls4ml_no_narrow_unsigned():
+    g, _ = mlp(signed=0, narrow=1)
+    found = check(g.model(), "hls4ml")
+    assert [(v.rule, v.node) for v in found] == [("no-narrow-unsigned", "Quant_4")]
+
+
+# -- FINN ---------------------------------------------------------------------------------------
+
+
+def test_finn_zero_point():
+    g, _ = mlp(zp=3.0)
+    found = check(g.model(), "finn")
+    assert [(v.rule, v.node) for v in found] == [("zero-point-zero", "Quant_4")]
+    assert "= [3.0]" in found[0].problem
+
+
+def test_finn_activation_bits():
+    g, _ = mlp(bits=10.0)
+    found = check(g.model(), "finn")
+    assert [(v.rule, v.problem) for v in found] == [("activation-bits", "activation quantized to 10 bits")]
+
+
+def test_finn_weight_bits_above_8_are_fine():
+    g = G()
+    w = g.quant(g.const(RNG.standard_normal((4, 3))), bits=12.0)
+    g.node("MatMul", ["x", w])
+    assert check(g.model(), "finn") == []
+
+
+def test_finn_trunc_floor_after_avgpool():
+    g = G()
+    p = g.node("AveragePool", ["x"], kernel_shape=[2, 2])
+    m = g.node("Mul", [p, g.const(4.0)])
+    g.node("Trunc", [m, g.const(1.0), g.const(0.0), g.const(8.0), g.const(6.0)], domain=QONNX, rounding_mode="ROUND")
+    found = check(g.model(x_shape=(1, 2, 4, 4)), "finn")
+    assert [(v.rule, v.node) for v in found] == [("trunc-floor-after-avgpool", "Trunc_8")]
+    assert "AveragePool_1" in found[0].problem and "ROUND" in found[0].problem
+
+
+def test_finn_nchw():
+    g = G()
+    g.node("Conv", ["x", g.const(RNG.standard_normal((2, 3, 1, 1)))], kernel_shape=[1, 1])
+    model = g.model(x_shape=(1, 3, 4, 4))
+    assert check(model, "finn") == []
+    run_passes(model, "to-channels-last")
+    found = check(model, "finn")
+    assert [(v.rule, v.node) for v in found] == [("nchw", "Conv_2")]
+    assert found[0].fix == "run to-channels-first"
+
+
+# -- ORT / TensorRT ----------------------------------------------------------------------------
+
+
+def test_ort_no_custom_ops():
+    g, _ = mlp()
+    found = check(g.model(), "ort")
+    assert [(v.rule, v.node) for v in found] == [("no-custom-ops", "Quant_4")]
+
+
+def qcdq(zp=0, zp_dtype=np.int8, clip=None):
+    g = G()
+    s = g.const(0.1)
+    z = g.const(zp, zp_dtype)
+    q = g.node("QuantizeLinear", ["x", s, z])
+    if clip is not None:
+        q = g.node("Clip", [q, g.const(clip[0], zp_dtype), g.const(clip[1], zp_dtype)])
+    g.node("DequantizeLinear", [q, s, z])
+    return g.model()
+
+
+def test_tensorrt_symmetric_zero_point():
+    found = check(qcdq(zp=5), "tensorrt")
+    assert {(v.rule, v.node) for v in found} == {("symmetric-zero-point", "QuantizeLinear_3"),
+                                                  ("symmetric-zero-point", "DequantizeLinear_4")}
+    assert check(qcdq(zp=5), "ort") == []
+
+
+def test_tensorrt_int8_only():
+    found = check(qcdq(zp_dtype=np.uint8), "tensorrt")
+    assert {v.rule for v in found} == {"int8-only"} and "UINT8" in found[0].problem
+
+
+def test_tensorrt_8_bit_only():
+    found = check(qcdq(clip=(-8, 7)), "tensorrt")
+    assert [(v.rule, v.node) for v in found] == [("8-bit-only", "Clip_6")]
+    assert check(qcdq(clip=(-127, 127)), "tensorrt") == []
+
+
+def test_every_rule_has_a_test():
+    tested = {"shape-known", "no-gemm", "channels-last", "node-named", "quantizer-params-constant", "rounding-mode",
+              "no-narrow-unsigned", "zero-point-zero", "activation-bits", "trunc-floor-after-avgpool", "nchw",
+              "no-custom-ops", "symmetric-zero-point", "int8-only", "8-bit-only"}
+    assert {r.name for t in TARGETS for r in RULES[t]} == tested
+    assert all(r.message and r.fix for t in TARGETS for r in RULES[t])
+
+
+# -- pipelines ------------------------------------------------------------------------------------
+
+
+def conv_gemm_model():
+    g = G()
+    q = g.quant("x", bits=4.0)
+    c = g.node("Conv", [q, g.quant(g.const(RNG.standard_normal((3, 2, 3, 3))), bits=4.0), g.const(np.zeros(3))],
+               kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    r = g.node("Relu", [c])
+    f = g.node("Flatten", [g.quant(r, bits=4.0, signed=0)])
+    g.node("Gemm", [f, g.const(RNG.standard_normal((5, 48))), g.const(np.zeros(5))], transB=1)
+    return g.model(x_shape=(1, 2, 4, 4))
+
+
+def test_prepare_hls4ml_fixes_everything_and_keeps_numerics():
+    model = conv_gemm_model()
+    before = {r.rule for r in check(model, "hls4ml")}
+    assert before == {"no-gemm", "channels-last"}
+    x = RNG.standard_normal((1, 2, 4, 4)).astype(np.float32)
+    ref = Executor(model).run({"x": x})
+    result = prepare(model, "hls4ml")
+    assert result.ready and result.violations == []
+    assert any(n.domain == CHANNELS_LAST for n in model.graph)
+    assert not any(n.op_type == "Gemm" for n in model.graph)
+    out = Executor(model).run({"x": x})
+    for key in ref:
+        np.testing.assert_allclose(out[key], ref[key], rtol=1e-5, atol=1e-5)
+
+
+def test_prepare_ort_converts_to_qcdq():
+    model = conv_gemm_model()
+    result = prepare(model, "ort")
+    assert result.ready
+    assert not any(n.domain == QONNX for n in model.graph)
+
+
+def test_prepare_tensorrt_refuses_4_bit():
+    with pytest.raises(ConversionError, match="int8-only"):
+        prepare(conv_gemm_model(), "tensorrt")
+
+
+def test_prepare_finn_runs():
+    result = prepare(conv_gemm_model(), "finn")
+    assert result.target == "finn" and result.steps[0] == "cleanup"
+
+
+def test_unknown_target():
+    with pytest.raises(BadInputError):
+        check(conv_gemm_model(), "vitis")
+
+
+def test_cli(tmp_path, capsys):
+    path = tmp_path / "m.onnx"
+    onnx.save(ir.to_proto(conv_gemm_model()), path)
+    assert main(["prepare", "--target", "hls4ml", str(path), "--check-only"]) == 1
+    out = capsys.readouterr().out
+    assert "[no-gemm]" in out and "fix: run gemm-to-matmul" in out
+    out_path = tmp_path / "out.onnx"
+    assert main(["prepare", "--target", "hls4ml", str(path), "-o", str(out_path), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["ready"] and out_path.is_file()
+    assert main(["prepare", "--target", "hls4ml", str(path), "-o", str(out_path)]) == 2  # exists, no --force
+    assert main(["prepare", "--target", "hls4ml", str(path)]) == 2  # no -o
+    assert main(["prepare", "--target", "tensorrt", str(path), "-o", str(tmp_path / "t.onnx")]) == 1
+
+
+CORPUS = {d.name: d for d in brevitas_models()}
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize("name", ["bnn_cnv_2w2a", "maxpool_quanttensor", "trunc_avgpool_floor", "residual_shared_quant"])
+def test_corpus_hls4ml_ready(name):
+    if name not in CORPUS:
+        pytest.skip("not in corpus")
+    from qonnx_tools.model_io import load
+
+    model = load(CORPUS[name] / "qonnx.onnx")
+    assert check(model, "hls4ml")  # raw exports are not ready (no shapes inside, NCHW convs)
+    assert prepare(model, "hls4ml").ready
