@@ -17,13 +17,16 @@ from typing import Iterator
 def atomic_target(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path in ``path``'s directory; it replaces ``path`` when the block succeeds."""
     path = Path(path)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp: Path | None = None
     try:
+        # created inside the try: an interrupt right after mkstemp still removes it
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        tmp = Path(tmp_name)
+        os.close(fd)
         yield tmp
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
         raise
     try:
         os.chmod(tmp, _mode_for(path))

@@ -95,7 +95,8 @@ def _random_array(rng: np.random.Generator, shape: tuple[int, ...], dtype: np.dt
         return values.astype(dtype)
     if dtype.kind == "f":
         low, high = DEFAULT_FLOAT_RANGE
-        if datatype is not None and np.isfinite(float(datatype.min)) and np.isfinite(float(datatype.max)):
+        # a fixed-point annotation bounds the values; float annotations (FLOAT32...) do not narrow the default range
+        if datatype is not None and datatype.is_fixed_point:
             low, high = float(datatype.min), float(datatype.max)
         return rng.uniform(low, high, size=shape).astype(dtype)
     if dtype.kind == "b":

@@ -38,12 +38,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_input_options(p)
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    p.add_argument("--in-place", action="store_true", help="allow the output to be the input file")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    out = check_output_path(args.output, inputs=(args.model,), force=args.force)
+    in_place = args.in_place and os.path.isfile(args.model) and os.path.isfile(args.output) and os.path.samefile(
+        args.output, args.model
+    )
+    out = check_output_path(args.output, inputs=() if args.in_place else (args.model,), force=args.force or in_place)
     model = load(args.model)
+    bytes_before = os.path.getsize(args.model)
     before = _op_counts(model), dict(model.opset_imports)
     reference = None
     if args.verify:
@@ -69,13 +74,16 @@ def run(args: argparse.Namespace) -> int:
     if reference is not None:
         verified = _verify(model, reference)
         report["verify"] = verified
-    save(model, out)
-    report["bytes_before"] = os.path.getsize(args.model)
-    report["bytes_after"] = os.path.getsize(out)
+    report["bytes_before"] = bytes_before
     report["output"] = str(out)
-    print(json.dumps(report, indent=2) if args.json else _format(report))
     if verified is not None and not all(row["ok"] for row in verified):
-        raise VerificationError(f"{out}: converted model differs from {args.model} beyond tolerance")
+        # a failed verification is a failed run: nothing is written
+        report["bytes_after"] = None
+        print(json.dumps(report, indent=2) if args.json else _format(report))
+        raise VerificationError(f"{args.model}: converted model differs beyond tolerance; {out} not written")
+    save(model, out)
+    report["bytes_after"] = os.path.getsize(out)
+    print(json.dumps(report, indent=2) if args.json else _format(report))
     return 0
 
 
@@ -104,7 +112,8 @@ def _format(report: dict) -> str:
         lines.append(f"  {op:<44} {report['ops_before'].get(op, 0):>7} {report['ops_after'].get(op, 0):>7}")
     fmt = lambda d: ", ".join(f"{k}={v}" for k, v in sorted(d.items()))  # noqa: E731
     lines.append(f"  opsets: {fmt(report['opsets_before'])} -> {fmt(report['opsets_after'])}")
-    lines.append(f"  file size: {report['bytes_before']} -> {report['bytes_after']} bytes")
+    after = "not written" if report["bytes_after"] is None else f"{report['bytes_after']} bytes"
+    lines.append(f"  file size: {report['bytes_before']} bytes -> {after}")
     for item in report["unconverted"]:
         lines.append(f"  not converted: {item}")
     for note in report["notes"]:

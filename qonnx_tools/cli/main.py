@@ -14,6 +14,7 @@ from typing import Sequence
 
 from qonnx_tools import __version__
 from qonnx_tools.cli import (
+    check_cmd,
     cleanup_cmd,
     convert_cmd,
     cost_cmd,
@@ -32,6 +33,7 @@ EXIT_OK, EXIT_FAILED_CHECK, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 
 _COMMANDS = (
     info_cmd,
+    check_cmd,
     exec_cmd,
     verify_cmd,
     cleanup_cmd,

@@ -3,10 +3,21 @@
 An ``Executor`` prepares a model once (topological order, one kernel and one set of
 decoded attributes per node, constant arrays, last-use counts) and can then be
 run many times. Intermediate arrays are freed right after their last consumer.
+
+Memory: before running, ``run`` estimates the peak size of the intermediate tensors
+(shapes the model declares or shape inference finds, symbolic dimensions bound from
+the given inputs, times element sizes, following the free-after-last-use plan) and
+refuses with BadInputError when it exceeds ``max_memory_bytes`` (default: the memory
+available now, from /proc/meminfo's MemAvailable, the cgroup limit, or sysconf),
+rather than being killed by the OS half-way. While running, the live bytes are
+tracked and the run stops the same way if they pass the limit (tensors of unknown shape).
 """
 
 from __future__ import annotations
 
+import math
+import os
+import warnings
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
@@ -15,7 +26,7 @@ import numpy as np
 from qonnx_tools import ops as qonnx_ops
 from qonnx_tools._ir import ir
 from qonnx_tools.domains import STANDARD, canonical_domain
-from qonnx_tools.errors import ExecutionError, InputMismatchError, QonnxToolsError, UnsupportedOpError
+from qonnx_tools.errors import BadInputError, ExecutionError, InputMismatchError, QonnxToolsError, UnsupportedOpError
 from qonnx_tools.executor import registry
 from qonnx_tools.executor.attributes import decode_attributes
 from qonnx_tools.graph_order import topological_order
@@ -65,8 +76,12 @@ def resolve_kernel(node: ir.Node, model: ir.Model) -> tuple[Any, dict[str, Any],
 class Executor:
     """Runs one model many times with NumPy kernels; build once, call ``run`` per input batch."""
 
-    def __init__(self, model: ir.Model) -> None:
+    def __init__(self, model: ir.Model, *, max_memory_bytes: int | None = None) -> None:
+        """``max_memory_bytes``: refuse runs whose intermediate tensors would need more
+        (None: the memory available when ``run`` is called; see ``available_memory_bytes``)."""
         self.model = model
+        self.max_memory_bytes = max_memory_bytes
+        self._size_cache: dict[tuple, dict[str, int]] = {}
         graph = model.graph
         self._constants: dict[str, np.ndarray] = {
             name: np.asarray(value.const_value.numpy())
@@ -122,19 +137,97 @@ class Executor:
     def run(self, inputs: Mapping[str, Any], *, keep_intermediates: bool = False) -> dict[str, np.ndarray]:
         """Outputs by name (all intermediate tensors too when ``keep_intermediates``)."""
         env: dict[str, np.ndarray] = dict(self._constants)
-        env.update(self._check_inputs(inputs))
+        checked = self._check_inputs(inputs)
+        env.update(checked)
+        limit, source = self._memory_limit()
+        if limit is not None:
+            self._refuse_if_too_large(checked, limit, source, keep_intermediates)
+        held: dict[str, int] = {}  # bytes of the intermediate tensors alive now
+        live = 0
         for step in self._steps:
             args = [env[name] if name is not None else None for name in step.inputs]
             results = self._call(step, args)
             for name, value in zip(step.outputs, results):
                 if name:
                     env[name] = value
+                    live += value.nbytes - held.get(name, 0)
+                    held[name] = value.nbytes
             if not keep_intermediates:
                 for name in step.free_after:
                     env.pop(name, None)
+                    live -= held.pop(name, 0)
+            if limit is not None and live > limit:
+                raise BadInputError(
+                    f"node {step.ctx.name!r} ({step.ctx.op_type}): intermediate tensors hold {_bytes_text(live)}, "
+                    f"more than the {_bytes_text(limit)} {source}; stopped before running out of memory"
+                )
         if keep_intermediates:
             return {k: v for k, v in env.items() if k not in self._constants or k in self._output_names}
         return {name: env[name] for name in self._output_names}
+
+    # -- memory ----------------------------------------------------------------
+    def _memory_limit(self) -> tuple[int | None, str]:
+        if self.max_memory_bytes is not None:
+            return int(self.max_memory_bytes), "allowed (max_memory_bytes)"
+        return available_memory_bytes(), "available"
+
+    def estimate_memory(self, inputs: Mapping[str, np.ndarray], *, keep_intermediates: bool = False) -> tuple[int, int | None]:
+        """(peak bytes of the intermediate tensors, index of the step at the peak) for these inputs.
+
+        Shapes are the model's declared ones with symbolic dimensions bound to the
+        inputs' sizes; where that leaves a node output unknown, shape inference runs with
+        the inputs' concrete shapes (the model is left as it was). Outputs whose shape stays
+        unknown count as zero, so the estimate is then a lower bound.
+        """
+        key = tuple(sorted((name, np.shape(a)) for name, a in inputs.items()))
+        sizes = self._size_cache.get(key)
+        if sizes is None:
+            sizes = self._sizes(inputs)
+            self._size_cache = {key: sizes}  # one input signature is remembered
+        live = peak = 0
+        peak_step = None
+        for i, step in enumerate(self._steps):
+            live += sum(sizes.get(name, 0) for name in step.outputs if name and name not in inputs)
+            if live > peak:
+                peak, peak_step = live, i
+            if not keep_intermediates:
+                live -= sum(sizes.get(name, 0) for name in step.free_after if name not in inputs)
+        return peak, peak_step
+
+    def _refuse_if_too_large(self, inputs: Mapping[str, np.ndarray], limit: int, source: str, keep: bool) -> None:
+        peak, step_index = self.estimate_memory(inputs, keep_intermediates=keep)
+        if peak <= limit:
+            return
+        shapes = [np.shape(a) for a in inputs.values() if np.ndim(a) > 0]
+        batch = f" at batch {shapes[0][0]}" if shapes else ""
+        where = ""
+        if step_index is not None:
+            ctx = self._steps[step_index].ctx
+            where = f" (peak while node {ctx.name!r} ({ctx.op_type}) runs)"
+        raise BadInputError(
+            f"refusing to run: intermediate tensors need an estimated {_bytes_text(peak)}{batch}{where}, "
+            f"more than the {_bytes_text(limit)} {source}; use a smaller batch"
+        )
+
+    def _sizes(self, inputs: Mapping[str, np.ndarray]) -> dict[str, int]:
+        """name -> bytes of every node output whose size is known for these inputs."""
+        bound: dict[str, int] = {}
+        for value in self._graph_inputs:
+            if value.name in inputs and value.shape is not None:
+                for dim, size in zip(value.shape, np.shape(inputs[value.name])):
+                    if isinstance(dim, ir.SymbolicDim) and dim.value is not None:
+                        bound.setdefault(dim.value, int(size))
+        outputs = [v for step in self._steps for v in step.node.outputs if v.name]
+        sizes = {v.name: n for v in outputs if (n := _value_bytes(v.dtype, v.shape, bound)) is not None}
+        if len(sizes) < len(outputs):
+            concrete = {name: tuple(np.shape(a)) for name, a in inputs.items()}
+            inferred = _infer_without_modifying(self.model, concrete)
+            for value in outputs:
+                if value.name not in sizes and id(value) in inferred:
+                    n = _value_bytes(*inferred[id(value)], bound)
+                    if n is not None:
+                        sizes[value.name] = n
+        return sizes
 
     def _call(self, step: _Step, args: list[np.ndarray | None]) -> Sequence[np.ndarray]:
         try:
@@ -185,6 +278,104 @@ def _coerce_input(value: ir.Value, array: Any) -> np.ndarray:
                     f"input {value.name!r}: expected shape {tuple(value.shape)}, got {arr.shape} (axis {axis})"
                 )
     return arr
+
+
+def _infer_without_modifying(model: ir.Model, input_shapes: Mapping[str, tuple[int, ...]]) -> dict[int, tuple[Any, Any]]:
+    """id(value) -> (dtype, shape) from shape inference with the graph inputs set to
+    ``input_shapes``; afterwards every value's own type and shape is put back."""
+    from qonnx_tools.passes.infer_shapes import InferShapes
+
+    values = list(_all_values(model.graph))
+    saved = [(v, v.type, v.shape) for v in values]
+    try:
+        for value in model.graph.inputs:
+            if value.name in input_shapes:
+                value.shape = ir.Shape(list(input_shapes[value.name]))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                InferShapes()(model)
+            except QonnxToolsError:
+                pass  # a cycle or similar: the run itself reports it
+        return {id(v): (v.dtype, v.shape) for v in values}
+    finally:
+        for value, type_, shape in saved:
+            value.type = type_
+            value.shape = shape
+
+
+def _value_bytes(dtype: Any, shape: Any, bound: Mapping[str, int]) -> int | None:
+    """Bytes of a tensor of ``dtype`` and ``shape`` with symbolic dims from ``bound``; None if unknown."""
+    if dtype is None or shape is None:
+        return None
+    dims = []
+    for dim in shape:
+        if isinstance(dim, int):
+            dims.append(dim)
+        elif getattr(dim, "value", None) in bound:
+            dims.append(bound[dim.value])
+        else:
+            return None
+    if any(d < 0 for d in dims):
+        return None
+    try:
+        itemsize = np.dtype(dtype.numpy()).itemsize
+    except Exception:  # a type NumPy has no container for
+        itemsize = 4
+    return math.prod(dims) * itemsize
+
+
+def _all_values(graph: ir.Graph):
+    """Every value of ``graph`` and its subgraphs: inputs, initializers, node outputs."""
+    seen: set[int] = set()
+    graphs = [graph]
+    for node in ir.traversal.RecursiveGraphIterator(graph):
+        for attr in node.attributes.values():
+            if attr.type == ir.AttributeType.GRAPH:
+                graphs.append(attr.value)
+            elif attr.type == ir.AttributeType.GRAPHS:
+                graphs.extend(attr.value)
+    for g in graphs:
+        for value in [*g.inputs, *g.initializers.values(), *(v for node in g for v in node.outputs)]:
+            if id(value) not in seen:
+                seen.add(id(value))
+                yield value
+
+
+def available_memory_bytes() -> int | None:
+    """Memory this process can still allocate: the least of /proc/meminfo's MemAvailable,
+    the cgroup (v2) limit minus its usage, and sysconf's available pages; None if unknown."""
+    candidates: list[int] = []
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    candidates.append(int(line.split()[1]) * 1024)
+                    break
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        with open("/sys/fs/cgroup/memory.max", encoding="ascii") as handle:
+            limit = handle.read().strip()
+        if limit != "max":
+            with open("/sys/fs/cgroup/memory.current", encoding="ascii") as handle:
+                used = int(handle.read().strip())
+            candidates.append(max(int(limit) - used, 0))
+    except (OSError, ValueError):
+        pass
+    if not candidates:
+        try:
+            candidates.append(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+        except (OSError, ValueError, AttributeError):
+            pass
+    return min(candidates) if candidates else None
+
+
+def _bytes_text(n: int) -> str:
+    for unit, size in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} bytes"
 
 
 def execute(model: ir.Model, inputs: Mapping[str, Any], *, keep_intermediates: bool = False) -> dict[str, np.ndarray]:

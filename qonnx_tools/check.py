@@ -1,0 +1,763 @@
+"""``check``: validate a model file structurally and semantically, listing every problem.
+
+The check works on the protobuf, so it reports what would make the IR loader fail
+(values produced twice, cycles, inputs nobody produces) instead of stopping there.
+It never allocates declared tensors and reads external data only for small constant
+parameters whose location passed validation.
+
+What is checked (``Finding`` severity ``error`` unless noted):
+
+* everything ``model_io.validate_proto`` refuses at load time: tensor data types, dims,
+  sizes (``max_tensor_bytes``) and stored data; external data locations (no absolute
+  path, no ``..``, nothing outside the model's directory), files, offsets and lengths;
+  declared shapes without negative dimensions; inputs that nobody produces; values
+  produced twice; graph outputs that do not exist; cycles; attribute types;
+* duplicate node names;
+* opset imports (unknown versions are warnings);
+* standard ops: an operator of that name exists at the model's opset, input/output
+  counts, required and unknown attributes, and per-node type/shape inference with
+  the types known so far (so ``Add`` of a float and an int tensor is reported);
+  declared types (value_info / graph outputs) that contradict the inferred ones;
+* QONNX ops: input counts, attribute types and values (rounding mode known, flags 0/1,
+  FloatQuant saturation consistent...), and constant parameters: bit widths integers
+  >= 1 (no 1-bit narrow ranges, which hold only 0), <= 64; scales finite and > 0;
+  zero-points finite and inside the integer range; Trunc ``in_bitwidth >= out_bitwidth``
+  (an error for version 1, where a smaller in_bitwidth scales the values up; a warning
+  for version 2, where in_bitwidth does not enter the arithmetic and Brevitas exports it);
+  FloatQuant exponent/mantissa bit widths positive integers and ``max_val > 0``;
+  MultiThreshold thresholds (C, T) matching X's channels; parameters that do not
+  broadcast to X; quantizer outputs declared with a non-float type;
+* ops of unknown domains are reported as warnings (they cannot be checked or executed).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import onnx
+import onnx.defs
+import onnx.helper
+import onnx.numpy_helper
+import onnx.shape_inference
+
+from qonnx_tools.domains import CHANNELS_LAST, QONNX, STANDARD, canonical_domain
+from qonnx_tools.errors import InvalidAttributeError, InvalidDataTypeError
+from qonnx_tools.model_io import (
+    DEFAULT_QONNX_OPSET,
+    ERROR,
+    WARNING,
+    Finding,
+    PathLike,
+    ProtoValidator,
+    max_tensor_bytes_default,
+    node_label,
+    onnx_schema,
+    op_label,
+    read_proto,
+    validate_proto,
+)
+
+__all__ = ["Finding", "check_file", "check_proto", "ERROR", "WARNING"]
+
+#: Constant parameters with more elements than this are not read (they are weights, not parameters).
+MAX_PARAMETER_ELEMENTS = 1 << 20
+
+#: Domains whose operator schemas the onnx package knows.
+_ONNX_DOMAINS = (STANDARD, "ai.onnx.ml", "ai.onnx.preview.training")
+
+#: Newest QONNX opset this package defines (Trunc v2).
+_QONNX_MAX_OPSET = 2
+
+_FLOAT_TYPES = frozenset(
+    {
+        onnx.TensorProto.FLOAT,
+        onnx.TensorProto.DOUBLE,
+        onnx.TensorProto.FLOAT16,
+        onnx.TensorProto.BFLOAT16,
+    }
+)
+_NUMERIC_KINDS = "iuf"
+
+
+def check_file(path: PathLike, *, max_tensor_bytes: int | None = None) -> list[Finding]:
+    """Every problem of the model file at ``path``.
+
+    Raises ModelLoadError (exit 2) only when the file is no readable ONNX model at all
+    (missing, empty, not a protobuf, unknown IR version); everything else is a Finding.
+    """
+    proto = read_proto(path)
+    return check_proto(proto, path, max_tensor_bytes=max_tensor_bytes)
+
+
+def check_proto(proto: onnx.ModelProto, path: PathLike, *, max_tensor_bytes: int | None = None) -> list[Finding]:
+    """Every problem of a parsed model; ``path`` locates external data and names the file."""
+    limit = max_tensor_bytes_default() if max_tensor_bytes is None else int(max_tensor_bytes)
+    findings = list(validate_proto(proto, path, max_tensor_bytes=limit))
+    findings += _Checker(proto, Path(path), limit).run()
+    return _dedupe(findings)
+
+
+def errors(findings: Iterable[Finding]) -> list[Finding]:
+    """The findings of severity ``error``."""
+    return [f for f in findings if f.severity == ERROR]
+
+
+def _dedupe(findings: list[Finding]) -> list[Finding]:
+    seen: set[Finding] = set()
+    out = []
+    for finding in findings:
+        if finding not in seen:
+            seen.add(finding)
+            out.append(finding)
+    return out
+
+
+# -- the checker --------------------------------------------------------------------------------
+
+
+@dataclass
+class _Scope:
+    """What is known about the values of one graph (and the graphs enclosing it)."""
+
+    types: dict[str, int] = field(default_factory=dict)  # elem_type (TensorProto enum), 0 = unknown
+    shapes: dict[str, tuple] = field(default_factory=dict)  # dims: int, or str/None for symbolic
+    declared: dict[str, int] = field(default_factory=dict)  # elem_type declared by value_info/outputs
+    constants: dict[str, Any] = field(default_factory=dict)  # TensorProto or np.ndarray (Constant nodes)
+
+    def child(self) -> "_Scope":
+        return _Scope(dict(self.types), dict(self.shapes), {}, dict(self.constants))
+
+
+class _Checker:
+    def __init__(self, proto: onnx.ModelProto, path: Path, limit: int) -> None:
+        self.proto = proto
+        self.path = path
+        self.validator = ProtoValidator(proto, path, limit)
+        self.findings: list[Finding] = []
+        self.opsets: dict[str, int] = {}
+        self._arrays: dict[int, np.ndarray | None] = {}
+
+    # -- entry -------------------------------------------------------------------------------
+    def run(self) -> list[Finding]:
+        self.opset_findings()
+        self.graph(self.proto.graph, _Scope(), "")
+        return self.findings
+
+    def add(self, message: str, node: str | None = None, op: str | None = None, severity: str = ERROR) -> None:
+        self.findings.append(Finding(severity, message, node, op))
+
+    def opset_findings(self) -> None:
+        used = {canonical_domain(n.domain) for n in _all_nodes(self.proto.graph)}
+        newest = onnx.defs.onnx_opset_version()
+        for entry in self.proto.opset_import:
+            domain = canonical_domain(entry.domain)
+            version = int(entry.version)
+            self.opsets[domain] = max(self.opsets.get(domain, 0), version)
+            name = entry.domain or "ai.onnx"
+            if version < 1:
+                self.add(f"opset import {name} has invalid version {version}")
+            elif domain == STANDARD and version > newest:
+                self.add(
+                    f"opset import ai.onnx version {version} is newer than onnx knows ({newest}); "
+                    f"operators are checked at {newest}",
+                    severity=WARNING,
+                )
+            elif domain == QONNX and version > _QONNX_MAX_OPSET:
+                self.add(
+                    f"opset import {name} version {version} is newer than the QONNX ops defined here "
+                    f"({_QONNX_MAX_OPSET})",
+                    severity=WARNING,
+                )
+        if QONNX in used and QONNX not in self.opsets:
+            self.opsets[QONNX] = DEFAULT_QONNX_OPSET
+        if STANDARD in used and STANDARD not in self.opsets:
+            self.add("the model uses ai.onnx operators but imports no ai.onnx opset", severity=WARNING)
+            self.opsets[STANDARD] = 1
+
+    # -- graphs ------------------------------------------------------------------------------
+    def graph(self, graph: onnx.GraphProto, scope: _Scope, prefix: str) -> None:
+        for info in graph.input:  # graph inputs shadow enclosing values
+            elem, dims = _value_info_type(info)
+            scope.types[info.name] = elem
+            if dims is not None:
+                scope.shapes[info.name] = dims
+            else:
+                scope.shapes.pop(info.name, None)
+            scope.constants.pop(info.name, None)
+        for info in list(graph.value_info) + list(graph.output):
+            elem, dims = _value_info_type(info)
+            if elem and not scope.types.get(info.name):
+                scope.types[info.name] = elem
+            if dims is not None and info.name not in scope.shapes:
+                scope.shapes[info.name] = dims
+        for info in list(graph.value_info) + list(graph.output):
+            elem, _ = _value_info_type(info)
+            if elem:
+                scope.declared[info.name] = elem
+        for tensor in graph.initializer:
+            if tensor.name:
+                scope.types[tensor.name] = tensor.data_type
+                scope.shapes[tensor.name] = tuple(tensor.dims)
+                scope.constants[tensor.name] = tensor
+
+        labels = [node_label(node, i, prefix) for i, node in enumerate(graph.node)]
+        by_name: dict[str, list[int]] = {}
+        for i, node in enumerate(graph.node):
+            if node.name:
+                by_name.setdefault(node.name, []).append(i)
+        for name, indices in by_name.items():
+            if len(indices) > 1:
+                self.add(
+                    f"node name {name!r} is used by {len(indices)} nodes (#{', #'.join(map(str, indices))})",
+                    labels[indices[1]],
+                    op_label(graph.node[indices[1]]),
+                )
+
+        for i in _topological_indices(graph):
+            node = graph.node[i]
+            label = labels[i]
+            try:
+                self.node(node, label, scope)
+            except (InvalidAttributeError, InvalidDataTypeError) as exc:
+                self.add(_strip_where(str(exc)), label, op_label(node))
+            for attr in node.attribute:
+                subgraphs = [attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs)
+                for sub in subgraphs:
+                    self.graph(sub, scope.child(), label + "/")
+
+    # -- nodes -------------------------------------------------------------------------------
+    def node(self, node: onnx.NodeProto, label: str, scope: _Scope) -> None:
+        domain = canonical_domain(node.domain)
+        if domain == STANDARD and node.op_type == "Constant":
+            self.constant_node(node, scope)
+        if domain in _ONNX_DOMAINS:
+            self.standard_node(node, label, domain, scope)
+        elif domain in (QONNX, CHANNELS_LAST):
+            self.qonnx_node(node, label, domain, scope)
+        else:
+            self.add(
+                f"unknown operator {node.domain}:{node.op_type}: it cannot be checked or executed here",
+                label,
+                op_label(node),
+                WARNING,
+            )
+
+    def standard_node(self, node: onnx.NodeProto, label: str, domain: str, scope: _Scope) -> None:
+        op = op_label(node)
+        opset = min(self.opsets.get(domain, 1), onnx.defs.onnx_opset_version()) if domain == STANDARD else self.opsets.get(domain, 1)
+        schema = onnx_schema(node.op_type, domain, opset)
+        if schema is None:
+            self.add(f"no operator {domain or 'ai.onnx'}.{node.op_type} exists at opset {opset}", label, op)
+            return
+        if schema.deprecated:
+            self.add(f"{node.op_type} is deprecated at opset {opset}", label, op, WARNING)
+        before = len(self.findings)
+        n_in, n_out = len(node.input), len(node.output)
+        if not schema.min_input <= n_in <= schema.max_input:
+            self.add(f"has {n_in} inputs; {node.op_type}-{schema.since_version} takes {_range(schema.min_input, schema.max_input)}", label, op)
+        if not schema.min_output <= n_out <= schema.max_output:
+            self.add(f"has {n_out} outputs; {node.op_type}-{schema.since_version} gives {_range(schema.min_output, schema.max_output)}", label, op)
+        present = {a.name for a in node.attribute}
+        for name, attr in schema.attributes.items():
+            if attr.required and name not in present:
+                self.add(f"required attribute {name!r} is missing", label, op)
+        for name in present - set(schema.attributes):
+            self.add(f"attribute {name!r} is not defined for {node.op_type}-{schema.since_version}", label, op)
+        if len(self.findings) == before:  # inference would repeat the schema problems found above
+            self.infer_standard(node, label, schema, scope)
+
+    def infer_standard(self, node: onnx.NodeProto, label: str, schema, scope: _Scope) -> None:
+        """Per-node onnx type/shape inference with the known input types (all must be known)."""
+        if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute):
+            return  # If/Loop/Scan: their bodies are checked on their own
+        names = [n for n in node.input if n]
+        if any(not scope.types.get(n) for n in names):
+            return
+        types = {n: _type_proto(scope.types[n], scope.shapes.get(n)) for n in names}
+        data = {}
+        for n in names:
+            tensor = scope.constants.get(n)
+            if isinstance(tensor, onnx.TensorProto) and _numel(tensor.dims) <= 1024 and self.tensor_ok(tensor):
+                if tensor.data_location != onnx.TensorProto.EXTERNAL:
+                    data[n] = tensor
+        opsets = [onnx.helper.make_opsetid(d, v) for d, v in self.opsets.items() if d in _ONNX_DOMAINS]
+        try:
+            inferred = onnx.shape_inference.infer_node_outputs(schema, node, types, data, opset_imports=opsets)
+        except Exception as exc:  # onnx's inference is the validator here: its complaint is the finding
+            self.add(f"type/shape inference fails: {_first_line(exc)}", label, op_label(node))
+            return
+        for name, type_proto in inferred.items():
+            if not name or not type_proto.HasField("tensor_type"):
+                continue
+            elem = type_proto.tensor_type.elem_type
+            self.output_type(node, label, name, elem, scope)
+            if type_proto.tensor_type.HasField("shape") and name not in scope.shapes:
+                scope.shapes[name] = _dims(type_proto.tensor_type.shape)
+
+    def output_type(self, node: onnx.NodeProto, label: str, name: str, elem: int, scope: _Scope) -> None:
+        """Compare an output's computed element type with its declaration, then record it."""
+        if not elem:
+            return
+        declared = scope.declared.get(name)
+        if declared and declared != elem:
+            self.add(
+                f"output {name!r} is declared {_type_name(declared)} but {node.op_type} produces {_type_name(elem)}",
+                label,
+                op_label(node),
+            )
+        scope.types[name] = elem
+
+    def constant_node(self, node: onnx.NodeProto, scope: _Scope) -> None:
+        if len(node.output) != 1 or len(node.attribute) != 1:
+            return
+        attr = node.attribute[0]
+        A = onnx.AttributeProto
+        value: Any = None
+        if attr.name == "value" and attr.type == A.TENSOR:
+            value = attr.t
+            scope.types[node.output[0]] = attr.t.data_type
+            scope.shapes[node.output[0]] = tuple(attr.t.dims)
+        elif attr.name == "value_float" and attr.type == A.FLOAT:
+            value = np.array(attr.f, dtype=np.float32)
+        elif attr.name == "value_floats" and attr.type == A.FLOATS:
+            value = np.array(list(attr.floats), dtype=np.float32)
+        elif attr.name == "value_int" and attr.type == A.INT:
+            value = np.array(attr.i, dtype=np.int64)
+        elif attr.name == "value_ints" and attr.type == A.INTS:
+            value = np.array(list(attr.ints), dtype=np.int64)
+        if value is not None and node.output[0]:
+            scope.constants[node.output[0]] = value
+
+    # -- QONNX ops ----------------------------------------------------------------------------
+    def qonnx_node(self, node: onnx.NodeProto, label: str, domain: str, scope: _Scope) -> None:
+        from qonnx_tools import ops
+
+        op_name = op_label(node)
+        version = self.opsets.get(domain) or DEFAULT_QONNX_OPSET
+        op = ops.get_op(domain, node.op_type, version)
+        if op is None:
+            self.add(
+                f"no QONNX operator {node.op_type} is defined here: it cannot be checked or executed",
+                label,
+                op_name,
+                WARNING,
+            )
+            return
+        where = f"node {label!r} ({op_name})"
+        op.check_inputs(len(node.input), where)
+        for spec, name in zip(op.inputs, node.input):
+            if not name and not spec.optional:
+                self.add(f"required input {spec.name!r} is empty", label, op_name)
+        attrs = op.resolve_attributes(_decode_attributes(node), where)
+        kind = op.name if op.name != "Trunc" else f"Trunc{op.since_version}"
+        params = _Params(self, node, label, op_name, scope)
+        rule = _PARAMETER_RULES.get(kind)
+        if rule is not None:
+            rule(params, attrs)
+        x = node.input[0] if node.input else ""
+        x_type = scope.types.get(x, 0)
+        if op.name in ("IntQuant", "BipolarQuant", "Trunc", "FloatQuant", "MultiThreshold"):
+            if x_type and x_type not in _FLOAT_TYPES:
+                self.add(
+                    f"input X {x!r} is {_type_name(x_type)}; {op.name} computes in float32 and outputs float",
+                    label,
+                    op_name,
+                    WARNING,
+                )
+            out_type = onnx.TensorProto.FLOAT
+            if op.name != "MultiThreshold" and x_type in _FLOAT_TYPES:
+                out_type = x_type
+        else:  # channels-last ops keep X's type
+            out_type = x_type
+        for name in node.output[:1]:
+            if name:
+                self.output_type(node, label, name, out_type, scope)
+                if op.name != "MultiThreshold" and x in scope.shapes and name not in scope.shapes and domain == QONNX:
+                    scope.shapes[name] = scope.shapes[x]
+
+    # -- constants ----------------------------------------------------------------------------
+    def tensor_ok(self, tensor: onnx.TensorProto) -> bool:
+        return not any(True for _ in self.validator.tensor(tensor, "tensor"))
+
+    def array(self, name: str, scope: _Scope) -> np.ndarray | None:
+        """The value of a small constant (initializer or Constant node), or None."""
+        value = scope.constants.get(name)
+        if value is None:
+            return None
+        if isinstance(value, np.ndarray):
+            return value
+        key = id(value)
+        if key not in self._arrays:
+            self._arrays[key] = self._read(value)
+        return self._arrays[key]
+
+    def _read(self, tensor: onnx.TensorProto) -> np.ndarray | None:
+        if _numel(tensor.dims) > MAX_PARAMETER_ELEMENTS or not self.tensor_ok(tensor):
+            return None
+        try:
+            return np.asarray(onnx.numpy_helper.to_array(tensor, base_dir=str(self.path.parent)))
+        except Exception:  # a data type numpy cannot hold; the tensor itself passed validation
+            return None
+
+
+# -- constant parameters of QONNX ops -------------------------------------------------------------
+
+
+class _Params:
+    """Access to one QONNX node's constant inputs, and checks that add findings."""
+
+    def __init__(self, checker: _Checker, node: onnx.NodeProto, label: str, op: str, scope: _Scope) -> None:
+        self.checker = checker
+        self.node = node
+        self.label = label
+        self.op = op
+        self.scope = scope
+
+    def error(self, message: str, severity: str = ERROR) -> None:
+        self.checker.add(message, self.label, self.op, severity)
+
+    def name(self, index: int) -> str:
+        return self.node.input[index] if index < len(self.node.input) else ""
+
+    def value(self, index: int, what: str) -> np.ndarray | None:
+        """The constant value of input ``index`` (None when not constant or not numeric: reported)."""
+        name = self.name(index)
+        if not name:
+            return None
+        elem = self.scope.types.get(name, 0)
+        if elem in (onnx.TensorProto.STRING, onnx.TensorProto.BOOL):
+            self.error(f"{what} {name!r} must be numeric, got {_type_name(elem)}")
+            return None
+        arr = self.checker.array(name, self.scope)
+        if arr is None:
+            return None
+        if arr.dtype.kind not in _NUMERIC_KINDS:
+            self.error(f"{what} {name!r} must be numeric, got {arr.dtype}")
+            return None
+        if arr.size == 0:
+            self.error(f"{what} {name!r} is empty")
+            return None
+        return arr
+
+    def x_shape(self) -> tuple | None:
+        return self.scope.shapes.get(self.name(0))
+
+    # checks: each returns the value when it is legal, None otherwise
+    def integer(self, index: int, what: str, lo: int, hi: int | None, note: str = "") -> np.ndarray | None:
+        arr = self.value(index, what)
+        if arr is None:
+            return None
+        values = arr.astype(np.float64)
+        bad = ~np.isfinite(values)
+        bad |= np.where(bad, False, values != np.round(np.nan_to_num(values)))
+        bad |= values < lo
+        if hi is not None:
+            bad |= values > hi
+        if bad.any():
+            bound = f"{lo}..{hi}" if hi is not None else f">= {lo}"
+            self.error(f"{what} must be an integer in {bound}{note}, got {_shown(arr, bad)}")
+            return None
+        self.broadcasts(index, what, arr)
+        return values.astype(np.int64)
+
+    def positive(self, index: int, what: str) -> np.ndarray | None:
+        arr = self.value(index, what)
+        if arr is None:
+            return None
+        values = arr.astype(np.float64)
+        bad = ~(np.isfinite(values) & (values > 0))
+        if bad.any():
+            self.error(f"{what} must be finite and > 0, got {_shown(arr, bad)}")
+            return None
+        self.broadcasts(index, what, arr)
+        return values
+
+    def finite(self, index: int, what: str) -> np.ndarray | None:
+        arr = self.value(index, what)
+        if arr is None:
+            return None
+        values = arr.astype(np.float64)
+        bad = ~np.isfinite(values)
+        if bad.any():
+            self.error(f"{what} must be finite, got {_shown(arr, bad)}")
+            return None
+        self.broadcasts(index, what, arr)
+        return values
+
+    def broadcasts(self, index: int, what: str, arr: np.ndarray) -> None:
+        """Report a parameter that does not broadcast to X's (known) shape without growing it."""
+        x_shape = self.x_shape()
+        if x_shape is None:
+            return
+        shape = arr.shape
+        ok = len(shape) <= len(x_shape)
+        if ok:
+            for p, x in zip(reversed(shape), reversed(x_shape)):
+                if p != 1 and isinstance(x, int) and p != x:
+                    ok = False
+        if not ok:
+            shown = "(" + ", ".join("?" if not isinstance(d, int) else str(d) for d in x_shape) + ")"
+            self.error(f"{what} of shape {tuple(shape)} does not broadcast to X's shape {shown}")
+
+
+def _int_quant(p: _Params, attrs: dict) -> None:
+    signed, narrow = bool(attrs["signed"]), bool(attrs["narrow"])
+    p.positive(1, "scale")
+    zeropt = p.finite(2, "zeropt")
+    bits = p.integer(3, "bitwidth", 1, 64)
+    if bits is not None and narrow and np.any(bits == 1):
+        p.error("bitwidth 1 with narrow=1 leaves a single value (0): the quantizer outputs a constant")
+        return
+    if bits is not None and zeropt is not None:
+        _zero_point_in_range(p, zeropt, bits, signed, narrow, "bitwidth")
+
+
+def _zero_point_in_range(p: _Params, zeropt: np.ndarray, bits: np.ndarray, signed: bool, narrow: bool, what: str) -> None:
+    from qonnx_tools.ops._rounding import int_bounds
+
+    try:
+        lo, hi = int_bounds(signed, narrow, bits)
+        bad = (zeropt < lo) | (zeropt > hi)
+    except ValueError:  # shapes that do not broadcast together: reported by the broadcast check
+        return
+    if np.any(bad):
+        kind = "signed" if signed else "unsigned"
+        if np.unique(lo).size == 1 and np.unique(hi).size == 1:
+            bounds = f"[{_number(np.ravel(lo)[0])}, {_number(np.ravel(hi)[0])}]"
+        else:
+            bounds = "of each element's bit width"
+        zp = np.broadcast_to(zeropt, np.shape(bad))
+        p.error(
+            f"zeropt must lie in the {kind}{' narrow' if narrow else ''} integer range {bounds} of {what}, "
+            f"got {_shown(zp, bad)}"
+        )
+
+
+def _bipolar_quant(p: _Params, attrs: dict) -> None:
+    p.positive(1, "scale")
+
+
+def _trunc_bits(p: _Params, in_index: int, out_index: int, severity: str) -> None:
+    in_bits = p.integer(in_index, "in_bitwidth", 1, 64)
+    out_bits = p.integer(out_index, "out_bitwidth", 1, 64)
+    if in_bits is None or out_bits is None:
+        return
+    try:
+        bad = in_bits < out_bits
+    except ValueError:
+        return
+    if np.any(bad):
+        consequence = (
+            "version 1 then multiplies the integers by 2**(out - in)"
+            if severity == ERROR
+            else "nothing is truncated; the output range is out_bitwidth's"
+        )
+        p.error(
+            f"in_bitwidth must be >= out_bitwidth (truncation drops bits), got in_bitwidth "
+            f"{_shown(np.broadcast_to(in_bits, bad.shape), bad)} < out_bitwidth "
+            f"{_shown(np.broadcast_to(out_bits, bad.shape), bad)}: {consequence}",
+            severity,
+        )
+
+
+def _trunc_v1(p: _Params, attrs: dict) -> None:
+    p.positive(1, "scale")
+    p.finite(2, "zeropt")
+    _trunc_bits(p, 3, 4, ERROR)
+
+
+def _trunc_v2(p: _Params, attrs: dict) -> None:
+    p.positive(1, "scale")
+    p.finite(2, "zeropt")
+    p.positive(4, "out_scale")
+    _trunc_bits(p, 3, 5, WARNING)  # in_bitwidth does not enter v2's arithmetic (Brevitas exports this)
+
+
+def _float_quant(p: _Params, attrs: dict) -> None:
+    from qonnx_tools.ops.floatquant import _MAX_EXPONENT_BITS, _MAX_MANTISSA_BITS
+
+    p.positive(1, "scale")
+    p.integer(2, "exponent_bitwidth", 1, _MAX_EXPONENT_BITS, " (a positive integer)")
+    p.integer(3, "mantissa_bitwidth", 1, _MAX_MANTISSA_BITS, " (a positive integer)")
+    p.integer(4, "exponent_bias", -(2**20), 2**20)
+    if len(p.node.input) > 5 and p.node.input[5]:
+        arr = p.value(5, "max_val")
+        if arr is not None:
+            values = arr.astype(np.float64)
+            bad = np.isnan(values) | (values <= 0)
+            if bad.any():
+                p.error(f"max_val must be > 0, got {_shown(arr, bad)}")
+            else:
+                p.broadcasts(5, "max_val", arr)
+
+
+def _multi_threshold(p: _Params, attrs: dict) -> None:
+    from qonnx_tools.ops.multithreshold import channel_axis
+
+    arr = p.value(1, "thresholds")
+    if arr is None:
+        return
+    if arr.ndim == 1:
+        arr = arr.reshape(1, -1)
+    if arr.ndim != 2:
+        p.error(f"thresholds must be (C, T) or (1, T), got shape {arr.shape}")
+        return
+    if arr.dtype.kind == "f" and np.isnan(arr).any():
+        p.error("thresholds contain NaN (never reached)", WARNING)
+    x_shape = p.x_shape()
+    if x_shape is None or arr.shape[0] == 1:
+        return
+    if len(x_shape) < 2:
+        p.error(f"per-channel thresholds {arr.shape} need X with a channel axis, X has shape {x_shape}")
+        return
+    try:
+        axis = channel_axis(attrs["data_layout"], len(x_shape))
+    except ValueError as exc:
+        p.error(str(exc))
+        return
+    channels = x_shape[axis]
+    if isinstance(channels, int) and channels != arr.shape[0]:
+        p.error(
+            f"thresholds have {arr.shape[0]} rows but X has {channels} channels on axis {axis} "
+            f"(data_layout {attrs['data_layout']})"
+        )
+
+
+_PARAMETER_RULES = {
+    "IntQuant": _int_quant,
+    "BipolarQuant": _bipolar_quant,
+    "Trunc1": _trunc_v1,
+    "Trunc2": _trunc_v2,
+    "FloatQuant": _float_quant,
+    "MultiThreshold": _multi_threshold,
+}
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+
+def _all_nodes(graph: onnx.GraphProto) -> Iterable[onnx.NodeProto]:
+    for node in graph.node:
+        yield node
+        for attr in node.attribute:
+            subgraphs = [attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs)
+            for sub in subgraphs:
+                yield from _all_nodes(sub)
+
+
+def _topological_indices(graph: onnx.GraphProto) -> list[int]:
+    """Node indices in dependency order; nodes on or behind a cycle are left out (reported elsewhere)."""
+    producers: dict[str, int] = {}
+    for i, node in enumerate(graph.node):
+        for out in node.output:
+            if out:
+                producers.setdefault(out, i)
+    from qonnx_tools.model_io import subgraph_free_names
+
+    deps = []
+    for node in graph.node:
+        names = set(node.input)
+        if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute):
+            names |= subgraph_free_names(node)
+        deps.append({producers[n] for n in names if n in producers})
+    pending = [len(d) for d in deps]
+    users: list[list[int]] = [[] for _ in graph.node]
+    for j, d in enumerate(deps):
+        for i in d:
+            users[i].append(j)
+    ready = sorted((i for i, count in enumerate(pending) if count == 0), reverse=True)
+    order = []
+    while ready:
+        i = ready.pop()
+        order.append(i)
+        for j in users[i]:
+            pending[j] -= 1
+            if pending[j] == 0:
+                ready.append(j)
+    return order
+
+
+def _value_info_type(info: onnx.ValueInfoProto) -> tuple[int, tuple | None]:
+    if not info.type.HasField("tensor_type"):
+        return 0, None
+    tensor_type = info.type.tensor_type
+    dims = _dims(tensor_type.shape) if tensor_type.HasField("shape") else None
+    return tensor_type.elem_type, dims
+
+
+def _dims(shape: onnx.TensorShapeProto) -> tuple:
+    return tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in shape.dim)
+
+
+def _type_proto(elem: int, dims: tuple | None) -> onnx.TypeProto:
+    if dims is None:
+        return onnx.helper.make_tensor_type_proto(elem, None)
+    return onnx.helper.make_tensor_type_proto(elem, [d if isinstance(d, (int, str)) else None for d in dims])
+
+
+def _type_name(elem: int) -> str:
+    try:
+        return onnx.TensorProto.DataType.Name(elem)
+    except ValueError:
+        return str(elem)
+
+
+def _numel(dims: Sequence[int]) -> int:
+    n = 1
+    for d in dims:
+        n *= max(int(d), 0)
+    return n
+
+
+def _range(lo: int, hi: int) -> str:
+    if hi >= 2**31 - 1:
+        return f"at least {lo}"
+    return str(lo) if lo == hi else f"{lo} to {hi}"
+
+
+def _decode_attributes(node: onnx.NodeProto) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for attr in node.attribute:
+        try:
+            value = onnx.helper.get_attribute_value(attr)
+        except Exception:  # an attribute of no valid type: reported by validate_proto
+            continue
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", errors="replace")
+        elif isinstance(value, list):
+            value = tuple(v.decode("utf-8", errors="replace") if isinstance(v, bytes) else v for v in value)
+        out[attr.name] = value
+    return out
+
+
+def _shown(arr: np.ndarray, bad: np.ndarray) -> str:
+    """The offending elements (first four), and how many of how many when not all."""
+    arr = np.asarray(arr)
+    bad = np.broadcast_to(bad, arr.shape) if bad.shape != arr.shape else bad
+    values = arr[bad].ravel()
+    text = ", ".join(_number(v) for v in values[:4]) + (", ..." if values.size > 4 else "")
+    if arr.size == 1:
+        return text
+    return f"[{text}] ({values.size} of {arr.size} elements)"
+
+
+def _number(value: Any) -> str:
+    value = value.item() if hasattr(value, "item") else value
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _strip_where(message: str) -> str:
+    """Drop the ``node '...' (Op): `` prefix of an op-module error (the Finding names the node)."""
+    if message.startswith("node ") and "): " in message:
+        return message.split("): ", 1)[1]
+    return message
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
