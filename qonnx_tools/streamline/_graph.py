@@ -25,7 +25,7 @@ from qonnx_tools._ir import ir
 from qonnx_tools.constants import constant_array
 from qonnx_tools.domains import QONNX, STANDARD, canonical_domain, canonical_op
 from qonnx_tools.graph_order import topological_order
-from qonnx_tools.passes._rewrite import all_value_names, unique_name
+from qonnx_tools.passes._rewrite import all_value_names, new_initializer, unique_name
 from qonnx_tools.passes.base import PassResult, QonnxPass
 
 #: Ops that only move data around (values pass through unchanged).
@@ -107,6 +107,22 @@ def varying_axes(c: np.ndarray) -> tuple[int, ...]:
     return tuple(a for a, n in enumerate(c.shape) if n > 1)
 
 
+def single_axis_vector(c: np.ndarray, r: int | None, what: str = "constant") -> tuple[np.ndarray, int | None] | str:
+    """(values of ``c`` as a vector, the one axis of a rank-``r`` tensor it varies along; None for a
+    single value), or a reason when it varies along several axes (or the rank is unknown)."""
+    if c.size == 1:
+        return c.reshape(1), None
+    if r is None:
+        return "rank unknown (run infer-shapes)"
+    cf = expand_to_rank(c, r)
+    if cf is None:
+        return f"{what} has more axes than the tensor"
+    vary = varying_axes(cf)
+    if len(vary) != 1:
+        return f"{what} varies along several axes"
+    return cf.reshape(-1), vary[0]
+
+
 def value_varying_axes(c: np.ndarray) -> tuple[int, ...]:
     """Axes along which the *values* of ``c`` change (a repeated value counts as constant)."""
     return tuple(a for a, n in enumerate(c.shape) if n > 1 and not np.all(c == c.take([0], axis=a)))
@@ -156,16 +172,20 @@ class Editor:
             return b, ca, 0
         return None
 
+    def const_operand(self, node: ir.Node | None, op_types: Iterable[str]) -> tuple[ir.Value, np.ndarray, int] | None:
+        """``split_const(node)`` when ``node`` is a standard-domain op in ``op_types``, else None."""
+        if node is None or canonical_domain(node.domain) != STANDARD or node.op_type not in op_types:
+            return None
+        return self.split_const(node)
+
     def scaled(self, value: ir.Value | None, op_types: Iterable[str] = ("Mul",)) -> tuple[ir.Node, ir.Value, np.ndarray] | None:
         """(producer, dynamic input, float constant) when ``value`` is ``Op(x, c)`` for Op in op_types."""
         if value is None:
             return None
         producer = value.producer()
-        if producer is None or canonical_domain(producer.domain) != STANDARD or producer.op_type not in op_types:
+        if producer is None or len(producer.outputs) != 1:
             return None
-        if len(producer.outputs) != 1:
-            return None
-        split = self.split_const(producer)
+        split = self.const_operand(producer, op_types)
         if split is None:
             return None
         x, c, _ = split
@@ -176,17 +196,9 @@ class Editor:
         return producer, x, c
 
     def initializer(self, array: np.ndarray, base: str, like: ir.Value | None = None) -> ir.Value:
+        """A new initializer under a fresh name (``new_initializer``), with its array cached."""
         array = np.array(array, order="C")  # (np.ascontiguousarray would turn a 0-d array into 1-d)
-        name = self.fresh(base)
-        value = ir.Value(
-            name=name,
-            shape=ir.Shape(array.shape),
-            type=ir.TensorType(ir.DataType.from_numpy(array.dtype)),
-            const_value=ir.tensor(array, name=name),
-        )
-        if like is not None:
-            value.meta.update(like.meta)
-        self.graph.register_initializer(value)
+        value = new_initializer(self.graph, array, self.fresh(base), like=like)
         self._const_cache[id(value)] = (value, array)
         return value
 

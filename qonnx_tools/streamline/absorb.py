@@ -49,13 +49,12 @@ from qonnx_tools.streamline._graph import (
     Editor,
     RulePass,
     attr,
-    expand_to_rank,
     fits,
     is_mt,
     is_op,
     rank,
     set_attr,
-    varying_axes,
+    single_axis_vector,
 )
 from qonnx_tools.streamline.frontend import _ensure_qonnx_opset, _replace_single_output, layout_for, make_multithreshold
 from qonnx_tools.streamline.thresholds import (
@@ -102,16 +101,11 @@ def plan_absorb(mt: ir.Node, editor: Editor, kinds: tuple[str, ...]):
     if not fits(c, y):
         return f"{node.op_type} constant broadcasts the tensor to a larger shape"
     rows = t.shape[0]
-    if c.size == 1:
-        col = c.reshape(1, 1)
-    else:
-        if r is None:
-            return "rank unknown (run infer-shapes)"
-        cf = expand_to_rank(c, r)
-        vary = varying_axes(cf)
-        if len(vary) != 1:
-            return f"{node.op_type} constant varies along several axes (not per-channel)"
-        (axis,) = vary
+    found = single_axis_vector(c, r, f"{node.op_type} constant")
+    if isinstance(found, str):
+        return found
+    vec, axis = found
+    if axis is not None:
         if rows > 1:
             try:
                 mt_axis = channel_axis(layout, r)
@@ -119,15 +113,15 @@ def plan_absorb(mt: ir.Node, editor: Editor, kinds: tuple[str, ...]):
                 return f"data_layout {layout} does not fit a rank-{r} input"
             if mt_axis != axis:
                 return f"{node.op_type} constant varies along axis {axis}, thresholds along axis {mt_axis}"
-            if cf.shape[axis] != rows:
+            if vec.size != rows:
                 return "constant and thresholds disagree on the channel count"
         else:
             new_layout = layout_for(r, axis)
             if new_layout is None:
                 return f"{node.op_type} constant varies along axis {axis} (no data layout has channels there)"
             layout = new_layout
-            t = np.broadcast_to(t, (cf.shape[axis], t.shape[1]))
-        col = cf.reshape(-1, 1)
+            t = np.broadcast_to(t, (vec.size, t.shape[1]))
+    col = vec.reshape(-1, 1)
     result = absorb(t, node.op_type, col.astype(F32) if col.dtype != F64 else col)
     if isinstance(result, str):
         return f"{node.op_type} {node.name!r}: {result}"
@@ -248,6 +242,15 @@ def _scaled_weight(w: np.ndarray, sign: np.ndarray, axis: int) -> np.ndarray:
     return (w * sign.reshape(shape).astype(w.dtype) + 0).astype(w.dtype)  # + 0: no negative zeros
 
 
+def _set_signed_weight(editor: Editor, linear: ir.Node, w_idx: int, new_w: np.ndarray, sign: np.ndarray) -> None:
+    """Give ``linear`` the sign-multiplied weights ``new_w``; the old datatype annotation is kept
+    only when no sign is 0 (a -1/+1 flip keeps a symmetric integer range, a 0 may not)."""
+    keep_type = bool(np.all(sign != 0))
+    base = linear.name or "linear"
+    w_value = editor.initializer(new_w, f"{base}_w_sign", like=linear.inputs[w_idx] if keep_type else None)
+    editor.set_input(linear, w_idx, w_value)
+
+
 def plan_sign_upward(editor: Editor, x: ir.Value, c: np.ndarray):
     """Apply-callable pushing ``Mul(x, c)`` (c in {-1,0,1}) into the MatMul/Conv producing x, or a reason."""
     r = rank(x)
@@ -271,16 +274,10 @@ def plan_sign_upward(editor: Editor, x: ir.Value, c: np.ndarray):
     if weight is None:
         return f"{linear.op_type} {linear.name!r} has no constant weight operand"
     w_idx, w = weight
-    if c.size == 1:
-        sign_vec, out_axis_x = c.reshape(1), None
-    else:
-        if r is None:
-            return "rank unknown (run infer-shapes)"
-        cf = expand_to_rank(c, r)
-        vary = varying_axes(cf)
-        if len(vary) != 1:
-            return "sign varies along several axes"
-        sign_vec, out_axis_x = cf.reshape(-1), vary[0]
+    found = single_axis_vector(c, r, "sign")
+    if isinstance(found, str):
+        return found
+    sign_vec, out_axis_x = found
     if is_op(linear, "Conv"):
         w_axis = 0
         if out_axis_x is not None and out_axis_x != 1:
@@ -302,10 +299,7 @@ def plan_sign_upward(editor: Editor, x: ir.Value, c: np.ndarray):
 
     def apply(mul: ir.Node) -> None:
         base = linear.name or "linear"
-        new_w = _scaled_weight(w, sign_full, w_axis)
-        keep_type = bool(np.all(sign_full != 0))
-        w_value = editor.initializer(new_w, f"{base}_w_sign", like=linear.inputs[w_idx] if keep_type else None)
-        editor.set_input(linear, w_idx, w_value)
+        _set_signed_weight(editor, linear, w_idx, _scaled_weight(w, sign_full, w_axis), sign_full)
         if is_op(linear, "Conv") and len(linear.inputs) > 2 and linear.inputs[2] is not None:
             bias = editor.const(linear.inputs[2])
             editor.set_input(linear, 2, editor.initializer((bias * sign_full).astype(bias.dtype), f"{base}_b_sign"))
@@ -329,16 +323,10 @@ def plan_sign_downward(editor: Editor, x: ir.Value, c: np.ndarray, consumer: ir.
     if w_idx == idx:
         return "the sign multiplies the weights themselves"
     r = rank(x)
-    if c.size == 1:
-        sign_vec, axis_x = c.reshape(1), None
-    else:
-        if r is None:
-            return "rank unknown (run infer-shapes)"
-        cf = expand_to_rank(c, r)
-        vary = varying_axes(cf)
-        if len(vary) != 1:
-            return "sign varies along several axes"
-        sign_vec, axis_x = cf.reshape(-1), vary[0]
+    found = single_axis_vector(c, r, "sign")
+    if isinstance(found, str):
+        return found
+    sign_vec, axis_x = found
     if is_op(consumer, "Conv"):
         if axis_x is not None and axis_x != 1:
             return "sign does not vary along the Conv input channels"
@@ -363,9 +351,7 @@ def plan_sign_downward(editor: Editor, x: ir.Value, c: np.ndarray, consumer: ir.
 
     def apply(mul: ir.Node) -> None:
         new_w = (w * factor.astype(w.dtype) + 0).astype(w.dtype)
-        keep_type = bool(np.all(factor != 0))
-        w_value = editor.initializer(new_w, f"{consumer.name or 'linear'}_w_sign", like=consumer.inputs[w_idx] if keep_type else None)
-        editor.set_input(consumer, w_idx, w_value)
+        _set_signed_weight(editor, consumer, w_idx, new_w, factor)
         editor.set_input(consumer, idx, x)
 
     return apply
@@ -383,9 +369,7 @@ class AbsorbSignMulIntoLinear(RulePass):
     )
 
     def visit(self, node: ir.Node, editor: Editor):
-        if not is_op(node, "Mul"):
-            return None
-        split = editor.split_const(node)
+        split = editor.const_operand(node, ("Mul",))
         if split is None:
             return None
         x, c, _ = split

@@ -23,7 +23,7 @@ import numpy as np
 
 from qonnx_tools._ir import ir
 from qonnx_tools.passes.base import register_pass
-from qonnx_tools.streamline._graph import Editor, RulePass, fits, is_op
+from qonnx_tools.streamline._graph import Editor, RulePass, fits
 from qonnx_tools.streamline.absorb import plan_sign_downward, plan_sign_upward
 from qonnx_tools.streamline.thresholds import F32
 
@@ -50,9 +50,7 @@ class CollapseRepeatedOps(RulePass):
     summary: ClassVar[str] = "Mul(Mul(x, a), b) -> Mul(x, a*b), Add(Add(x, a), b) -> Add(x, a+b) for constants; fan-out safe"
 
     def visit(self, node: ir.Node, editor: Editor):
-        if not (is_op(node, "Mul") or is_op(node, "Add")):
-            return None
-        split = editor.split_const(node)
+        split = editor.const_operand(node, ("Mul", "Add"))
         if split is None:
             return None
         m, b, b_idx = split
@@ -85,9 +83,7 @@ class FactorOutMulSign(RulePass):
     require_absorbable: bool = False
 
     def visit(self, node: ir.Node, editor: Editor):
-        if not is_op(node, "Mul"):
-            return None
-        split = editor.split_const(node)
+        split = editor.const_operand(node, ("Mul",))
         if split is None:
             return None
         x, a, a_idx = split

@@ -246,9 +246,7 @@ class _MovePass(RulePass):
     planners: ClassVar[tuple[Planner, ...]] = ()
 
     def visit(self, node: ir.Node, editor: Editor):
-        if canonical_domain(node.domain) != STANDARD or node.op_type not in self.kinds:
-            return None
-        split = editor.split_const(node)
+        split = editor.const_operand(node, self.kinds)
         if split is None:
             return None
         x, c, _ = split
@@ -345,9 +343,7 @@ class MoveAddPastMul(RulePass):
     summary: ClassVar[str] = "(x + b) * a -> x * a + b * a for constants a, b (the Add stays for other consumers)"
 
     def visit(self, node: ir.Node, editor: Editor):
-        if not is_op(node, "Mul"):
-            return None
-        split = editor.split_const(node)
+        split = editor.const_operand(node, ("Mul",))
         if split is None:
             return None
         m, a, _ = split
