@@ -71,13 +71,11 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Callable
 
-import numpy as np
 import onnx
 import onnx.helper
 
 from qonnx_tools import ops as qonnx_ops
 from qonnx_tools._ir import ir
-from qonnx_tools.constants import constant_array
 from qonnx_tools.convert.lowering import (
     HIGHEST_FORM_OPSET,
     Declined,
@@ -165,15 +163,16 @@ def _convert(model, annotations, opset, keep_float_weights, allow_partial) -> Co
 
 def standard_opset(model: ir.Model) -> int:
     """The model's ai.onnx opset (0 when it imports none)."""
-    for domain, version in model.opset_imports.items():
-        if canonical_domain(domain) == STANDARD:
-            return int(version)
-    return 0
+    return _opset_of(model, STANDARD)
 
 
 def _qonnx_opset(model: ir.Model) -> int:
-    for domain, version in model.opset_imports.items():
-        if canonical_domain(domain) == QONNX:
+    return _opset_of(model, QONNX)
+
+
+def _opset_of(model: ir.Model, domain: str) -> int:
+    for name, version in model.opset_imports.items():
+        if canonical_domain(name) == domain:
             return int(version)
     return 0
 
@@ -195,9 +194,6 @@ def _rule_for(node: ir.Node, qonnx_opset: int) -> Rule | str:
     rule = getattr(op, "lower_qcdq", None)
     if rule is not None:
         return rule
-    extra = _EXTRA_RULES.get(op.name)
-    if extra is not None:
-        return lambda n, ctx: extra(op, n, ctx)
     return f"no standard-ONNX lowering for {op.name}"
 
 
@@ -387,64 +383,3 @@ def _infer_shapes(model: ir.Model) -> None:
             InferShapes()(model)
         except QonnxToolsError:
             pass
-
-
-# -- rules for ops whose module has no ``lower_qcdq`` ----------------------------------------
-
-
-def _lower_multithreshold(op: Any, node: ir.Node, ctx: LoweringContext) -> Rewrite | Declined:
-    """MultiThreshold: ``out_scale * #{t : x >= t} + out_bias`` with standard ops.
-
-    ``Unsqueeze(x, -1) >= thresholds`` (thresholds moved to X's layout with the
-    threshold index last) -> Cast to float -> ReduceSum over the last axis: an exact
-    count (small integers in float32), then Mul/Add as MultiThreshold.execute does.
-    NaN elements reach no threshold, as in the executor. Needs constant float32
-    thresholds and float32 X.
-    """
-    from qonnx_tools.convert import lowering as L
-    from qonnx_tools.ops.multithreshold import channel_axis
-
-    nctx = ctx.node_context(node, op)
-    x_v, t_v = node.inputs[0], node.inputs[1]
-    reason = L.x_float32(x_v)
-    if reason:
-        return L.decline(reason)
-    thresholds = constant_array(t_v)
-    if thresholds is None:
-        return L.decline("thresholds are not constant")
-    thresholds = np.asarray(thresholds)
-    if thresholds.dtype.kind != "f" or thresholds.dtype != np.float32:
-        if thresholds.dtype.kind not in "iuf" or not np.array_equal(thresholds.astype(np.float32), thresholds):
-            return L.decline(f"thresholds of dtype {thresholds.dtype} are not exactly float32")
-    thresholds = thresholds.astype(np.float32)
-    if thresholds.ndim == 1:
-        thresholds = thresholds.reshape(1, -1)
-    if thresholds.ndim != 2:
-        return L.decline(f"thresholds must be (C, T), got {thresholds.shape}")
-    xshape = L.x_shape(x_v)
-    if thresholds.shape[0] == 1:
-        table = thresholds[0]
-    else:
-        if xshape is None:
-            return L.decline("per-channel thresholds need X's rank")
-        axis = channel_axis(nctx.attrs["data_layout"], len(xshape))
-        if xshape[axis] not in (None, thresholds.shape[0]):
-            return L.decline(f"thresholds have {thresholds.shape[0]} rows, X {xshape} axis {axis}")
-        shape = [1] * len(xshape) + [thresholds.shape[1]]
-        shape[axis] = thresholds.shape[0]
-        table = thresholds.reshape(shape)
-    b = ctx.builder(node)
-    ex = b.op("Unsqueeze", [x_v, b.const("axes", np.array([-1], dtype=np.int64))], "unsqueeze")
-    reached = b.op("Cast", [b.op("GreaterOrEqual", [ex, b.f32("thresholds", table)], "reached")], "reached_f", to=1)
-    y = b.op("ReduceSum", [reached, b.const("sum_axes", np.array([-1], dtype=np.int64))], "count", keepdims=0)
-    if nctx.attrs["out_scale"] != 1.0:
-        y = b.op("Mul", [y, b.f32("out_scale", nctx.attrs["out_scale"])], "mul_out_scale")
-    if nctx.attrs["out_bias"] != 0.0:
-        y = b.op("Add", [y, b.f32("out_bias", nctx.attrs["out_bias"])], "add_out_bias")
-    return b.rewrite(y, "emulation: ReduceSum(GreaterOrEqual(x, thresholds))*scale+bias", "emulation")
-
-
-#: Rules for QONNX ops whose module does not (yet) define ``lower_qcdq``.
-_EXTRA_RULES: dict[str, Callable[..., Rewrite | Declined]] = {
-    "MultiThreshold": _lower_multithreshold,
-}

@@ -114,9 +114,11 @@ from qonnx_tools._ir import ir
 from qonnx_tools.constants import constant_array
 from qonnx_tools.convert.result import ConversionResult, Unconverted
 from qonnx_tools.domains import QONNX, STANDARD
+from qonnx_tools.executor.kernels.quantize_linear import int_range
 from qonnx_tools.executor.registry import NodeContext
 from qonnx_tools.ops.floatquant import FloatQuant
 from qonnx_tools.ops.intquant import IntQuant
+from qonnx_tools.passes._rewrite import all_value_names, unique_name
 
 __all__ = ["to_qonnx", "QONNX_OPSET_VERSION", "FLOAT_FORMATS"]
 
@@ -145,24 +147,11 @@ FLOAT_FORMATS: dict[np.dtype, FloatFormat] = {
     np.dtype(ml_dtypes.float4_e2m1fn): FloatFormat(2, 1, 1, 6.0, False, False),
 }
 
-_INT4ISH = {np.dtype(t) for t in (ml_dtypes.int4, ml_dtypes.uint4, ml_dtypes.int2, ml_dtypes.uint2)}
 _FLOAT_SCALE_DTYPES = {np.dtype(t) for t in (np.float16, np.float32, np.float64, ml_dtypes.bfloat16)}
 
 
 # ---------------------------------------------------------------------------------------------
 # small helpers
-
-
-def _int_range(dtype: np.dtype) -> tuple[int, int] | None:
-    """(min, max) of an integer container (4-/2-bit ones included), None otherwise."""
-    dtype = np.dtype(dtype)
-    if dtype.kind in "iu":
-        info = np.iinfo(dtype)
-    elif dtype in _INT4ISH:
-        info = ml_dtypes.iinfo(dtype)
-    else:
-        return None
-    return int(info.min), int(info.max)
 
 
 def _is_pow2(n: int) -> bool:
@@ -481,7 +470,7 @@ class _Analyser:
         return p.reshape(shape)
 
     def _int_plan(self, dq, quantize, clips, container, scale, zp, lo_clip, hi_clip) -> _Plan:
-        rng = _int_range(container)
+        rng = int_range(container)
         if rng is None:
             raise _Skip(f"data type {container} has no QONNX form")
         lo = max(rng[0], int(np.ceil(lo_clip)) if np.isfinite(lo_clip) else rng[0])
@@ -558,30 +547,14 @@ class _Names:
     """Fresh value and node names (one scan of the model up front)."""
 
     def __init__(self, model: ir.Model) -> None:
-        self.values: set[str] = set()
-        self.nodes: set[str] = set()
-        for graph in model.graphs():
-            self.values.update(v.name for v in graph.inputs if v.name)
-            self.values.update(n for n in graph.initializers if n)
-            for node in graph:
-                if node.name:
-                    self.nodes.add(node.name)
-                self.values.update(v.name for v in node.outputs if v.name)
-
-    @staticmethod
-    def _fresh(base: str, used: set[str]) -> str:
-        name, k = base, 0
-        while name in used:
-            k += 1
-            name = f"{base}_{k}"
-        used.add(name)
-        return name
+        self.values: set[str] = all_value_names(model)
+        self.nodes: set[str] = {node.name for graph in model.graphs() for node in graph if node.name}
 
     def value(self, base: str) -> str:
-        return self._fresh(base, self.values)
+        return unique_name(base, self.values)
 
     def node(self, base: str) -> str:
-        return self._fresh(base, self.nodes)
+        return unique_name(base, self.nodes)
 
 
 def _node_base_name(dq: ir.Node, op_type: str) -> str:

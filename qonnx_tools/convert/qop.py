@@ -109,9 +109,11 @@ import numpy as np
 
 from qonnx_tools._ir import ir
 from qonnx_tools.constants import constant_array
+from qonnx_tools.convert.qcdq import standard_opset, to_qcdq
 from qonnx_tools.convert.result import ConversionResult, Unconverted
 from qonnx_tools.domains import STANDARD, canonical_domain, is_qonnx_domain
 from qonnx_tools.errors import BadInputError, QonnxToolsError
+from qonnx_tools.executor.kernels.quantize_linear import int_range
 from qonnx_tools.graph_order import topological_order
 from qonnx_tools.passes._rewrite import all_value_names, bypass, unique_name
 
@@ -160,12 +162,6 @@ def to_qop(
     notes: list[str] = []
     unconverted: list[Unconverted] = []
     if any(is_qonnx_domain(node.domain) for node in ir.traversal.RecursiveGraphIterator(model.graph)):
-        try:
-            from qonnx_tools.convert.qcdq import to_qcdq
-        except ImportError as exc:  # pragma: no cover - only while qcdq.py is being written
-            raise BadInputError(
-                "to_qop: the model holds QONNX ops and the QONNX -> QCDQ converter is not available"
-            ) from exc
         first = to_qcdq(model, opset=opset, allow_partial=True)
         model = first.model
         notes.extend(f"qcdq: {n}" for n in first.notes)
@@ -181,15 +177,8 @@ def to_qop(
     return result
 
 
-def _standard_opset(model: ir.Model) -> int:
-    for domain, version in model.opset_imports.items():
-        if canonical_domain(domain) == STANDARD:
-            return int(version)
-    return 0
-
-
 def _prepare_opset(model: ir.Model, opset: int | None, notes: list[str]) -> None:
-    current = _standard_opset(model)
+    current = standard_opset(model)
     if opset is not None:
         if opset < 10:
             raise BadInputError(f"to_qop: QLinearConv/QLinearMatMul need ai.onnx opset >= 10, not {opset}")
@@ -217,17 +206,6 @@ def _is(node: ir.Node | None, *ops: str) -> bool:
     return node is not None and canonical_domain(node.domain) == STANDARD and node.op_type in ops
 
 
-def _int_limits(dtype: np.dtype) -> tuple[int, int] | None:
-    dtype = np.dtype(dtype)
-    if dtype.kind in "iu":
-        info = np.iinfo(dtype)
-        return int(info.min), int(info.max)
-    if dtype in _NARROW:
-        info = ml_dtypes.iinfo(dtype)
-        return int(info.min), int(info.max)
-    return None
-
-
 def _attr(node: ir.Node, name: str, default: Any = None) -> Any:
     attr = node.attributes.get(name)
     return default if attr is None else attr.value
@@ -246,7 +224,7 @@ def _scalar(arr: np.ndarray) -> np.ndarray:
 
 
 def _fits(values: np.ndarray, dtype: np.dtype) -> bool:
-    lo, hi = _int_limits(dtype)
+    lo, hi = int_range(dtype)
     return values.size == 0 or (int(values.min()) >= lo and int(values.max()) <= hi)
 
 
@@ -316,7 +294,7 @@ class _Converter:
     def __init__(self, model: ir.Model, *, requantize_bias: bool, fold_batchnorm: bool) -> None:
         self.model = model
         self.graph = model.graph
-        self.opset = _standard_opset(model)
+        self.opset = standard_opset(model)
         self.requantize_bias = requantize_bias
         self.fold_batchnorm = fold_batchnorm
         self.names = all_value_names(model) | {n.name for n in self.graph if n.name}
@@ -330,7 +308,6 @@ class _Converter:
 
     # -- driver ------------------------------------------------------------------
     def run(self) -> None:
-        self._purge_stale_uses()
         for node in topological_order(self.graph):
             if node.graph is self.graph:
                 self._integer_domain_move(node)
@@ -348,14 +325,6 @@ class _Converter:
         if self.converted:
             done = ", ".join(f"{n} {op}" for op, n in sorted(self.converted.items()))
             self.notes.append(f"converted: {done}")
-
-    def _purge_stale_uses(self) -> None:
-        """Forget uses by nodes no longer in any graph (left by an earlier rewrite that removed them unsafely)."""
-        values = {id(v): v for node in self.graph for v in node.inputs if v is not None}
-        for value in values.values():
-            for user, index in list(value.uses()):
-                if user.graph is None:
-                    user.replace_input_with(index, None)
 
     # -- constants -----------------------------------------------------------------
     def _fold(self, value: ir.Value | None, depth: int = 0) -> np.ndarray | None:
@@ -451,7 +420,7 @@ class _Converter:
             dtype = np.dtype(data_dtype)
         else:
             dtype = _UINT8
-        if _int_limits(dtype) is None:
+        if int_range(dtype) is None:
             raise _Refused(f"{where} uses container {dtype}; QOp needs integer containers")
         zero = np.zeros_like(scale, dtype=np.int64) if zero is None else zero.astype(np.int64)
         if scale.size == 1 and zero.size == 1:
@@ -499,7 +468,7 @@ class _Converter:
 
     def _int_lower_bound(self, value: ir.Value, dtype: np.dtype) -> int:
         """A lower bound of an integer tensor: its container's, raised by integer Clips on its way."""
-        lo = _int_limits(dtype)[0]
+        lo = int_range(dtype)[0]
         for _ in range(64):
             node = value.producer()
             if _is(node, "Clip") and len(node.inputs) > 1 and node.inputs[1] is not None:
@@ -638,7 +607,7 @@ class _Converter:
 
     def _int_clip(self, anchor: ir.Node, value: ir.Value, dtype: np.dtype, lo: int | None, hi: int | None,
                   base: str) -> ir.Value:
-        cmin, cmax = _int_limits(dtype)
+        cmin, cmax = int_range(dtype)
         lo = cmin if lo is None else max(lo, cmin)
         hi = cmax if hi is None else min(hi, cmax)
         bounds = [self._const(np.array(lo, dtype), f"{base}_min"), self._const(np.array(hi, dtype), f"{base}_max")]
@@ -818,7 +787,7 @@ class _Converter:
         w = self._fold(dq.inputs[0])
         if w is None:
             return None
-        if _int_limits(w.dtype) is None:
+        if int_range(w.dtype) is None:
             raise _Refused(f"weight of {_describe(dq)} is not an integer tensor")
         params = self._quant_params(dq, np.dtype(w.dtype), w.ndim)
         w = w.astype(np.int64)
@@ -883,7 +852,7 @@ class _Converter:
         node = value.producer()
         if _is(node, "DequantizeLinear"):
             b = self._fold(node.inputs[0])
-            if b is not None and _int_limits(b.dtype) is not None:
+            if b is not None and int_range(b.dtype) is not None:
                 params = self._quant_params(node, np.dtype(b.dtype), b.ndim)
                 if params.axis is not None and b.ndim != 1:
                     raise _Refused("bias quantized per channel on a bias that is not 1-D")
@@ -1066,7 +1035,7 @@ class _Converter:
         if layer.relu and not self._relu_is_noop(q, ydt, y_zp):
             clip_lo = y_zp + shift
         if ydt in _NARROW:
-            lo, hi = _int_limits(ydt)
+            lo, hi = int_range(ydt)
             clip_lo = lo + shift if clip_lo is None else max(clip_lo, lo + shift)
             clip_hi = hi + shift
         if clip_lo is not None and self.opset < 12:
@@ -1194,7 +1163,7 @@ class _Converter:
         )
 
     def _relu_is_noop(self, q: ir.Node, dtype: np.dtype, zp: int) -> bool:
-        if _int_limits(dtype)[0] >= zp:
+        if int_range(dtype)[0] >= zp:
             return True
         out = q.outputs[0]
         if out.is_graph_output() or not out.uses():

@@ -187,6 +187,60 @@ class MultiThreshold(QonnxOp):
                 return [None]
         return [None]
 
+    # -- lowering to standard ONNX (QCDQ) -----------------------------------------------------
+    @classmethod
+    def lower_qcdq(cls, node, ctx):
+        """Rule of the QONNX -> QCDQ conversion (see qonnx_tools.convert.lowering).
+
+        ``out_scale * #{t : x >= t} + out_bias`` with standard ops.
+
+        ``Unsqueeze(x, -1) >= thresholds`` (thresholds moved to X's layout with the
+        threshold index last) -> Cast to float -> ReduceSum over the last axis: an exact
+        count (small integers in float32), then Mul/Add as MultiThreshold.execute does.
+        NaN elements reach no threshold, as in the executor. Needs constant float32
+        thresholds and float32 X.
+        """
+        from qonnx_tools.convert import lowering as L
+
+        nctx = ctx.node_context(node, cls)
+        x_v, t_v = node.inputs[0], node.inputs[1]
+        reason = L.x_float32(x_v)
+        if reason:
+            return L.decline(reason)
+        thresholds = ctx.constant(t_v)
+        if thresholds is None:
+            return L.decline("thresholds are not constant")
+        thresholds = np.asarray(thresholds)
+        if thresholds.dtype != np.float32:
+            if thresholds.dtype.kind not in "iuf" or not np.array_equal(thresholds.astype(np.float32), thresholds):
+                return L.decline(f"thresholds of dtype {thresholds.dtype} are not exactly float32")
+        thresholds = thresholds.astype(np.float32)
+        if thresholds.ndim == 1:
+            thresholds = thresholds.reshape(1, -1)
+        if thresholds.ndim != 2:
+            return L.decline(f"thresholds must be (C, T), got {thresholds.shape}")
+        xshape = L.x_shape(x_v)
+        if thresholds.shape[0] == 1:
+            table = thresholds[0]
+        else:
+            if xshape is None:
+                return L.decline("per-channel thresholds need X's rank")
+            axis = channel_axis(nctx.attrs["data_layout"], len(xshape))
+            if xshape[axis] not in (None, thresholds.shape[0]):
+                return L.decline(f"thresholds have {thresholds.shape[0]} rows, X {xshape} axis {axis}")
+            shape = [1] * len(xshape) + [thresholds.shape[1]]
+            shape[axis] = thresholds.shape[0]
+            table = thresholds.reshape(shape)
+        b = ctx.builder(node)
+        ex = b.op("Unsqueeze", [x_v, b.const("axes", np.array([-1], dtype=np.int64))], "unsqueeze")
+        reached = b.op("Cast", [b.op("GreaterOrEqual", [ex, b.f32("thresholds", table)], "reached")], "reached_f", to=1)
+        y = b.op("ReduceSum", [reached, b.const("sum_axes", np.array([-1], dtype=np.int64))], "count", keepdims=0)
+        if nctx.attrs["out_scale"] != 1.0:
+            y = b.op("Mul", [y, b.f32("out_scale", nctx.attrs["out_scale"])], "mul_out_scale")
+        if nctx.attrs["out_bias"] != 0.0:
+            y = b.op("Add", [y, b.f32("out_bias", nctx.attrs["out_bias"])], "add_out_bias")
+        return b.rewrite(y, "emulation: ReduceSum(GreaterOrEqual(x, thresholds))*scale+bias", "emulation")
+
 
 def _threshold_count(info: TensorInfo) -> int | None:
     """Thresholds per channel, from the constant value or the static shape."""
