@@ -36,6 +36,7 @@ from qonnx_tools._ir import ir
 from qonnx_tools.annotations import get_datatype
 from qonnx_tools.constants import constant_array
 from qonnx_tools.domains import CHANNELS_LAST, QONNX, STANDARD, canonical_domain
+from qonnx_tools.info import quantizer_bits
 
 #: Ops that move or select data without changing values' bit widths.
 _TRANSPARENT = {
@@ -295,35 +296,18 @@ def _quantizer_type(node: ir.Node, opset: dict[str, int]) -> OperandType | None:
     domain = canonical_domain(node.domain)
     op = node.op_type
     if domain == QONNX:
-        if op in ("IntQuant", "Quant"):
-            bits = _scalar(_input(node, 3))
-            if bits is None:
-                return None
-            signed = bool(_attr(node, "signed", 1))
-            return OperandType(bits, _int_label(bits, signed))
+        version = max((v for d, v in opset.items() if canonical_domain(d) == QONNX), default=1)
+        bits, signed, _ = quantizer_bits(node, version)
+        if bits is None:
+            return None
         if op == "BipolarQuant":
             return OperandType(1.0, "BIPOLAR")
-        if op == "Trunc":
-            version = max((v for d, v in opset.items() if canonical_domain(d) == QONNX), default=1)
-            bits = _scalar(_input(node, 5 if version >= 2 else 4))
-            if bits is None:
-                return None
-            signed = bool(_attr(node, "signed", 1)) if version >= 2 else True
-            return OperandType(bits, _int_label(bits, signed))
         if op == "FloatQuant":
             e, m = _scalar(_input(node, 2)), _scalar(_input(node, 3))
-            if e is None or m is None:
-                return None
-            return OperandType(1 + e + m, f"FLOAT<{e:g},{m:g}>")
+            return OperandType(bits, f"FLOAT<{e:g},{m:g}>")
         if op == "MultiThreshold":
-            thresholds = constant_array(_input(node, 1))
-            if thresholds is None:
-                return None
-            levels = thresholds.shape[-1] + 1
-            bits = float(max(1, math.ceil(math.log2(levels))))
             signed = float(_attr(node, "out_bias", 0.0)) < 0
-            return OperandType(bits, _int_label(bits, signed))
-        return None
+        return OperandType(bits, _int_label(bits, True if signed is None else signed))
     if domain == STANDARD and op == "DequantizeLinear":
         source = _input(node, 0)
         clip = source.producer() if source is not None else None

@@ -110,7 +110,7 @@ def _describe_quantizer(node: ir.Node, model: ir.Model) -> QuantizerSummary | No
     data = _input(node, 0)
     data_const = constant_array(data)
     role = "activation" if data_const is None else ("bias" if data_const.ndim == 1 else "weight")
-    bitwidth, signed, narrow = _bits_of(node, attrs, model)
+    bitwidth, signed, narrow = quantizer_bits(node, model.opset_imports.get(QONNX, 1))
     scale_index = _QUANTIZERS[node.op_type][1]
     scale = constant_array(_input(node, scale_index)) if scale_index is not None else None
     if node.op_type == "MultiThreshold":
@@ -132,25 +132,25 @@ def _describe_quantizer(node: ir.Node, model: ir.Model) -> QuantizerSummary | No
     )
 
 
-def _bits_of(node: ir.Node, attrs: dict[str, Any], model: ir.Model) -> tuple[float | None, bool | None, bool | None]:
+def quantizer_bits(node: ir.Node, qonnx_opset: int = 1) -> tuple[float | None, bool | None, bool | None]:
+    """(bit width, signed, narrow) of a QONNX quantizer node, each None when not known.
+
+    Bit widths come from constant inputs (IntQuant/Quant, Trunc, FloatQuant 1+e+m) or
+    the threshold count (MultiThreshold); ``qonnx_opset`` selects the Trunc version.
+    """
     op = node.op_type
+    attrs = {k: a.value for k, a in node.attributes.items()}
     if op in ("IntQuant", "Quant"):
-        bits = constant_array(_input(node, 3))
-        value = None if bits is None or bits.size != 1 else float(bits.reshape(-1)[0])
-        return value, bool(attrs.get("signed", 1)), bool(attrs.get("narrow", 0))
+        return _scalar(_input(node, 3)), bool(attrs.get("signed", 1)), bool(attrs.get("narrow", 0))
     if op == "BipolarQuant":
         return 1.0, True, False
     if op == "FloatQuant":
-        e, m = constant_array(_input(node, 2)), constant_array(_input(node, 3))
-        if e is None or m is None or e.size != 1 or m.size != 1:
-            return None, True, None
-        return float(1 + e.reshape(-1)[0] + m.reshape(-1)[0]), True, None
+        e, m = _scalar(_input(node, 2)), _scalar(_input(node, 3))
+        return (None if e is None or m is None else 1 + e + m), True, None
     if op == "Trunc":
-        version = model.opset_imports.get(QONNX, 1)
-        out_bits = constant_array(_input(node, 5 if version >= 2 else 4))
-        value = None if out_bits is None or out_bits.size != 1 else float(out_bits.reshape(-1)[0])
-        signed = bool(attrs.get("signed", 1)) if version >= 2 else None
-        return value, signed, bool(attrs.get("narrow", 0)) if version >= 2 else None
+        if qonnx_opset >= 2:
+            return _scalar(_input(node, 5)), bool(attrs.get("signed", 1)), bool(attrs.get("narrow", 0))
+        return _scalar(_input(node, 4)), None, None
     if op == "MultiThreshold":
         thresholds = constant_array(_input(node, 1))
         if thresholds is None:
@@ -158,6 +158,11 @@ def _bits_of(node: ir.Node, attrs: dict[str, Any], model: ir.Model) -> tuple[flo
         levels = thresholds.shape[-1] + 1
         return float(np.ceil(np.log2(levels))) if levels > 1 else 1.0, None, None
     return None, None, None
+
+
+def _scalar(value: ir.Value | None) -> float | None:
+    arr = constant_array(value)
+    return None if arr is None or arr.size != 1 else float(arr.reshape(-1)[0])
 
 
 def _granularity(scale: np.ndarray | None, data: ir.Value | None) -> str:

@@ -73,6 +73,20 @@ def resolve_kernel(node: ir.Node, model: ir.Model) -> tuple[Any, dict[str, Any],
     return op.execute, op.resolve_attributes(attrs, where), opset
 
 
+def bind_kernel(node: ir.Node, model: ir.Model) -> tuple[Any, registry.NodeContext]:
+    """(kernel, NodeContext) ready to call as ``kernel(ctx, *arrays)``; UnsupportedOpError when none exists."""
+    kernel, attrs, opset = resolve_kernel(node, model)
+    ctx = registry.NodeContext(
+        name=node.name or "",
+        op_type=node.op_type,
+        domain=canonical_domain(node.domain),
+        opset=opset,
+        attrs=attrs,
+        n_outputs=len(node.outputs),
+    )
+    return kernel, ctx
+
+
 class Executor:
     """Runs one model many times with NumPy kernels; build once, call ``run`` per input batch."""
 
@@ -95,15 +109,7 @@ class Executor:
 
     # -- preparation ---------------------------------------------------------
     def _prepare(self, node: ir.Node, model: ir.Model) -> _Step:
-        kernel, attrs, opset = resolve_kernel(node, model)
-        ctx = registry.NodeContext(
-            name=node.name or "",
-            op_type=node.op_type,
-            domain=canonical_domain(node.domain),
-            opset=opset,
-            attrs=attrs,
-            n_outputs=len(node.outputs),
-        )
+        kernel, ctx = bind_kernel(node, model)
         inputs = tuple(v.name if v is not None and v.name else None for v in node.inputs)
         outputs = tuple(v.name or "" for v in node.outputs)
         return _Step(node, kernel, ctx, inputs, outputs)

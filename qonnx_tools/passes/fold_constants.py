@@ -5,7 +5,7 @@ input it has is constant -- an initializer that is *not* a graph input (a graph
 input may be overridden by the caller), the output of a ``Constant`` node, or an
 output folded earlier in the same run -- so a whole constant subgraph folds in
 one run. The node runs with the kernel the executor would use
-(``engine.resolve_kernel``), so folding never changes what the executor computes.
+(``engine.bind_kernel``), so folding never changes what the executor computes.
 Each output that is still needed becomes an initializer under the output's own
 name (with its annotations), the node is removed, and inputs left unused by
 the fold (initializers, ``Constant`` nodes) are removed too.
@@ -38,8 +38,7 @@ import numpy as np
 from qonnx_tools._ir import ir
 from qonnx_tools.constants import constant_array
 from qonnx_tools.domains import QONNX, STANDARD, canonical_domain, canonical_op
-from qonnx_tools.executor.engine import resolve_kernel
-from qonnx_tools.executor.registry import NodeContext
+from qonnx_tools.executor.engine import bind_kernel
 from qonnx_tools.graph_order import topological_order
 from qonnx_tools.passes._rewrite import all_value_names, unique_name
 from qonnx_tools.passes.base import PassResult, QonnxPass, register_pass
@@ -161,15 +160,7 @@ class FoldConstants(QonnxPass):
     ) -> list[tuple[ir.Value, np.ndarray]] | None:
         """(output value, array) for every output that must be kept; None when the node stays."""
         try:
-            kernel, attrs, opset = resolve_kernel(node, model)
-            ctx = NodeContext(
-                name=node.name or "",
-                op_type=node.op_type,
-                domain=canonical_domain(node.domain),
-                opset=opset,
-                attrs=attrs,
-                n_outputs=len(node.outputs),
-            )
+            kernel, ctx = bind_kernel(node, model)
             result = kernel(ctx, *arrays)
         except Exception as exc:  # no kernel, bad attributes, kernel error: the executor will say
             logger.debug("fold-constants: not folding %r (%s): %s", node.name, node.op_type, exc)
