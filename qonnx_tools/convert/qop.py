@@ -346,15 +346,10 @@ class _Converter:
             if a is None:
                 return None
             args.append(a)
-        from qonnx_tools.executor.engine import resolve_kernel
-        from qonnx_tools.executor.registry import NodeContext
+        from qonnx_tools.executor.engine import bind_kernel
 
         try:
-            kernel, attrs, opset = resolve_kernel(node, self.model)
-            ctx = NodeContext(
-                name=node.name or "", op_type=node.op_type, domain=STANDARD, opset=opset, attrs=attrs,
-                n_outputs=len(node.outputs),
-            )
+            kernel, ctx = bind_kernel(node, self.model)
             out = kernel(ctx, *args)
         except QonnxToolsError:
             return None

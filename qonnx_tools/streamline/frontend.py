@@ -67,8 +67,7 @@ from qonnx_tools._ir import ir
 from qonnx_tools.annotations import set_datatype
 from qonnx_tools.datatypes import BIPOLAR, DataType, smallest_int_type
 from qonnx_tools.domains import QONNX, STANDARD, canonical_domain
-from qonnx_tools.executor.engine import resolve_kernel
-from qonnx_tools.executor.registry import NodeContext
+from qonnx_tools.executor.engine import bind_kernel
 from qonnx_tools.ops._rounding import int_bounds
 from qonnx_tools.passes.base import PassResult, QonnxPass, register_pass
 from qonnx_tools.passes.pipeline import PassRecord, parse_pipeline
@@ -91,15 +90,7 @@ from qonnx_tools.streamline.thresholds import F32, out_datatype_name, step_thres
 
 def run_kernel(node: ir.Node, model: ir.Model, *arrays):
     """Run ``node``'s executor kernel on ``arrays`` (the node's attributes and opset)."""
-    kernel, attrs, opset = resolve_kernel(node, model)
-    ctx = NodeContext(
-        name=node.name or "",
-        op_type=node.op_type,
-        domain=canonical_domain(node.domain),
-        opset=opset,
-        attrs=attrs,
-        n_outputs=len(node.outputs),
-    )
+    kernel, ctx = bind_kernel(node, model)
     return kernel(ctx, *arrays)
 
 
