@@ -8,30 +8,23 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
-from qonnx_tools import model_io
 from qonnx_tools._ir import common_passes, ir
 from qonnx_tools.annotations import get_datatype, set_datatype
 from qonnx_tools.datatypes import DataType
-from qonnx_tools.executor import Executor, execute
+from qonnx_tools.executor import execute
 from qonnx_tools.passes import make_pass, parse_pipeline, registered_passes
 from qonnx_tools.passes.arith_canonical import DivToMul, SubToAdd, reciprocal_constant
 from qonnx_tools.runtime import run_onnxruntime
-from qonnx_tools.testing import brevitas_models
+from qonnx_tools.testing import (
+    assert_outputs_close,
+    brevitas_corpus,
+    corpus_input,
+    make_proto,
+    prepare_corpus_model,
+    run_executor,
+)
 
 F = TensorProto.FLOAT
-
-
-def make_proto(nodes, inputs, outputs, inits=(), opset=13, extra_inputs=()):
-    graph = helper.make_graph(
-        nodes,
-        "g",
-        [helper.make_tensor_value_info(n, t, s) for n, t, s in inputs] + list(extra_inputs),
-        [helper.make_tensor_value_info(n, t, s) for n, t, s in outputs],
-        initializer=[numpy_helper.from_array(np.asarray(a), n) for n, a in inits],
-    )
-    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
-    proto.ir_version = 8
-    return proto
 
 
 def ops(model):
@@ -372,46 +365,22 @@ def test_div_to_mul_property_within_two_ulp(seed, size):
 
 
 # -- corpus -------------------------------------------------------------------------------
-CORPUS = [p for d in brevitas_models() for p in (d / "qonnx.onnx", d / "qcdq.onnx") if p.exists()]
-TIE_SENSITIVE = "imagenet_mobilenet_v1_4b"
+CORPUS = brevitas_corpus()
 _REFERENCE: dict = {}
-
-
-def _prepared(path):
-    model = model_io.load(path)
-    make_pass("remove-static-inputs")(model)
-    return model
-
-
-def _run(model, x):
-    executor = Executor(model)
-    return executor.run({executor.input_names[0]: x})
 
 
 def _reference(path, x):
     if path not in _REFERENCE:
-        _REFERENCE[path] = _run(_prepared(path), x)
+        _REFERENCE[path] = run_executor(prepare_corpus_model(path), x)
     return _REFERENCE[path]
 
 
 def check_corpus_model(path, pass_):
-    x = np.load(path.parent / "io.npz")["input"]
+    x = corpus_input(path)
     expected = _reference(path, x)
-    model = _prepared(path)
+    model = prepare_corpus_model(path)
     pass_(model)
-    got = _run(model, x)
-    for name, want in expected.items():
-        want, have = np.asarray(want, np.float64), np.asarray(got[name], np.float64)
-        diff = float(np.max(np.abs(have - want))) if want.size else 0.0
-        scale = max(1.0, float(np.max(np.abs(want))) if want.size else 1.0)
-        if path.parent.name == TIE_SENSITIVE:
-            assert np.array_equal(have.argmax(-1), want.argmax(-1)), f"argmax changed (max diff {diff:.3g})"
-            if diff > 1e-5 * scale:
-                pytest.skip(
-                    "4-bit model with near-tie activations: float reassociation flips quantizer ties "
-                    f"(argmax equal, max diff {diff:.3g})"
-                )
-        assert diff <= 1e-5 * scale, f"{name}: max abs diff {diff:.3g} (scale {scale:.3g})"
+    assert_outputs_close(path, expected, run_executor(model, x))
 
 
 @pytest.mark.shared

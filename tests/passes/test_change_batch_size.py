@@ -13,7 +13,7 @@ from qonnx_tools.executor import execute
 from qonnx_tools.passes import make_pass, registered_passes
 from qonnx_tools.passes.change_batch_size import ChangeBatchSize
 from qonnx_tools.runtime import run_onnxruntime
-from qonnx_tools.testing import brevitas_models
+from qonnx_tools.testing import brevitas_corpus, corpus_input
 
 F = TensorProto.FLOAT
 rng = np.random.default_rng(5)
@@ -183,7 +183,7 @@ def test_bad_options(options):
 
 
 # -- corpus -------------------------------------------------------------------------------
-CORPUS = [p for d in brevitas_models() for p in (d / "qonnx.onnx", d / "qcdq.onnx") if p.exists()]
+CORPUS = brevitas_corpus()
 
 
 @pytest.mark.shared
@@ -193,7 +193,7 @@ def test_corpus_double_batch_equals_two_runs(path):
         pytest.skip(
             "sequence-first attention: dim 0 is the sequence length, not the batch (its Reshapes hard-code batch*heads)"
         )
-    x = np.load(path.parent / "io.npz")["input"]
+    x = corpus_input(path)
     old_batch = x.shape[0]
     original = model_io.load(path)
     name = next(v.name for v in original.graph.inputs if not v.is_initializer())

@@ -18,27 +18,13 @@ from qonnx_tools.model_io import load
 from qonnx_tools.passes import PassRecord, make_pass, parse_pipeline, registered_passes
 from qonnx_tools.passes.cleanup import CLEANUP_PIPELINE, Cleanup, cleanup_pipeline_text
 from qonnx_tools.runtime import only_standard_ops, random_inputs, run_onnxruntime
-from qonnx_tools.testing import shared_models
+from qonnx_tools.testing import make_model, shared_models
 
 F = TensorProto.FLOAT
 CLEANUP_PASSES = [
     "remove-identity", "remove-noop-arith", "remove-dead", "dedupe-initializers", "remove-static-inputs",
     "pad-attrs-to-inputs", "sort", "name-nodes", "cleanup", "fold-constants",
 ]
-
-
-def make_model(nodes, inputs, outputs, inits=(), opset=13, extra_inputs=(), value_info=()):
-    graph = helper.make_graph(
-        nodes,
-        "g",
-        [helper.make_tensor_value_info(n, t, s) for n, t, s in inputs] + list(extra_inputs),
-        [helper.make_tensor_value_info(n, t, s) for n, t, s in outputs],
-        initializer=[numpy_helper.from_array(np.asarray(a), n) for n, a in inits],
-        value_info=list(value_info),
-    )
-    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
-    proto.ir_version = 8
-    return ir.from_proto(proto)
 
 
 def run(name, model, **options):

@@ -19,24 +19,16 @@ from qonnx_tools.executor import Executor
 from qonnx_tools.passes import make_pass, registered_passes
 from qonnx_tools.passes.fold_constants import FoldConstants
 from qonnx_tools.runtime import run_onnxruntime
+from qonnx_tools import testing
 
 F = TensorProto.FLOAT
 
 
 def make_model(nodes, inputs, outputs, inits=(), opset=13, qonnx=False, graph_inputs_extra=()):
-    graph = helper.make_graph(
-        nodes,
-        "g",
-        [helper.make_tensor_value_info(n, t, s) for n, t, s in inputs] + list(graph_inputs_extra),
-        [helper.make_tensor_value_info(n, t, s) for n, t, s in outputs],
-        initializer=[numpy_helper.from_array(np.asarray(a), n) for n, a in inits],
+    extra_opsets = {QONNX: 1} if qonnx else None
+    return testing.make_model(
+        nodes, inputs, outputs, inits, opset=opset, extra_inputs=graph_inputs_extra, extra_opsets=extra_opsets
     )
-    opsets = [helper.make_opsetid("", opset)]
-    if qonnx:
-        opsets.append(helper.make_opsetid(QONNX, 1))
-    proto = helper.make_model(graph, opset_imports=opsets)
-    proto.ir_version = 8
-    return ir.from_proto(proto)
 
 
 def ops(model):

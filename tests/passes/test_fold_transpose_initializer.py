@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
 from qonnx_tools._ir import ir
 from qonnx_tools.annotations import get_datatype, set_datatype
@@ -13,6 +13,7 @@ from qonnx_tools.executor import execute
 from qonnx_tools.passes import registered_passes
 from qonnx_tools.passes.fold_transpose_initializer import FoldTransposeIntoInitializer
 from qonnx_tools.runtime import run_onnxruntime
+from qonnx_tools.testing import make_proto
 
 F = TensorProto.FLOAT
 rng = np.random.default_rng(4)
@@ -20,19 +21,6 @@ rng = np.random.default_rng(4)
 
 def ops(model):
     return [n.op_type for n in model.graph]
-
-
-def make_proto(nodes, inputs, outputs, inits=(), extra_inputs=()):
-    graph = helper.make_graph(
-        nodes,
-        "g",
-        [helper.make_tensor_value_info(n, t, s) for n, t, s in inputs] + list(extra_inputs),
-        [helper.make_tensor_value_info(n, t, s) for n, t, s in outputs],
-        initializer=[numpy_helper.from_array(np.asarray(a), n) for n, a in inits],
-    )
-    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    proto.ir_version = 8
-    return proto
 
 
 def assert_same_outputs(proto, model, feeds):

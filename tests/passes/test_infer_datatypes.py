@@ -15,7 +15,7 @@ from qonnx_tools.model_io import load, normalise_domains, save
 from qonnx_tools.passes import make_pass, run_passes
 from qonnx_tools.passes.infer_datatypes import InferDatatypes
 from qonnx_tools.passes.infer_shapes import InferShapes
-from qonnx_tools.testing import brevitas_models, shared_models
+from qonnx_tools.testing import brevitas_models, corpus_input, run_executor, shared_models
 
 QONNX = "qonnx.custom_op.general"
 F = TensorProto.FLOAT
@@ -394,14 +394,10 @@ def test_corpus_annotations_are_complete_and_idempotent(path):
 @pytest.mark.parametrize("path", [p for p in CORPUS if (p.parent / "io.npz").is_file()], ids=lambda p: p.parent.name)
 def test_corpus_integer_annotations_hold_on_real_data(path):
     """Every tensor annotated with an integer datatype holds only values of that type."""
-    from qonnx_tools.executor import Executor
-
     model = load(path)
     InferShapes()(model)
     InferDatatypes()(model)
-    executor = Executor(model)
-    (name,) = executor.input_names
-    values = executor.run({name: np.load(path.parent / "io.npz")["input"]}, keep_intermediates=True)
+    values = run_executor(model, corpus_input(path), keep_intermediates=True)
     checked = 0
     for node in model.graph:
         for value in node.outputs:

@@ -11,12 +11,12 @@ from qonnx_tools import model_io
 from qonnx_tools._ir import ir
 from qonnx_tools.domains import QONNX
 from qonnx_tools.errors import BadInputError
-from qonnx_tools.executor import Executor, execute
+from qonnx_tools.executor import execute
 from qonnx_tools.passes import make_pass, registered_passes
 from qonnx_tools.passes import opset_upgrade as opset_upgrade_module
 from qonnx_tools.passes.opset_upgrade import OpsetUpgrade, tensor_bytes
 from qonnx_tools.runtime import run_onnxruntime
-from qonnx_tools.testing import brevitas_models
+from qonnx_tools.testing import brevitas_corpus, corpus_input, run_executor
 
 F = TensorProto.FLOAT
 rng = np.random.default_rng(6)
@@ -229,20 +229,19 @@ def test_external_data_stays_external_and_runs(tmp_path):
 
 
 # -- corpus -------------------------------------------------------------------------------
-CORPUS = [p for d in brevitas_models() for p in (d / "qonnx.onnx", d / "qcdq.onnx") if p.exists()]
+CORPUS = brevitas_corpus()
 
 
 @pytest.mark.shared
 @pytest.mark.parametrize("path", CORPUS, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_corpus_upgrade_to_21_keeps_outputs_and_custom_nodes(path):
-    x = np.load(path.parent / "io.npz")["input"]
+    x = corpus_input(path)
     model = model_io.load(path)
-    executor = Executor(model)
-    expected = executor.run({executor.input_names[0]: x})
+    expected = run_executor(model, x)
     custom = custom_nodes(model)
     assert OpsetUpgrade(target=21)(model).modified
     assert custom_nodes(model) == custom
-    executor = Executor(model)
-    got = executor.run({executor.input_names[0]: x})
+    got = run_executor(model, x)
+    assert set(got) == set(expected)
     for name, want in expected.items():
         np.testing.assert_array_equal(got[name], want)
