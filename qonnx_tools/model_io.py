@@ -15,7 +15,8 @@ are only stat'ed by validation; nothing reads them before their location is acce
 ``save`` never leaves a partial file: it writes a temporary file in the target
 directory and renames it over the target (an atomic step on POSIX and Windows).
 With external data, the data file is written under a temporary name too and
-both are renamed at the end, data first.
+renamed first, to a name the existing model file does not use; the model's rename
+is the one commit point.
 """
 
 from __future__ import annotations
@@ -734,23 +735,102 @@ def external_data_name(path: Path) -> str:
     return path.name + ".data"
 
 
+def data_name_candidates(path: Path) -> tuple[str, str]:
+    """The two file names a save of ``path`` may give its external data."""
+    # Two names used in turn: an in-place save writes the one the current file does
+    # not use, so the model's rename is the single commit point (see _save_with_external_data).
+    return external_data_name(path), path.name + ".2.data"
+
+
+def external_data_files(path: PathLike) -> set[Path]:
+    """Resolved paths of the external data files the model file at ``path`` refers to (empty if none/unreadable)."""
+    path = Path(path)
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception:
+        return set()
+    files = set()
+    for tensor in _all_external_tensors(proto):
+        for entry in tensor.external_data:
+            if entry.key == "location":
+                files.add((path.parent / entry.value).resolve())
+    return files
+
+
 def _save_with_external_data(model: ir.Model, path: Path) -> None:
-    data_name = external_data_name(path)
-    # Nesting order: the inner (data) target is renamed into place before the model.
-    with atomic_target(path) as tmp_model, atomic_target(path.parent / data_name) as tmp_data:
-        ir.save(model, tmp_model, external_data=tmp_data.name, size_threshold_bytes=1024)
-        # ir.save recorded the temporary data name; point the model at the final name.
-        proto = onnx.load(str(tmp_model), load_external_data=False)
-        for tensor in _all_external_tensors(proto):
-            for entry in tensor.external_data:
-                if entry.key == "location":
-                    entry.value = data_name
-        with open(tmp_model, "wb") as handle:
-            handle.write(proto.SerializeToString())
-            handle.flush()
-            os.fsync(handle.fileno())
-        if not tmp_data.exists():  # nothing was large enough to go external
-            tmp_data.touch()
+    """Model and data written under temporary names; the data file takes a name the
+    existing model at ``path`` does not use, so an interrupt at any point leaves either
+    the old model with its old data or the new model with its new data (never a mix)."""
+    in_use = external_data_files(path) if path.exists() else set()
+    free = [n for n in data_name_candidates(path) if (path.parent / n).resolve() not in in_use]
+    if not free:
+        raise ModelSaveError(f"{path}: the existing model uses both {' and '.join(data_name_candidates(path))}; save elsewhere")
+    data_name = next((n for n in free if not (path.parent / n).exists()), free[0])
+    data_path = path.parent / data_name
+    data_placed = committed = False
+    try:
+        with atomic_target(path) as tmp_model:
+            with atomic_target(data_path) as tmp_data:
+                locations = _write_model_and_data(model, tmp_model, tmp_data, data_name)
+            data_placed = True
+        committed = True
+    finally:
+        if data_placed and not committed:
+            data_path.unlink(missing_ok=True)
+    _repoint_external_tensors(model, in_use, data_path, locations)
+    _remove_unused_data_files(model, path, in_use - {data_path.resolve()})
+
+
+def _write_model_and_data(model: ir.Model, tmp_model: Path, tmp_data: Path, data_name: str) -> dict[str, tuple[int, int]]:
+    """Write both files; returns ``{initializer name: (offset, length)}`` in the data file."""
+    ir.save(model, tmp_model, external_data=tmp_data.name, size_threshold_bytes=1024)
+    # ir.save recorded the temporary data name; point the model at the final name.
+    proto = onnx.load(str(tmp_model), load_external_data=False)
+    locations = {}
+    for tensor in _all_external_tensors(proto):
+        fields = {entry.key: entry for entry in tensor.external_data}
+        fields["location"].value = data_name
+        offset = int(fields["offset"].value) if "offset" in fields else 0
+        length = int(fields["length"].value) if "length" in fields else 0
+        locations[tensor.name] = (offset, length)
+    with open(tmp_model, "wb") as handle:
+        handle.write(proto.SerializeToString())
+        handle.flush()
+        os.fsync(handle.fileno())
+    if not tmp_data.exists():  # nothing was large enough to go external
+        tmp_data.touch()
+    with open(tmp_data, "rb+") as handle:
+        os.fsync(handle.fileno())
+    return locations
+
+
+def _repoint_external_tensors(model: ir.Model, old_files: set[Path], data_path: Path,
+                              locations: dict[str, tuple[int, int]]) -> None:
+    """In-memory initializers that still read the replaced data file now read the new one."""
+    for name, value in model.graph.initializers.items():
+        tensor = value.const_value
+        if not isinstance(tensor, ir.ExternalTensor) or Path(tensor.path).resolve() not in old_files:
+            continue
+        if name not in locations:
+            continue
+        offset, length = locations[name]
+        value.const_value = ir.ExternalTensor(
+            data_path.name, offset, length, tensor.dtype, shape=tensor.shape, name=tensor.name,
+            base_dir=data_path.parent,
+        )
+
+
+def _remove_unused_data_files(model: ir.Model, path: Path, old_files: set[Path]) -> None:
+    """Delete data files of the replaced model that we named and nothing in memory still reads."""
+    ours = {(path.parent / n).resolve() for n in data_name_candidates(path)}
+    still_read = {
+        Path(v.const_value.path).resolve()
+        for v in model.graph.initializers.values()
+        if isinstance(v.const_value, ir.ExternalTensor)
+    }
+    for old in old_files & ours:
+        if old not in still_read:
+            old.unlink(missing_ok=True)
 
 
 def _all_external_tensors(proto: onnx.ModelProto) -> Iterator[onnx.TensorProto]:

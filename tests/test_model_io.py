@@ -105,6 +105,66 @@ def test_external_data_on_request(tmp_path):
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
 
 
+def _external_model(tmp_path: Path, weight: np.ndarray | None = None) -> tuple[Path, np.ndarray]:
+    proto = _small_qonnx_model(weight_size=4096)
+    if weight is not None:
+        proto.graph.initializer[0].CopyFrom(numpy_helper.from_array(weight, "W"))
+    model = model_io.load(_write(proto, tmp_path / "src.onnx"))
+    target = tmp_path / "ext.onnx"
+    model_io.save(model, target, external_data=True)
+    (tmp_path / "src.onnx").unlink()
+    return target, numpy_helper.to_array(proto.graph.initializer[0])
+
+
+def test_in_place_external_save_alternates_data_files(tmp_path):
+    target, expected = _external_model(tmp_path)
+    for round_ in range(3):
+        model = model_io.load(target)
+        model.graph.initializers["W"].const_value = ir.Tensor(expected + round_, name="W")
+        model_io.save(model, target, external_data=True)
+        # exactly one data file, the one the model names, holding the new values
+        assert sorted(os.listdir(tmp_path)) == sorted(["ext.onnx", *[p.name for p in model_io.external_data_files(target)]])
+        assert len(model_io.external_data_files(target)) == 1
+        reread = onnx.load(str(target))
+        np.testing.assert_array_equal(numpy_helper.to_array(reread.graph.initializer[0]), expected + round_)
+
+
+def test_in_place_external_save_keeps_in_memory_model_readable(tmp_path):
+    target, expected = _external_model(tmp_path)
+    model = model_io.load(target)
+    assert isinstance(model.graph.initializers["W"].const_value, ir.ExternalTensor)
+    model_io.save(model, target, external_data=True)
+    assert not (tmp_path / "ext.onnx.data").exists()  # the replaced data file is gone...
+    np.testing.assert_array_equal(model.graph.initializers["W"].const_value.numpy(), expected)  # ...yet still readable
+
+
+@pytest.mark.parametrize("interrupted_rename", [1, 2])
+def test_interrupted_in_place_external_save_keeps_old_pair(tmp_path, monkeypatch, interrupted_rename):
+    """An interrupt at either rename (data, then model) leaves the old model with its old data."""
+    target, expected = _external_model(tmp_path)
+    before = {p: (tmp_path / p).read_bytes() for p in os.listdir(tmp_path)}
+    model = model_io.load(target)
+    model.graph.initializers["W"].const_value = ir.Tensor(expected * 2, name="W")
+    calls = []
+    real_replace = os.replace
+
+    def replace(src, dst):
+        if Path(dst).name.startswith("."):  # temporary files (onnx_ir renames its own too)
+            return real_replace(src, dst)
+        calls.append(dst)
+        if len(calls) == interrupted_rename:
+            raise KeyboardInterrupt
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(KeyboardInterrupt):
+        model_io.save(model, target, external_data=True)
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert len(calls) == interrupted_rename
+    assert {p: (tmp_path / p).read_bytes() for p in os.listdir(tmp_path)} == before
+    np.testing.assert_array_equal(numpy_helper.to_array(onnx.load(str(target)).graph.initializer[0]), expected)
+
+
 def test_failed_save_leaves_no_partial_file(tmp_path, monkeypatch):
     model = model_io.load(_write(_small_qonnx_model(), tmp_path / "m.onnx"))
     target = tmp_path / "out.onnx"

@@ -12,6 +12,7 @@ import numpy as np
 from qonnx_tools._ir import ir
 from qonnx_tools.atomic import write_bytes_atomic
 from qonnx_tools.errors import BadInputError
+from qonnx_tools.model_io import data_name_candidates, external_data_files
 from qonnx_tools.runtime import random_inputs
 
 
@@ -64,17 +65,57 @@ def _load_npy(path: Path) -> np.ndarray:
         raise BadInputError(f"{path}: not a readable .npy file ({exc})") from exc
 
 
-def check_output_path(output: str | Path, *, inputs: tuple[str | Path, ...] = (), force: bool = False) -> Path:
-    """Refuse to overwrite an input file, or an existing output without --force."""
+def add_output_options(p: argparse.ArgumentParser, *, required: bool = True, in_place: bool = True,
+                       positional: bool = False, help: str = "output file") -> None:
+    """``-o/--output`` (or a positional OUTPUT), ``--force`` and, for model writers, ``--in-place``."""
+    if positional:
+        p.add_argument("output", help=help)
+    else:
+        p.add_argument("-o", "--output", required=required, help=help)
+    p.add_argument("--force", action="store_true", help="overwrite an existing output file (never the input)")
+    if in_place:
+        p.add_argument("--in-place", action="store_true", help="allow the output to be the input file")
+
+
+def check_output_path(output: str | Path, *, inputs: tuple[str | Path, ...] = (), force: bool = False,
+                      in_place: bool | None = False) -> Path:
+    """The output path, once it is safe to write; BadInputError otherwise.
+
+    The input is overwritten only with ``in_place``; any other existing file only with
+    ``force``; an input's external data file never (the input would lose its weights).
+    ``in_place=None``: the command has no ``--in-place`` (the input is never written).
+    """
     out = Path(output)
-    for given in inputs:
-        if Path(given).exists() and out.exists() and out.resolve() == Path(given).resolve():
-            raise BadInputError(f"{out}: refusing to overwrite the input file (use --in-place to allow)")
-    if out.exists() and not force:
-        raise BadInputError(f"{out}: already exists (use --force to overwrite)")
     if not out.parent.is_dir():
         raise BadInputError(f"{out}: directory {out.parent} does not exist")
+    if out.is_dir():
+        raise BadInputError(f"{out}: is a directory")
+    for given in map(Path, inputs):
+        if out.exists() and given.exists() and out.samefile(given):
+            if not in_place:
+                hint = "" if in_place is None else " (use --in-place to allow)"
+                raise BadInputError(f"{out}: refusing to overwrite the input file{hint}")
+            return out
+        _refuse_input_data_files(out, given)
+    if out.exists() and not force:
+        raise BadInputError(f"{out}: already exists (use --force to overwrite)")
     return out
+
+
+def _refuse_input_data_files(out: Path, given: Path) -> None:
+    # Only parse the input again when a clash is possible at all (the usual case costs a stat).
+    ours = [out, *(out.parent / name for name in data_name_candidates(out))]
+    if not given.is_file() or not any(p.exists() for p in ours):
+        return
+    used = external_data_files(given)
+    if out.resolve() in used:
+        raise BadInputError(f"{out}: is the external data file of the input {given}; refusing to overwrite it")
+    for data in ours[1:]:
+        if data.resolve() in used:
+            raise BadInputError(
+                f"{out}: saving it would replace {data.name}, the external data of the input {given}; "
+                "choose another output name"
+            )
 
 
 def save_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:

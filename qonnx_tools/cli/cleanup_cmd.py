@@ -6,7 +6,7 @@ import argparse
 from collections import Counter
 
 from qonnx_tools._ir import ir
-from qonnx_tools.cli._common import add_input_options, check_output_path, gather_inputs
+from qonnx_tools.cli._common import add_input_options, add_output_options, check_output_path, gather_inputs
 from qonnx_tools.compare import compare_outputs
 from qonnx_tools.errors import VerificationError
 from qonnx_tools.executor import Executor
@@ -23,19 +23,16 @@ def default_pipeline() -> str:
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("cleanup", help="clean a model: infer shapes, fold constants, remove identities, name nodes")
     p.add_argument("model")
-    p.add_argument("-o", "--output", required=True)
     p.add_argument("--passes", help="pipeline string to run instead of the default cleanup pipeline")
     p.add_argument("--fix-batch", type=int, metavar="N", help="set the batch size of inputs/outputs to N first")
     p.add_argument("--verify", action="store_true", help="check executor outputs before/after (exit 1 on mismatch)")
     add_input_options(p)
-    p.add_argument("--force", action="store_true", help="overwrite an existing output file")
-    p.add_argument("--in-place", action="store_true", help="allow the output to be the input file")
+    add_output_options(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    inputs = () if args.in_place else (args.model,)
-    out = check_output_path(args.output, inputs=inputs, force=args.force or args.in_place)
+    out = check_output_path(args.output, inputs=(args.model,), force=args.force, in_place=args.in_place)
     model = load(args.model)
     text = args.passes or default_pipeline()
     if args.fix_batch is not None:

@@ -13,7 +13,7 @@ import json
 import os
 from collections import Counter
 
-from qonnx_tools.cli._common import add_input_options, check_output_path, gather_inputs
+from qonnx_tools.cli._common import add_input_options, add_output_options, check_output_path, gather_inputs
 from qonnx_tools.compare import compare_outputs, output_steps
 from qonnx_tools.convert import TARGETS, convert
 from qonnx_tools.errors import VerificationError
@@ -30,23 +30,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("convert", help="convert between QONNX, QCDQ and QOp forms")
     p.add_argument("model")
     p.add_argument("--to", required=True, choices=TARGETS)
-    p.add_argument("-o", "--output", required=True)
     p.add_argument("--opset", type=int, help="ai.onnx opset of the result (default: lowest that expresses it)")
     p.add_argument("--keep-float-weights", action="store_true", help="qcdq: keep float weights behind Q->Clip->DQ")
     p.add_argument("--allow-partial", action="store_true", help="write the result even if some nodes stay unconverted")
     p.add_argument("--verify", action="store_true", help="compare outputs before/after (see --inputs/--random)")
     add_input_options(p)
     p.add_argument("--json", action="store_true", help="print the report as JSON")
-    p.add_argument("--force", action="store_true", help="overwrite an existing output file")
-    p.add_argument("--in-place", action="store_true", help="allow the output to be the input file")
+    add_output_options(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    in_place = args.in_place and os.path.isfile(args.model) and os.path.isfile(args.output) and os.path.samefile(
-        args.output, args.model
-    )
-    out = check_output_path(args.output, inputs=() if args.in_place else (args.model,), force=args.force or in_place)
+    out = check_output_path(args.output, inputs=(args.model,), force=args.force, in_place=args.in_place)
     model = load(args.model)
     bytes_before = os.path.getsize(args.model)
     before = _op_counts(model), dict(model.opset_imports)

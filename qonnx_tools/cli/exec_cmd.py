@@ -6,7 +6,7 @@ import argparse
 
 import numpy as np
 
-from qonnx_tools.cli._common import add_input_options, check_output_path, gather_inputs, save_npz
+from qonnx_tools.cli._common import add_input_options, add_output_options, check_output_path, gather_inputs, save_npz
 from qonnx_tools.executor import Executor
 from qonnx_tools.model_io import load
 from qonnx_tools.runtime import run_onnxruntime
@@ -16,15 +16,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("exec", help="run a model on given or random inputs")
     p.add_argument("model")
     add_input_options(p)
-    p.add_argument("-o", "--output", help="write outputs (and intermediates if asked) to this .npz")
-    p.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    add_output_options(p, required=False, in_place=False, help="write outputs (and intermediates if asked) to this .npz")
     p.add_argument("--backend", choices=("numpy", "onnxruntime"), default="numpy")
     p.add_argument("--keep-intermediates", action="store_true", help="also save every intermediate tensor (numpy backend)")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    out = check_output_path(args.output, inputs=(args.model,), force=args.force) if args.output else None
+    out = check_output_path(args.output, inputs=(args.model,), force=args.force, in_place=None) if args.output else None
     model = load(args.model)
     feeds = gather_inputs(args, model)
     if args.backend == "onnxruntime":

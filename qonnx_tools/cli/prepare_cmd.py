@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from qonnx_tools.cli._common import check_output_path
+from qonnx_tools.cli._common import add_output_options, check_output_path
 from qonnx_tools.errors import BadInputError
 from qonnx_tools.model_io import load, save
 from qonnx_tools.prepare import TARGETS, PrepareResult, check, prepare
@@ -17,17 +17,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("model")
     p.add_argument("--target", required=True, choices=TARGETS)
-    p.add_argument("-o", "--output", help="prepared model file (required unless --check-only)")
     p.add_argument("--check-only", action="store_true", help="only report the rules the model breaks (exit 1 if any)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
-    p.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    add_output_options(p, required=False, help="prepared model file (required unless --check-only)")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     if not args.check_only and not args.output:
         raise BadInputError("prepare: -o/--output is required (or use --check-only)")
-    out = None if args.check_only else check_output_path(args.output, inputs=(args.model,), force=args.force)
+    out = None if args.check_only else check_output_path(
+        args.output, inputs=(args.model,), force=args.force, in_place=args.in_place
+    )
     model = load(args.model)
     if args.check_only:
         result = PrepareResult(args.target, violations=check(model, args.target))

@@ -6,7 +6,7 @@ import argparse
 from collections import Counter
 
 from qonnx_tools._ir import ir
-from qonnx_tools.cli._common import add_input_options, check_output_path, gather_inputs
+from qonnx_tools.cli._common import add_input_options, add_output_options, check_output_path, gather_inputs
 from qonnx_tools.compare import compare_outputs
 from qonnx_tools.errors import BadInputError, VerificationError
 from qonnx_tools.executor import Executor
@@ -19,14 +19,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="streamline for FPGA dataflow (FINN): integer weights, MultiThreshold activations, scales absorbed",
     )
     p.add_argument("model")
-    p.add_argument("-o", "--output", required=True)
     p.add_argument("--max-bits", type=int, default=8, metavar="N",
                    help="largest activation bit width turned into thresholds (default 8: 255 thresholds)")
     p.add_argument("--steps", type=int, default=None, metavar="K", help="bound of the rule fixpoint (default 12)")
     p.add_argument("--verify", action="store_true", help="check executor outputs before/after (exit 1 on mismatch)")
     p.add_argument("--report", action="store_true", help="list every node that is still not integer, and why")
     add_input_options(p)
-    p.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    add_output_options(p)
     p.set_defaults(run=run)
 
 
@@ -36,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.max_bits < 1:
         raise BadInputError(f"--max-bits must be >= 1, got {args.max_bits}")
-    out = check_output_path(args.output, inputs=(args.model,), force=args.force)
+    out = check_output_path(args.output, inputs=(args.model,), force=args.force, in_place=args.in_place)
     model = load(args.model)
     before = _ops(model)
     reference = None

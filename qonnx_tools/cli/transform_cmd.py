@@ -19,7 +19,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
-from qonnx_tools.cli._common import check_output_path
+from qonnx_tools.cli._common import add_output_options, check_output_path
 from qonnx_tools.errors import BadInputError
 from qonnx_tools.model_io import load, save
 
@@ -28,8 +28,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("transform", help="run a transform script (transform(model) or main(in, out)) on a model")
     p.add_argument("script", help="a Python file defining transform(model) or main(in_path, out_path)")
     p.add_argument("model")
-    p.add_argument("output")
-    p.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    add_output_options(p, positional=True)
     p.set_defaults(run=run)
 
 
@@ -55,7 +54,7 @@ def load_script(path: str | Path):
 
 def run(args: argparse.Namespace) -> int:
     module = load_script(args.script)
-    out = check_output_path(args.output, inputs=(args.model,), force=args.force)
+    out = check_output_path(args.output, inputs=(args.model,), force=args.force, in_place=args.in_place)
     if callable(getattr(module, "transform", None)):
         model = load(args.model)
         result = module.transform(model)
