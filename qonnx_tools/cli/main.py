@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 import traceback
+import warnings
 from typing import Sequence
 
 from qonnx_tools import __version__
@@ -60,25 +61,46 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return int(args.run(args) or EXIT_OK)
-    except CheckFailedError as exc:
-        return _report(exc, args.debug, EXIT_FAILED_CHECK)
-    except (BadInputError, QonnxToolsError) as exc:
-        return _report(exc, args.debug, EXIT_BAD_INPUT)
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:  # a bug in qonnx-tools: still one line unless --debug
-        return _report(exc, args.debug, EXIT_INTERNAL, prefix="internal error: ")
+    model = getattr(args, "model", None)
+    with warnings.catch_warnings(record=not args.debug) as caught:
+        if not args.debug:
+            warnings.simplefilter("always", RuntimeWarning)
+        try:
+            code = int(args.run(args) or EXIT_OK)
+        except CheckFailedError as exc:
+            code = _report(exc, args.debug, EXIT_FAILED_CHECK, model)
+        except (BadInputError, QonnxToolsError) as exc:
+            code = _report(exc, args.debug, EXIT_BAD_INPUT, model)
+        except KeyboardInterrupt:
+            print("error: interrupted", file=sys.stderr)
+            code = 130
+        except Exception as exc:  # a bug in qonnx-tools: still one line unless --debug
+            code = _report(exc, args.debug, EXIT_INTERNAL, model, prefix="internal error: ")
+    _summarise_warnings(caught or [])
+    return code
 
 
-def _report(exc: BaseException, debug: bool, code: int, prefix: str = "") -> int:
+def _report(exc: BaseException, debug: bool, code: int, model: str | None, prefix: str = "") -> int:
+    """One line on stderr; the model file is named unless the message already does."""
     if debug:
         traceback.print_exc()
     message = " ".join(str(exc).split()) or type(exc).__name__
+    if model and str(model) not in message:
+        message = f"{model}: {message}"
     print(f"error: {prefix}{message}", file=sys.stderr)
     return code
+
+
+def _summarise_warnings(caught: list) -> None:
+    """NumPy's numeric warnings (overflow, invalid value) as one line instead of one per occurrence."""
+    numeric = [w for w in caught if issubclass(w.category, RuntimeWarning)]
+    for w in caught:
+        if w not in numeric:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if numeric:
+        kinds = sorted({str(w.message).split(" encountered")[0] for w in numeric})
+        print(f"warning: {len(numeric)} numeric warning(s) while running ({'; '.join(kinds)}); "
+              "--debug shows where", file=sys.stderr)
 
 
 if __name__ == "__main__":

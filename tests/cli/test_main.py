@@ -47,3 +47,23 @@ def test_info_json_on_real_models(path):
     assert data["num_nodes"] == sum(data["op_counts"].values()) > 0
     text = qonnx("info", str(path))
     assert text.returncode == 0 and "quantizers:" in text.stdout
+
+
+def test_numeric_warnings_become_one_line(monkeypatch, capsys):
+    """RuntimeWarnings raised while a command runs (NumPy: one per occurrence) are summarised in one line."""
+    import numpy as np
+
+    from qonnx_tools.cli import exec_cmd
+    from qonnx_tools.cli.main import main
+
+    def noisy_run(args):
+        with np.errstate(over="warn", invalid="warn"):
+            for _ in range(3):
+                np.exp(np.float32(1000.0))
+            np.float32(np.inf) - np.float32(np.inf)
+        return 0
+
+    monkeypatch.setattr(exec_cmd, "run", noisy_run)
+    assert main(["exec", "whatever.onnx"]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["warning: 4 numeric warning(s) while running (invalid value; overflow); --debug shows where"]
