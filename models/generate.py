@@ -16,7 +16,8 @@ Each model is evaluated node by node by a small, separate evaluator written here
   and MultiThreshold from FINN's definition (count of thresholds with x >= t, times
   out_scale, plus out_bias);
 * standard ONNX ops run in onnxruntime, one node at a time;
-* channels-last ops are transposed to channels-first, run in onnxruntime and transposed back.
+* channels-last ops are transposed to channels-first (X, and W of a Conv), run in onnxruntime and
+  transposed back.
 
 Each ``.npz`` holds ``input:<name>`` (the seeded input) and ``output:<name>`` (expected output).
 """
@@ -246,7 +247,10 @@ def evaluate(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> dict[str, 
             x = args[0]
             rank = x.ndim
             first = x.transpose((0, rank - 1, *range(1, rank - 1)))
-            (y,) = _ort_node(node, [first, *args[1:]], OPSET)
+            params = list(args[1:])
+            if node.op_type == "Conv":  # qonnx's definition: W is channels-last too, (M, *kernel, C/group)
+                params[0] = params[0].transpose((0, rank - 1, *range(1, rank - 1)))
+            (y,) = _ort_node(node, [first, *params], OPSET)
             outs = [y.transpose((0, *range(2, rank), 1))]
         else:
             outs = _ort_node(node, args, opsets.get("", OPSET))

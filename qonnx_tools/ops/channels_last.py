@@ -1,10 +1,12 @@
 """Channels-last wrappers of Conv, MaxPool and BatchNormalization (domain qonnx.custom_op.channels_last).
 
 Models prepared for hls4ml keep activations as (N, *spatial, C). These nodes take and
-produce channels-last tensors; their attributes and their weight/parameter inputs
-are exactly those of the standard ONNX op (Conv weights stay (M, C/group, *kernel)).
-Execution transposes X to (N, C, *spatial), runs the executor's standard kernel and
-transposes the result back, so the numerics are the standard op's.
+produce channels-last tensors; their attributes are those of the standard ONNX op.
+Conv weights are channels-last too, (M, *kernel, C/group), as in qonnx's own
+definition of this domain (its executor transposes the first two inputs of a Conv)
+and as hls4ml reads them; BatchNormalization parameters are per channel as usual.
+Execution transposes X (and W) to channels-first, runs the executor's standard
+kernel and transposes the result back, so the numerics are the standard op's.
 """
 
 from __future__ import annotations
@@ -62,7 +64,7 @@ class _ChannelsLastOp(QonnxOp):
             attrs=ctx.attrs,
             n_outputs=1,
         )
-        result = kernel(inner, np.transpose(x, to_channels_first(x.ndim)), *inputs[1:])
+        result = kernel(inner, np.transpose(x, to_channels_first(x.ndim)), *cls._channels_first_params(inputs[1:]))
         y = np.asarray(result if isinstance(result, np.ndarray) else result[0])
         return np.ascontiguousarray(np.transpose(y, to_channels_last(y.ndim)))
 
@@ -81,6 +83,11 @@ class _ChannelsLastOp(QonnxOp):
     @classmethod
     def _nchw_shape(cls, ctx: NodeContext, x: list[int | None], inputs: Sequence[TensorInfo]) -> list[int | None]:
         return list(x)
+
+    @classmethod
+    def _channels_first_params(cls, params: Sequence[np.ndarray | None]) -> list[np.ndarray | None]:
+        """The standard op's parameter inputs (unchanged unless the layout differs)."""
+        return list(params)
 
 
 def _dim(d: object) -> int | None:
@@ -116,16 +123,22 @@ def _window_output(
 
 @register_op
 class Conv(_ChannelsLastOp):
-    """Channels-last Conv: X (N, *spatial, C), W (M, C/group, *kernel), optional B (M,); Y (N, *spatial', M)."""
+    """Channels-last Conv: X (N, *spatial, C), W (M, *kernel, C/group), optional B (M,); Y (N, *spatial', M)."""
 
     name = "Conv"
     inputs = (InputSpec("X"), InputSpec("W"), InputSpec("B", optional=True))
 
     @classmethod
+    def _channels_first_params(cls, params: Sequence[np.ndarray | None]) -> list[np.ndarray | None]:
+        w, *rest = params
+        w = np.asarray(w)
+        return [np.transpose(w, to_channels_first(w.ndim)), *rest]
+
+    @classmethod
     def _nchw_shape(cls, ctx: NodeContext, x: list[int | None], inputs: Sequence[TensorInfo]) -> list[int | None]:
         w = inputs[1] if len(inputs) > 1 else TensorInfo()
         w_dims = [_dim(d) for d in w.shape] if w.shape is not None else None
-        kernel = ctx.attr("kernel_shape", None) or (w_dims[2:] if w_dims is not None else None)
+        kernel = ctx.attr("kernel_shape", None) or (w_dims[1:-1] if w_dims is not None else None)
         if kernel is None or any(k is None for k in kernel):
             return [x[0], w_dims[0] if w_dims else None] + [None] * (len(x) - 2)
         return [x[0], w_dims[0] if w_dims else None] + _window_output(ctx, x[2:], list(kernel))

@@ -4,8 +4,10 @@
 
 - ``"qonnx"`` (default; what hls4ml reads): Conv, MaxPool and BatchNormalization on
   tensors of rank >= 3 become the ``qonnx.custom_op.channels_last`` ops (same
-  attributes and weights, X and Y as (N, *spatial, C)), with a Transpose
-  NCHW->NHWC before and NHWC->NCHW after. Other layout-dependent ops (AveragePool,
+  attributes, X and Y as (N, *spatial, C)), with a Transpose NCHW->NHWC before and
+  NHWC->NCHW after. Conv weights become (M, *kernel, C/group) as qonnx defines the
+  domain: constant weights (and quantizers of constant weights) are transposed in
+  the initializers, other weights get a Transpose node. Other layout-dependent ops (AveragePool,
   global pools, ConvTranspose, non-nearest Resize) have no channels-last form and
   stay NCHW behind Transposes.
 - ``"transpose"`` (for onnxruntime): every layout-dependent op (Conv, ConvTranspose,
@@ -136,6 +138,8 @@ class _Layout:
         t_in = self.transpose(x, before, f"{base}_in_transpose", sink=False)
         graph.insert_before(node, t_in)
         node.replace_input_with(0, t_in.outputs[0])
+        if node.op_type == "Conv" and len(node.inputs) > 1 and node.inputs[1] is not None:
+            self.relayout_weight(node, before, base)
         y = node.outputs[0]
         users = list(y.uses())
         was_output = y.is_graph_output()
@@ -156,6 +160,22 @@ class _Layout:
                     outputs[i] = t_out.outputs[0]
             y.name = unique_name(f"{old_name}_inner", self.names)
             t_out.outputs[0].name = old_name
+
+    def relayout_weight(self, node: ir.Node, perm: tuple[int, ...], base: str) -> None:
+        """Conv weights follow the activations' layout (channels_last Conv reads W as (M, *kernel, C/g)).
+
+        A constant weight (or a quantizer of one) is transposed in the initializers;
+        any other weight gets a Transpose node."""
+        from qonnx_tools.passes.fold_transpose_initializer import fold_transpose, move_transpose_into_quantizer
+
+        t_w = self.transpose(node.inputs[1], perm, f"{base}_weight_transpose", sink=False)
+        node.graph.insert_before(node, t_w)
+        node.replace_input_with(1, t_w.outputs[0])
+        moved = move_transpose_into_quantizer(t_w)
+        if not isinstance(moved, str):
+            self.names.update(v.name for v in moved.inputs if v is not None)
+        elif t_w.inputs[0].is_initializer():
+            fold_transpose(t_w)
 
     # -- sinking --------------------------------------------------------------------------------
     def run(self) -> None:

@@ -31,9 +31,9 @@ def make_ctx(op, **attrs) -> NodeContext:
 
 
 def conv_oracle(x, w, b, stride, pads, dilation, group):
-    """Direct 2-D convolution on NHWC data with (M, C/group, kh, kw) weights."""
+    """Direct 2-D convolution on NHWC data with (M, kh, kw, C/group) weights (qonnx's channels-last layout)."""
     n, h, wd, c = x.shape
-    m, cg, kh, kw = w.shape
+    m, kh, kw, cg = w.shape
     xp = np.zeros((n, h + pads[0] + pads[2], wd + pads[1] + pads[3], c))
     xp[:, pads[0] : pads[0] + h, pads[1] : pads[1] + wd, :] = x
     oh = (xp.shape[1] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
@@ -44,7 +44,7 @@ def conv_oracle(x, w, b, stride, pads, dilation, group):
         g = oc // per_group
         acc = 0.0 if b is None else float(b[oc])
         for ic, ki, kj in itertools.product(range(cg), range(kh), range(kw)):
-            acc += xp[bi, i * stride[0] + ki * dilation[0], j * stride[1] + kj * dilation[1], g * cg + ic] * w[oc, ic, ki, kj]
+            acc += xp[bi, i * stride[0] + ki * dilation[0], j * stride[1] + kj * dilation[1], g * cg + ic] * w[oc, ki, kj, ic]
         y[bi, i, j, oc] = acc
     return y
 
@@ -77,7 +77,7 @@ def maxpool_oracle(x, k, stride, pads):
 def test_conv(stride, pads, dilation, group, bias):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(2, 6, 5, 4)).astype(np.float32)
-    w = rng.normal(size=(4, 4 // group, 3, 3)).astype(np.float32)
+    w = rng.normal(size=(4, 3, 3, 4 // group)).astype(np.float32)
     b = rng.normal(size=(4,)).astype(np.float32) if bias else None
     ctx = make_ctx(Conv, kernel_shape=(3, 3), strides=stride, pads=pads, dilations=dilation, group=group)
     args = (x, w) if b is None else (x, w, b)
@@ -93,9 +93,9 @@ def test_conv(stride, pads, dilation, group, bias):
 def test_conv_1d():
     rng = np.random.default_rng(1)
     x = rng.normal(size=(1, 7, 3)).astype(np.float32)  # (N, W, C)
-    w = rng.normal(size=(2, 3, 3)).astype(np.float32)
+    w = rng.normal(size=(2, 3, 3)).astype(np.float32)  # (M, kw, C)
     y = Conv.execute(make_ctx(Conv, kernel_shape=(3,), pads=(1, 1)), x, w)
-    expected = conv_oracle(x[:, None], w[:, :, None], None, (1, 1), (0, 1, 0, 1), (1, 1), 1)[:, 0]
+    expected = conv_oracle(x[:, None], w[:, None], None, (1, 1), (0, 1, 0, 1), (1, 1), 1)[:, 0]
     np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)
 
 
