@@ -123,3 +123,77 @@ def _is_candidate(node: ir.Node) -> bool:
         and node.inputs[0] is not None
         and node.inputs[0].is_initializer()
     )
+
+
+# -- Transpose(quantizer(W)) -> quantizer(W^T) --------------------------------------------------------
+
+#: Elementwise QONNX quantizers: every input broadcasts against the data, so a transpose commutes.
+_ELEMENTWISE_QUANTIZERS = ("IntQuant", "Quant", "BipolarQuant")
+
+
+def move_transpose_into_quantizer(node: ir.Node) -> ir.Node | str:
+    """``Transpose(Q(W, params))`` -> ``Q(W^T, params^T)`` for constant W and params; else say why not.
+
+    Transposed copies are new initializers; the originals go when nothing else reads them."""
+    from qonnx_tools.domains import QONNX
+    from qonnx_tools.passes._rewrite import new_initializer, unique_name
+
+    quant = node.inputs[0].producer() if node.inputs and node.inputs[0] is not None else None
+    if quant is None or quant.op_type not in _ELEMENTWISE_QUANTIZERS or canonical_domain(quant.domain) != QONNX:
+        return "input is not produced by an IntQuant/BipolarQuant"
+    qout = quant.outputs[0]
+    if len(qout.uses()) != 1 or qout.is_graph_output():
+        return "the quantized weight has other readers"
+    inputs = list(quant.inputs)
+    if any(v is None or not v.is_initializer() or v.const_value is None or v.is_graph_input() for v in inputs):
+        return "quantizer inputs are not all initializers"
+    rank = len(inputs[0].shape or ())
+    perm = _perm(node, rank)
+    if isinstance(perm, str):
+        return perm
+    graph = node.graph
+    used = {*graph.initializers, *(v.name for v in graph.inputs), *(v.name for n in graph for v in n.outputs)}
+    for index, value in enumerate(inputs):
+        array = np.asarray(value.const_value.numpy())
+        if array.ndim > rank:
+            return f"parameter {value.name!r} has more dimensions than the weight"
+        padded = array.reshape((1,) * (rank - array.ndim) + array.shape) if array.ndim else array
+        moved = np.transpose(padded, perm) if array.ndim else array
+        if moved.shape == array.shape and np.array_equal(moved, array):
+            continue
+        fresh = new_initializer(graph, moved, unique_name(f"{value.name}_t", used), like=value)
+        quant.replace_input_with(index, fresh)
+        if not (value.uses() or value.is_graph_output()):
+            graph.initializers.pop(value.name)
+    out = node.outputs[0]
+    qout.shape = out.shape
+    out.replace_all_uses_with(qout, replace_graph_outputs=True)
+    node.graph.remove(node, safe=True)
+    return quant
+
+
+@register_pass
+@dataclass
+class MoveTransposeIntoWeightQuant(QonnxPass):
+    """Transpose of a quantized constant weight -> the quantizer applied to the transposed weight."""
+
+    name: ClassVar[str] = "move-transpose-into-weight-quant"
+    summary: ClassVar[str] = (
+        "Transpose(IntQuant/BipolarQuant(W)) with W and the parameters initializers -> "
+        "quantizer of W^T with parameters transposed alike (exact: quantizers are elementwise)"
+    )
+
+    def __post_init__(self) -> None:
+        self.declined: list[str] = []
+
+    def call(self, model: ir.Model) -> PassResult:
+        self.declined = []
+        modified = False
+        candidates = [n for n in model.graph if n.op_type == "Transpose" and canonical_domain(n.domain) == STANDARD]
+        for node in candidates:
+            result = move_transpose_into_quantizer(node)
+            if isinstance(result, str):
+                self.declined.append(f"node {node.name!r} (Transpose): {result}")
+            else:
+                modified = True
+        return PassResult(model, modified)

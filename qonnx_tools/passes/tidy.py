@@ -9,6 +9,9 @@
   (DeduplicateInitializersPass). Graph inputs and outputs are never merged. When
   merged initializers carried different datatype annotations, the first one's is
   kept (it describes the same values).
+- ``unshare-initializers``: the inverse, for consumers that turn every initializer
+  into a layer owned by one node (hls4ml removes a quantizer's parameter layer when
+  it folds the quantizer, so a second quantizer sharing it loses its parameter).
 - ``remove-static-inputs``: initializers stop being listed as graph inputs
   (RemoveInitializersFromInputsPass); Brevitas lists every weight as an input.
 - ``sort``: stable topological sort of the graph, subgraphs and functions (TopologicalSortPass).
@@ -74,6 +77,35 @@ class DedupeInitializers(QonnxPass):
         finally:
             log.setLevel(level)
         return PassResult(model, bool(result.modified))
+
+
+@register_pass
+@dataclass
+class UnshareInitializers(QonnxPass):
+    """Give every extra consumer of a shared initializer its own copy (values unchanged)."""
+
+    name: ClassVar[str] = "unshare-initializers"
+    summary: ClassVar[str] = (
+        "one initializer per consumer: a shared initializer is copied for every extra use (for hls4ml)"
+    )
+
+    def call(self, model: ir.Model) -> PassResult:
+        from qonnx_tools.passes._rewrite import all_value_names, unique_name
+
+        graph = model.graph
+        used = all_value_names(model)
+        modified = False
+        for value in list(graph.initializers.values()):
+            for node, index in list(value.uses())[1:]:
+                copy = ir.Value(
+                    name=unique_name(value.name, used), shape=value.shape, type=value.type,
+                    const_value=value.const_value,
+                )
+                copy.meta.update(value.meta)
+                graph.register_initializer(copy)
+                node.replace_input_with(index, copy)
+                modified = True
+        return PassResult(model, modified)
 
 
 @register_pass

@@ -7,8 +7,11 @@ rule, the precise problem and a suggested fix.
 
 Pipelines:
 
-- hls4ml: remove-static-inputs, change-batch-size{batch=1}, cleanup, gemm-to-matmul,
-  to-channels-last (qonnx mode), cleanup (names every node, folds quantizer parameters)
+- hls4ml: remove-static-inputs, change-batch-size{batch=1}, fold-static-shape, cleanup,
+  gemm-to-matmul, move-transpose-into-weight-quant (hls4ml reads MatMul weights as
+  [in, out] quantized constants), to-channels-last (qonnx mode), absorb-transpose-into-matmul
+  (the NHWC->NCHW Transpose before a Flatten goes into the dense weights), cleanup (names every node, folds
+  quantizer parameters), unshare-initializers, rename-reserved
 - finn: cleanup, then streamline when a ``streamline`` pass is registered
 - ort: cleanup, convert to QCDQ
 - tensorrt: refuses (ConversionError) quantizers TensorRT cannot run (non-zero
@@ -77,8 +80,9 @@ def prepare(model: ir.Model, target: str) -> PrepareResult:
         result.steps.append(text)
 
     if target == "hls4ml":
-        run("remove-static-inputs,change-batch-size{batch=1},cleanup")
-        run("gemm-to-matmul,infer-shapes,to-channels-last,cleanup")
+        run("remove-static-inputs,change-batch-size{batch=1},infer-shapes,fold-static-shape,cleanup")
+        run("gemm-to-matmul,move-transpose-into-weight-quant,infer-shapes,to-channels-last,absorb-transpose-into-matmul,cleanup")
+        run("unshare-initializers,sanitize-names")
     elif target == "finn":
         run("cleanup")
         if "streamline" in registered_passes():

@@ -217,9 +217,85 @@ def test_tensorrt_8_bit_only():
     assert check(qcdq(clip=(-127, 127)), "tensorrt") == []
 
 
+def test_hls4ml_supported_op():
+    g = G()
+    g.node("Trunc", ["x", g.const(1.0), g.const(0.0), g.const(8.0), g.const(4.0)], domain=QONNX)
+    g.node("Erf", ["v5"])
+    found = check(g.model(), "hls4ml")
+    assert [(v.rule, v.node) for v in found] == [("supported-op", "Trunc_5"), ("supported-op", "Erf_6")]
+    assert found[0].problem == "Trunc (QONNX) has no hls4ml handler"
+
+
+def test_hls4ml_conv_shape_grouped():
+    g = G()
+    g.node("Conv", ["x", g.const(RNG.standard_normal((4, 2, 3, 3)))], kernel_shape=[3, 3], group=2)
+    model = g.model(x_shape=(1, 4, 5, 5))
+    run_passes(model, "to-channels-last")
+    found = check(model, "hls4ml")
+    assert [(v.rule, v.problem) for v in found] == [
+        ("conv-shape", "group=2 with 4 input channels (only group 1 or depthwise)")
+    ]
+
+
+def test_hls4ml_conv_shape_3d():
+    g = G()
+    g.node("Conv", ["x", g.const(RNG.standard_normal((2, 1, 2, 2, 2)))], kernel_shape=[2, 2, 2])
+    model = g.model(x_shape=(1, 1, 3, 3, 3))
+    run_passes(model, "to-channels-last")
+    assert [(v.rule, v.problem) for v in check(model, "hls4ml")] == [("conv-shape", "3-D convolution")]
+
+
+def test_hls4ml_merge_inputs():
+    g = G()
+    g.node("Sum", ["x", g.const(np.ones(4)), g.const(np.ones(4))])
+    found = check(g.model(), "hls4ml")
+    assert [(v.rule, v.problem) for v in found] == [("merge-inputs", "3 inputs (at most 2)")]
+
+
+def test_hls4ml_pad_constant_zero():
+    g = G()
+    p = g.node("Pad", ["x", g.const([0, 1, 0, 1], np.int64)], mode="reflect")
+    g.node("Pad", [p, g.const([0, 1, 0, 1], np.int64), g.const(2.0)])
+    found = check(g.model(), "hls4ml")
+    assert [(v.rule, v.problem) for v in found] == [("pad-constant-zero", "mode=reflect"),
+                                                    ("pad-constant-zero", "pad value 2.0")]
+
+
+def test_hls4ml_unshared_initializers_and_fix():
+    g = G()
+    w = g.const(RNG.standard_normal((4, 4)))
+    y = g.node("MatMul", [g.node("MatMul", ["x", w]), w])
+    model = g.model()
+    found = check(model, "hls4ml")
+    assert [(v.rule, v.node) for v in found] == [("unshared-initializers", "MatMul_2"),
+                                                 ("unshared-initializers", "MatMul_3")]
+    assert found[0].problem == "read by other nodes too: 'c1'" and found[0].fix == "run unshare-initializers"
+    x = {"x": RNG.standard_normal((1, 4)).astype(np.float32)}
+    ref = Executor(model).run(x)
+    run_passes(model, "unshare-initializers")
+    assert check(model, "hls4ml") == [] and len(model.graph.initializers) == 2
+    np.testing.assert_array_equal(Executor(model).run(x)[y], ref[y])
+
+
+def test_hls4ml_c_identifier_names_and_fix():
+    g = G()
+    g.nodes.append(helper.make_node("Relu", ["x"], ["0.out"], name="input"))
+    g.node("Relu", ["0.out"])
+    model = g.model()
+    found = check(model, "hls4ml")
+    assert [(v.rule, v.node, v.problem) for v in found] == [("c-identifier-names", "input", "'0.out', 'input'")]
+    x = {"x": RNG.standard_normal((1, 4)).astype(np.float32)}
+    ref = Executor(model).run(x)
+    run_passes(model, "sanitize-names")
+    assert check(model, "hls4ml") == []
+    assert [n.name for n in model.graph] == ["input_1", "Relu_1"] and model.graph[0].outputs[0].name == "v0_out"
+    np.testing.assert_array_equal(Executor(model).run(x)["v1"], ref["v1"])
+
+
 def test_every_rule_has_a_test():
     tested = {"shape-known", "no-gemm", "channels-last", "node-named", "quantizer-params-constant", "rounding-mode",
-              "no-narrow-unsigned", "zero-point-zero", "activation-bits", "trunc-floor-after-avgpool", "nchw",
+              "no-narrow-unsigned", "supported-op", "conv-shape", "merge-inputs", "pad-constant-zero",
+              "unshared-initializers", "c-identifier-names", "zero-point-zero", "activation-bits", "trunc-floor-after-avgpool", "nchw",
               "no-custom-ops", "symmetric-zero-point", "int8-only", "8-bit-only"}
     assert {r.name for t in TARGETS for r in RULES[t]} == tested
     assert all(r.message and r.fix for t in TARGETS for r in RULES[t])
@@ -249,6 +325,12 @@ def test_prepare_hls4ml_fixes_everything_and_keeps_numerics():
     assert result.ready and result.violations == []
     assert any(n.domain == CHANNELS_LAST for n in model.graph)
     assert not any(n.op_type == "Gemm" for n in model.graph)
+    # weights are transposed in the initializers; Transposes only move activations
+    for t in (n for n in model.graph if n.op_type == "Transpose"):
+        source = t.inputs[0].producer().inputs[0] if t.inputs[0].producer() is not None else t.inputs[0]
+        assert not source.is_initializer(), t.name
+    conv = next(n for n in model.graph if n.op_type == "Conv")
+    assert tuple(conv.inputs[1].shape) == (3, 3, 3, 2)  # (M, kh, kw, C): qonnx's channels-last weight layout
     out = Executor(model).run({"x": x})
     for key in ref:
         np.testing.assert_allclose(out[key], ref[key], rtol=1e-5, atol=1e-5)
@@ -295,7 +377,7 @@ CORPUS = {d.name: d for d in brevitas_models()}
 
 
 @pytest.mark.shared
-@pytest.mark.parametrize("name", ["bnn_cnv_2w2a", "maxpool_quanttensor", "trunc_avgpool_floor", "residual_shared_quant"])
+@pytest.mark.parametrize("name", ["bnn_cnv_2w2a", "maxpool_quanttensor", "residual_shared_quant"])
 def test_corpus_hls4ml_ready(name):
     if name not in CORPUS:
         pytest.skip("not in corpus")
@@ -304,3 +386,14 @@ def test_corpus_hls4ml_ready(name):
     model = load(CORPUS[name] / "qonnx.onnx")
     assert check(model, "hls4ml")  # raw exports are not ready (no shapes inside, NCHW convs)
     assert prepare(model, "hls4ml").ready
+
+
+@pytest.mark.shared
+def test_corpus_hls4ml_trunc_is_reported():
+    """hls4ml has no Trunc layer: prepare cannot fix that and says so per node."""
+    if "trunc_avgpool_floor" not in CORPUS:
+        pytest.skip("not in corpus")
+    from qonnx_tools.model_io import load
+
+    result = prepare(load(CORPUS["trunc_avgpool_floor"] / "qonnx.onnx"), "hls4ml")
+    assert {(v.rule, v.op) for v in result.violations} == {("supported-op", "Trunc")}

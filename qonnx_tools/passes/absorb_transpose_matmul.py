@@ -1,0 +1,133 @@
+"""absorb-transpose-into-matmul: ``MatMul(Flatten(Transpose(x, to NCHW)), W)`` -> ``MatMul(Flatten(x), W')``.
+
+After a channels-last conversion the feature map leaves the last conv region as
+NHWC and goes back to NCHW only to be flattened for a dense layer. Flattening
+the NHWC map directly reads the same numbers in another order, so permuting the
+rows of the constant weight W to that order gives identical products with one
+Transpose less (hls4ml: a Transpose before a Flatten triggers a weight rewrite in
+its own optimizer that loses the quantization information the next pass needs).
+
+W may be an initializer or an IntQuant/BipolarQuant of one; quantizer parameters
+that vary per row are permuted like the rows. Exact: the sum over a row of the
+product is over the same terms (float summation order is the MatMul kernel's,
+which receives the same terms in a different order: results may differ in the
+last ulp for float weights; integer-valued quantized products are exact).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from qonnx_tools._ir import ir
+from qonnx_tools.constants import constant_array
+from qonnx_tools.domains import QONNX, STANDARD, canonical_domain
+from qonnx_tools.ops.channels_last import to_channels_first
+from qonnx_tools.passes._rewrite import new_initializer, unique_name
+from qonnx_tools.passes.base import PassResult, QonnxPass, register_pass
+
+_QUANTIZERS = ("IntQuant", "Quant", "BipolarQuant")
+
+
+def _single_user(value: ir.Value) -> ir.Node | None:
+    uses = list(value.uses())
+    if len(uses) != 1 or value.is_graph_output():
+        return None
+    return uses[0][0]
+
+
+def _flattens_to_2d(node: ir.Node) -> bool:
+    if canonical_domain(node.domain) != STANDARD:
+        return False
+    if node.op_type == "Flatten":
+        attr = node.attributes.get("axis")
+        return (1 if attr is None else int(attr.value)) == 1
+    if node.op_type == "Reshape" and len(node.inputs) > 1:
+        shape = constant_array(node.inputs[1])
+        out = node.outputs[0].shape
+        return shape is not None and shape.size == 2 and out is not None and len(out) == 2
+    return False
+
+
+def absorb(transpose: ir.Node) -> str | None:
+    """Rewrite one Transpose -> Flatten -> MatMul chain; None when done, else why not."""
+    x = transpose.inputs[0]
+    if x is None or x.shape is None or any(not isinstance(d, int) for d in x.shape[1:]):
+        return "input shape unknown"
+    rank = len(x.shape)
+    perm = tuple(int(p) for p in transpose.attributes["perm"].value) if "perm" in transpose.attributes else None
+    if rank < 3 or perm != to_channels_first(rank):
+        return "not a channels-last -> channels-first Transpose"
+    flatten = _single_user(transpose.outputs[0])
+    if flatten is None or not _flattens_to_2d(flatten):
+        return "not read by one Flatten to (N, features)"
+    matmul = _single_user(flatten.outputs[0])
+    if matmul is None or matmul.op_type != "MatMul" or matmul.inputs[0] is not flatten.outputs[0]:
+        return "the flattened tensor is not the left operand of one MatMul"
+    weight = _constant_weight(matmul)
+    if isinstance(weight, str):
+        return weight
+    spatial_last = tuple(x.shape[1:])  # (*spatial, C)
+    order = np.arange(int(np.prod(spatial_last))).reshape(
+        [spatial_last[-1], *spatial_last[:-1]]  # NCHW flatten index of every element...
+    ).transpose([*range(1, rank - 1), 0]).reshape(-1)  # ...listed in NHWC order
+    for value, holder, index in weight:
+        array = np.asarray(value.const_value.numpy())
+        if array.ndim == 2 and array.shape[0] == order.size:
+            moved = array[order]
+            graph = holder.graph
+            used = {*graph.initializers, *(v.name for n in graph for v in n.outputs)}
+            holder.replace_input_with(index, new_initializer(graph, moved, unique_name(f"{value.name}_nhwc", used), value))
+            if not (value.uses() or value.is_graph_output()):
+                graph.initializers.pop(value.name)
+    flatten.replace_input_with(0, x)
+    transpose.graph.remove(transpose, safe=True)
+    return None
+
+
+def _constant_weight(matmul: ir.Node) -> list[tuple[ir.Value, ir.Node, int]] | str:
+    """(initializer, reading node, input index) of every constant whose rows follow W's rows."""
+    w = matmul.inputs[1] if len(matmul.inputs) > 1 else None
+    if w is None:
+        return "no weight"
+    if w.is_initializer() and w.const_value is not None and not w.is_graph_input():
+        return [(w, matmul, 1)]
+    quant = w.producer()
+    if quant is None or quant.op_type not in _QUANTIZERS or canonical_domain(quant.domain) != QONNX:
+        return "the weight is neither an initializer nor a quantized initializer"
+    if len(w.uses()) != 1:
+        return "the quantized weight has other readers"
+    found = []
+    for i, v in enumerate(quant.inputs):
+        if v is None or not v.is_initializer() or v.const_value is None or v.is_graph_input():
+            return "quantizer inputs are not all initializers"
+        found.append((v, quant, i))
+    return found
+
+
+@register_pass
+@dataclass
+class AbsorbTransposeIntoMatMul(QonnxPass):
+    """Transpose (to NCHW) -> Flatten -> MatMul with a constant weight: the Transpose goes into W's rows."""
+
+    name: ClassVar[str] = "absorb-transpose-into-matmul"
+    summary: ClassVar[str] = (
+        "MatMul(Flatten(Transpose(x, NHWC->NCHW)), W) -> MatMul(Flatten(x), W with rows permuted); "
+        "W an initializer or a quantizer of one"
+    )
+
+    def __post_init__(self) -> None:
+        self.declined: list[str] = []
+
+    def call(self, model: ir.Model) -> PassResult:
+        self.declined = []
+        modified = False
+        for node in [n for n in model.graph if n.op_type == "Transpose" and canonical_domain(n.domain) == STANDARD]:
+            reason = absorb(node)
+            if reason is None:
+                modified = True
+            elif reason != "not a channels-last -> channels-first Transpose":
+                self.declined.append(f"node {node.name!r} (Transpose): {reason}")
+        return PassResult(model, modified)

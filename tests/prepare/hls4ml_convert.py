@@ -1,0 +1,46 @@
+"""Run hls4ml's QONNX -> HLS model conversion (no synthesis) on each file given; print one JSON line per file.
+
+Runs in a separate Python environment that has hls4ml and qonnx (never in the
+project's own): tests/prepare/test_hls4ml_consumer.py calls it with that interpreter.
+"""
+
+import json
+import os
+import sys
+import tempfile
+import warnings
+
+
+def convert(path: str, workdir: str) -> dict:
+    import hls4ml
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    model = ModelWrapper(path)
+    config = hls4ml.utils.config.config_from_onnx_model(
+        model, granularity="name", backend="Vitis", default_precision="fixed<16,6>"
+    )
+    hls_model = hls4ml.converters.convert_from_onnx_model(
+        model, output_dir=os.path.join(workdir, os.path.basename(path)), io_type="io_parallel",
+        backend="Vitis", hls_config=config,
+    )
+    return {"layers": [layer.class_name for layer in hls_model.get_layers()]}
+
+
+def main(paths: list[str]) -> int:
+    warnings.filterwarnings("ignore")
+    with tempfile.TemporaryDirectory() as workdir:
+        for path in paths:
+            stdout = sys.stdout
+            sys.stdout = sys.stderr  # hls4ml prints its topology; keep stdout for the results
+            try:
+                result = {"file": path, "ok": True, **convert(path, workdir)}
+            except Exception as exc:  # the test reports what hls4ml said
+                result = {"file": path, "ok": False, "error": f"{type(exc).__name__}: {exc}"}
+            finally:
+                sys.stdout = stdout
+            print(json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
