@@ -17,7 +17,7 @@ import sys
 from dataclasses import dataclass
 from typing import ClassVar
 
-from qonnx_tools.model_io import load, save
+from qonnx_tools.cli.main import main as qonnx_main
 from qonnx_tools.passes import run_passes
 from qonnx_tools.passes.base import PassResult, QonnxPass, register_pass, registered_passes
 
@@ -55,10 +55,5 @@ def transform(model):
     return model
 
 
-def main(in_path: str, out_path: str) -> int:
-    save(transform(load(in_path)), out_path)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(*sys.argv[1:3]))
+if __name__ == "__main__":  # same as: qonnx transform THIS_SCRIPT IN OUT [--force | --in-place]
+    sys.exit(qonnx_main(["transform", __file__, *sys.argv[1:]]))

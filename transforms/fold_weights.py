@@ -9,7 +9,7 @@ replaced by its output; activation quantizers stay. Outputs do not change.
 
 import sys
 
-from qonnx_tools.model_io import load, save
+from qonnx_tools.cli.main import main as qonnx_main
 from qonnx_tools.passes import run_passes
 
 PIPELINE = "fold-constants{fold_quantizers=true},remove-dead"
@@ -20,10 +20,5 @@ def transform(model):
     return model
 
 
-def main(in_path: str, out_path: str) -> int:
-    save(transform(load(in_path)), out_path)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(*sys.argv[1:3]))
+if __name__ == "__main__":  # same as: qonnx transform THIS_SCRIPT IN OUT [--force | --in-place]
+    sys.exit(qonnx_main(["transform", __file__, *sys.argv[1:]]))

@@ -20,8 +20,8 @@ import onnx
 import onnx_ir as ir
 from onnx import helper, numpy_helper
 
+from qonnx_tools.cli.main import main as qonnx_main
 from qonnx_tools.domains import QONNX, canonical_domain
-from qonnx_tools.model_io import load, save
 
 
 def _constant(graph: onnx.GraphProto, name: str):
@@ -66,10 +66,5 @@ def transform(model):
     return ir.from_proto(proto)
 
 
-def main(in_path: str, out_path: str) -> int:
-    save(transform(load(in_path)), out_path)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(*sys.argv[1:3]))
+if __name__ == "__main__":  # same as: qonnx transform THIS_SCRIPT IN OUT [--force | --in-place]
+    sys.exit(qonnx_main(["transform", __file__, *sys.argv[1:]]))

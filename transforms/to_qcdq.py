@@ -8,8 +8,8 @@ Refuses (ConversionError) when a QONNX node cannot be converted, rather than lea
 
 import sys
 
+from qonnx_tools.cli.main import main as qonnx_main
 from qonnx_tools.convert import convert
-from qonnx_tools.model_io import load, save
 
 
 def transform(model):
@@ -18,10 +18,5 @@ def transform(model):
     return model
 
 
-def main(in_path: str, out_path: str) -> int:
-    save(transform(load(in_path)), out_path)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(*sys.argv[1:3]))
+if __name__ == "__main__":  # same as: qonnx transform THIS_SCRIPT IN OUT [--force | --in-place]
+    sys.exit(qonnx_main(["transform", __file__, *sys.argv[1:]]))
