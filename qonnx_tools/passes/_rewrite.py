@@ -106,3 +106,33 @@ def drop_if_unused(value: ir.Value) -> None:
                 producer.graph.remove(producer, safe=True)
     elif value.graph is not None and value.graph.initializers.get(value.name) is value:
         value.graph.initializers.pop(value.name)
+
+
+#: QONNX quantizers that act element by element (every parameter broadcasts against the data).
+ELEMENTWISE_QUANTIZERS = ("IntQuant", "Quant", "BipolarQuant")
+
+
+def quantizer_of_constants(value: ir.Value | None) -> ir.Node | str:
+    """The IntQuant/BipolarQuant that computes ``value`` from initializers alone (not graph inputs),
+    when nothing else reads ``value``; else why not. Such a quantized weight can be rewritten by
+    rewriting its constant inputs."""
+    from qonnx_tools.domains import QONNX, canonical_domain
+
+    quant = value.producer() if value is not None else None
+    if quant is None or quant.op_type not in ELEMENTWISE_QUANTIZERS or canonical_domain(quant.domain) != QONNX:
+        return "input is not produced by an IntQuant/BipolarQuant"
+    if len(value.uses()) != 1 or value.is_graph_output():
+        return "the quantized weight has other readers"
+    if any(v is None or not v.is_initializer() or v.const_value is None or v.is_graph_input() for v in quant.inputs):
+        return "quantizer inputs are not all initializers"
+    return quant
+
+
+def replace_constant_input(node: ir.Node, index: int, array, name: str, used: set[str]) -> ir.Value:
+    """``node``'s input ``index`` becomes a new initializer holding ``array`` (named after ``name``,
+    made unique in ``used``, annotations copied); the old constant goes if nothing else reads it."""
+    old = node.inputs[index]
+    fresh = new_initializer(node.graph, array, unique_name(name, used), like=old)
+    node.replace_input_with(index, fresh)
+    drop_if_unused(old)
+    return fresh

@@ -23,13 +23,10 @@ import numpy as np
 
 from qonnx_tools._ir import ir
 from qonnx_tools.constants import constant_array
-from qonnx_tools.domains import QONNX, STANDARD, canonical_domain
+from qonnx_tools.domains import STANDARD, canonical_domain
 from qonnx_tools.ops.channels_last import to_channels_first
-from qonnx_tools.passes._rewrite import new_initializer, unique_name
+from qonnx_tools.passes._rewrite import all_value_names, quantizer_of_constants, replace_constant_input
 from qonnx_tools.passes.base import PassResult, QonnxPass, register_pass
-
-_QUANTIZERS = ("IntQuant", "Quant", "BipolarQuant")
-
 
 def _single_user(value: ir.Value) -> ir.Node | None:
     uses = list(value.uses())
@@ -51,8 +48,8 @@ def _flattens_to_2d(node: ir.Node) -> bool:
     return False
 
 
-def absorb(transpose: ir.Node) -> str | None:
-    """Rewrite one Transpose -> Flatten -> MatMul chain; None when done, else why not."""
+def absorb(transpose: ir.Node, used: set[str]) -> str | None:
+    """Rewrite one Transpose -> Flatten -> MatMul chain (new names unique in ``used``); None when done, else why not."""
     x = transpose.inputs[0]
     if x is None or x.shape is None or any(not isinstance(d, int) for d in x.shape[1:]):
         return "input shape unknown"
@@ -66,45 +63,33 @@ def absorb(transpose: ir.Node) -> str | None:
     matmul = _single_user(flatten.outputs[0])
     if matmul is None or matmul.op_type != "MatMul" or matmul.inputs[0] is not flatten.outputs[0]:
         return "the flattened tensor is not the left operand of one MatMul"
-    weight = _constant_weight(matmul)
-    if isinstance(weight, str):
-        return weight
+    rows = _row_constants(matmul)
+    if isinstance(rows, str):
+        return rows
     spatial_last = tuple(x.shape[1:])  # (*spatial, C)
     order = np.arange(int(np.prod(spatial_last))).reshape(
         [spatial_last[-1], *spatial_last[:-1]]  # NCHW flatten index of every element...
     ).transpose([*range(1, rank - 1), 0]).reshape(-1)  # ...listed in NHWC order
-    for value, holder, index in weight:
+    for holder, index in rows:
+        value = holder.inputs[index]
         array = np.asarray(value.const_value.numpy())
         if array.ndim == 2 and array.shape[0] == order.size:
-            moved = array[order]
-            graph = holder.graph
-            used = {*graph.initializers, *(v.name for n in graph for v in n.outputs)}
-            holder.replace_input_with(index, new_initializer(graph, moved, unique_name(f"{value.name}_nhwc", used), value))
-            if not (value.uses() or value.is_graph_output()):
-                graph.initializers.pop(value.name)
+            replace_constant_input(holder, index, array[order], f"{value.name}_nhwc", used)
     flatten.replace_input_with(0, x)
     transpose.graph.remove(transpose, safe=True)
     return None
 
 
-def _constant_weight(matmul: ir.Node) -> list[tuple[ir.Value, ir.Node, int]] | str:
-    """(initializer, reading node, input index) of every constant whose rows follow W's rows."""
+def _row_constants(matmul: ir.Node) -> list[tuple[ir.Node, int]] | str:
+    """(reading node, input index) of every constant whose rows follow W's rows: W itself, or the
+    inputs of the quantizer computing W."""
     w = matmul.inputs[1] if len(matmul.inputs) > 1 else None
-    if w is None:
-        return "no weight"
-    if w.is_initializer() and w.const_value is not None and not w.is_graph_input():
-        return [(w, matmul, 1)]
-    quant = w.producer()
-    if quant is None or quant.op_type not in _QUANTIZERS or canonical_domain(quant.domain) != QONNX:
-        return "the weight is neither an initializer nor a quantized initializer"
-    if len(w.uses()) != 1:
-        return "the quantized weight has other readers"
-    found = []
-    for i, v in enumerate(quant.inputs):
-        if v is None or not v.is_initializer() or v.const_value is None or v.is_graph_input():
-            return "quantizer inputs are not all initializers"
-        found.append((v, quant, i))
-    return found
+    if w is not None and w.is_initializer() and w.const_value is not None and not w.is_graph_input():
+        return [(matmul, 1)]
+    quant = quantizer_of_constants(w)
+    if isinstance(quant, str):
+        return f"the weight is neither an initializer nor a quantized one ({quant})"
+    return [(quant, i) for i in range(len(quant.inputs))]
 
 
 @register_pass
@@ -124,8 +109,9 @@ class AbsorbTransposeIntoMatMul(QonnxPass):
     def call(self, model: ir.Model) -> PassResult:
         self.declined = []
         modified = False
+        used = all_value_names(model)
         for node in [n for n in model.graph if n.op_type == "Transpose" and canonical_domain(n.domain) == STANDARD]:
-            reason = absorb(node)
+            reason = absorb(node, used)
             if reason is None:
                 modified = True
             elif reason != "not a channels-last -> channels-first Transpose":

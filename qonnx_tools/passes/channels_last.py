@@ -171,10 +171,7 @@ class _Layout:
         t_w = self.transpose(node.inputs[1], perm, f"{base}_weight_transpose", sink=False)
         node.graph.insert_before(node, t_w)
         node.replace_input_with(1, t_w.outputs[0])
-        moved = move_transpose_into_quantizer(t_w)
-        if not isinstance(moved, str):
-            self.names.update(v.name for v in moved.inputs if v is not None)
-        elif t_w.inputs[0].is_initializer():
+        if isinstance(move_transpose_into_quantizer(t_w, self.names), str) and t_w.inputs[0].is_initializer():
             fold_transpose(t_w)
 
     # -- sinking --------------------------------------------------------------------------------

@@ -127,45 +127,32 @@ def _is_candidate(node: ir.Node) -> bool:
 
 # -- Transpose(quantizer(W)) -> quantizer(W^T) --------------------------------------------------------
 
-#: Elementwise QONNX quantizers: every input broadcasts against the data, so a transpose commutes.
-_ELEMENTWISE_QUANTIZERS = ("IntQuant", "Quant", "BipolarQuant")
-
-
-def move_transpose_into_quantizer(node: ir.Node) -> ir.Node | str:
+def move_transpose_into_quantizer(node: ir.Node, used: set[str]) -> ir.Node | str:
     """``Transpose(Q(W, params))`` -> ``Q(W^T, params^T)`` for constant W and params; else say why not.
 
-    Transposed copies are new initializers; the originals go when nothing else reads them."""
-    from qonnx_tools.domains import QONNX
-    from qonnx_tools.passes._rewrite import new_initializer, unique_name
+    Transposed copies are new initializers (names unique in ``used``); the originals go when
+    nothing else reads them. Exact: the quantizer is elementwise."""
+    from qonnx_tools.passes._rewrite import quantizer_of_constants, replace_constant_input
 
-    quant = node.inputs[0].producer() if node.inputs and node.inputs[0] is not None else None
-    if quant is None or quant.op_type not in _ELEMENTWISE_QUANTIZERS or canonical_domain(quant.domain) != QONNX:
-        return "input is not produced by an IntQuant/BipolarQuant"
-    qout = quant.outputs[0]
-    if len(qout.uses()) != 1 or qout.is_graph_output():
-        return "the quantized weight has other readers"
-    inputs = list(quant.inputs)
-    if any(v is None or not v.is_initializer() or v.const_value is None or v.is_graph_input() for v in inputs):
-        return "quantizer inputs are not all initializers"
-    rank = len(inputs[0].shape or ())
+    quant = quantizer_of_constants(node.inputs[0] if node.inputs else None)
+    if isinstance(quant, str):
+        return quant
+    rank = len(quant.inputs[0].shape or ())
     perm = _perm(node, rank)
     if isinstance(perm, str):
         return perm
-    graph = node.graph
-    used = {*graph.initializers, *(v.name for v in graph.inputs), *(v.name for n in graph for v in n.outputs)}
-    for index, value in enumerate(inputs):
+    moved: dict[int, np.ndarray] = {}
+    for index, value in enumerate(quant.inputs):  # all checked before anything changes
         array = np.asarray(value.const_value.numpy())
         if array.ndim > rank:
             return f"parameter {value.name!r} has more dimensions than the weight"
-        padded = array.reshape((1,) * (rank - array.ndim) + array.shape) if array.ndim else array
-        moved = np.transpose(padded, perm) if array.ndim else array
-        if moved.shape == array.shape and np.array_equal(moved, array):
-            continue
-        fresh = new_initializer(graph, moved, unique_name(f"{value.name}_t", used), like=value)
-        quant.replace_input_with(index, fresh)
-        if not (value.uses() or value.is_graph_output()):
-            graph.initializers.pop(value.name)
-    out = node.outputs[0]
+        if array.ndim:
+            moved[index] = np.transpose(array.reshape((1,) * (rank - array.ndim) + array.shape), perm)
+    for index, array in moved.items():
+        value = quant.inputs[index]
+        if array.shape != tuple(value.const_value.shape) or not np.array_equal(array, value.const_value.numpy()):
+            replace_constant_input(quant, index, array, f"{value.name}_t", used)
+    qout, out = quant.outputs[0], node.outputs[0]
     qout.shape = out.shape
     out.replace_all_uses_with(qout, replace_graph_outputs=True)
     node.graph.remove(node, safe=True)
@@ -187,11 +174,14 @@ class MoveTransposeIntoWeightQuant(QonnxPass):
         self.declined: list[str] = []
 
     def call(self, model: ir.Model) -> PassResult:
+        from qonnx_tools.passes._rewrite import all_value_names
+
         self.declined = []
         modified = False
+        used = all_value_names(model)
         candidates = [n for n in model.graph if n.op_type == "Transpose" and canonical_domain(n.domain) == STANDARD]
         for node in candidates:
-            result = move_transpose_into_quantizer(node)
+            result = move_transpose_into_quantizer(node, used)
             if isinstance(result, str):
                 self.declined.append(f"node {node.name!r} (Transpose): {result}")
             else:
