@@ -143,7 +143,7 @@ class _Layout:
         y = node.outputs[0]
         users = list(y.uses())
         was_output = y.is_graph_output()
-        old_name, old_shape, old_meta = y.name, y.shape, dict(y.meta)
+        old_shape, old_meta = y.shape, dict(y.meta)
         node.domain = domain
         # The node's output now has the inner layout; the Transpose after it restores the old one.
         y.shape = _permuted_shape(old_shape, _inverse(after)) if old_shape is not None else None
@@ -151,15 +151,21 @@ class _Layout:
         t_out.outputs[0].shape = old_shape
         t_out.outputs[0].meta.update(old_meta)
         graph.insert_after(node, t_out)
+        self.reroute(y, t_out.outputs[0], users, was_output, "inner")
+
+    def reroute(self, old: ir.Value, new: ir.Value, users, was_output: bool, suffix: str) -> None:
+        """``users`` (taken before ``new``'s producer read ``old``) read ``new``; a graph output moves
+        to ``new`` with its name (``old`` becomes ``<name>_<suffix>``)."""
         for user, index in users:
-            user.replace_input_with(index, t_out.outputs[0])
+            user.replace_input_with(index, new)
         if was_output:
-            outputs = graph.outputs
+            outputs = old.graph.outputs
             for i, v in enumerate(outputs):
-                if v is y:
-                    outputs[i] = t_out.outputs[0]
-            y.name = unique_name(f"{old_name}_inner", self.names)
-            t_out.outputs[0].name = old_name
+                if v is old:
+                    outputs[i] = new
+            name = old.name
+            old.name = unique_name(f"{name}_{suffix}", self.names)
+            new.name = name
 
     def relayout_weight(self, node: ir.Node, perm: tuple[int, ...], base: str) -> None:
         """Conv weights follow the activations' layout (channels_last Conv reads W as (M, *kernel, C/g)).
@@ -444,20 +450,11 @@ def _nhwc_after(state: _Layout, node: ir.Node, first, last) -> None:
     y = node.outputs[0]
     users = list(y.uses())
     was_output = y.is_graph_output()
-    old_name = y.name
     t_last = state.transpose(y, last, f"{base}_to_nhwc", sink=False)
     t_first = state.transpose(t_last.outputs[0], first, f"{base}_to_nchw")
     t_first.outputs[0].meta.update(y.meta)
     graph.insert_after(node, [t_last, t_first])
-    for user, index in users:
-        user.replace_input_with(index, t_first.outputs[0])
-    if was_output:
-        outputs = graph.outputs
-        for i, v in enumerate(outputs):
-            if v is y:
-                outputs[i] = t_first.outputs[0]
-        y.name = unique_name(f"{old_name}_nchw", state.names)
-        t_first.outputs[0].name = old_name
+    state.reroute(y, t_first.outputs[0], users, was_output, "nchw")
 
 
 @register_pass
