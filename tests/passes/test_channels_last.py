@@ -280,3 +280,19 @@ def test_transpose_mode_runs_in_onnxruntime():
     assert second.inputs[0].producer().op_type == "Transpose"
     add = next(n for n in model.graph if n.op_type == "Add")
     assert list(add.outputs[0].shape) == [1, 6, 6, 4]
+
+
+@pytest.mark.parametrize("mode", ["qonnx", "transpose"])
+def test_conv_output_that_is_a_graph_output_keeps_its_name(mode):
+    from qonnx_tools.runtime import run_onnxruntime
+    from qonnx_tools.testing import make_proto
+
+    w = np.random.default_rng(3).standard_normal((2, 3, 3, 3)).astype(np.float32)
+    proto = make_proto([helper.make_node("Conv", ["x", "W"], ["y"], name="c", kernel_shape=[3, 3])],
+                       [("x", TensorProto.FLOAT, (1, 3, 5, 5))], [("y", TensorProto.FLOAT, (1, 2, 3, 3))], [("W", w)])
+    feeds = {"x": np.random.default_rng(4).standard_normal((1, 3, 5, 5)).astype(np.float32)}
+    expected = run_onnxruntime(ir.from_proto(proto), feeds)["y"]
+    model = ir.from_proto(proto)
+    run_passes(model, f"infer-shapes,to-channels-last{{mode={mode}}}")
+    assert [v.name for v in model.graph.outputs] == ["y"]
+    np.testing.assert_allclose(Executor(model).run(feeds)["y"], expected, rtol=1e-5, atol=1e-5)
