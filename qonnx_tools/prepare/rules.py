@@ -67,9 +67,10 @@ def attr(node: ir.Node, key: str, default):
     return default if a is None else a.value
 
 
-def is_op(*ops: str, domain: str = STANDARD) -> Callable[[ir.Node], bool]:
-    names = set(ops)
-    return lambda node: canonical_domain(node.domain) == domain and node.op_type in names
+def is_op(*ops: str, domain: str | tuple[str, ...] = STANDARD) -> Callable[[ir.Node], bool]:
+    """Predicate: the node is one of ``ops`` in ``domain`` (or one of several domains)."""
+    names, domains = set(ops), {domain} if isinstance(domain, str) else set(domain)
+    return lambda node: canonical_domain(node.domain) in domains and node.op_type in names
 
 
 def any_node(node: ir.Node) -> bool:

@@ -63,11 +63,6 @@ def _unsupported_op(node: ir.Node, model: ir.Model) -> str | None:
     return f"{node.op_type} ({domain or 'ai.onnx'}) has no hls4ml handler"
 
 
-def _std_or_channels_last(*ops: str):
-    names = set(ops)
-    return lambda node: node.op_type in names and canonical_domain(node.domain) in (STANDARD, CHANNELS_LAST)
-
-
 def _conv_shape(node: ir.Node, model: ir.Model) -> str | None:
     r = rank(node.inputs[0]) if node.inputs else None
     if r is not None and r not in (3, 4):
@@ -124,7 +119,7 @@ def _names(node: ir.Node, model: ir.Model) -> str | None:
 RULES = [
     Rule("supported-op", any_node, _unsupported_op, "hls4ml has no layer for this op",
          "replace the op, or convert it first (e.g. Gemm: gemm-to-matmul)"),
-    Rule("conv-shape", _std_or_channels_last("Conv"), _conv_shape, "hls4ml supports 1-D/2-D convs with group 1 or depthwise",
+    Rule("conv-shape", is_op("Conv", domain=(STANDARD, CHANNELS_LAST)), _conv_shape, "hls4ml supports 1-D/2-D convs with group 1 or depthwise",
          "split the grouped convolution into per-group convolutions + Concat"),
     Rule("shape-known", any_node, unknown_shapes, "every tensor needs a static shape",
          "run infer-shapes (and change-batch-size{batch=1} for a symbolic batch)"),
@@ -139,7 +134,7 @@ RULES = [
          "only ROUND and FLOOR rounding are supported", "re-export the quantizer with ROUND or FLOOR rounding"),
     Rule("no-narrow-unsigned", is_int_quant, _narrow_unsigned, "narrow unsigned quantizers are not supported",
          "re-export with narrow_range=False (or a signed quantizer)"),
-    Rule("merge-inputs", _std_or_channels_last(*MERGE_OPS), _merge_shape,
+    Rule("merge-inputs", is_op(*MERGE_OPS, domain=(STANDARD, CHANNELS_LAST)), _merge_shape,
          "hls4ml merges two tensors, Concat up to rank 3", "split the merge into a chain of two-input merges"),
     Rule("pad-constant-zero", is_op("Pad"), _pad, "hls4ml pads with zeros in constant mode only",
          "replace the Pad (e.g. fold it into the following Conv's pads)"),
