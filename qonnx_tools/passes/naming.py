@@ -125,8 +125,8 @@ class SanitizeNames(QonnxPass):
         "(comma-separated), to unique C identifiers (for hls4ml, which uses names as C++ variables)"
     )
 
-    #: Comma-separated names to avoid (hls4ml reserves the layer name ``input``).
-    reserved: str = "input"
+    #: Comma-separated names to avoid (prepare's hls4ml pipeline passes hls4ml's reserved names).
+    reserved: str = ""
 
     def call(self, model: ir.Model) -> PassResult:
         from qonnx_tools.passes._rewrite import all_value_names, unique_name

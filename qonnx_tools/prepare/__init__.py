@@ -82,7 +82,7 @@ def prepare(model: ir.Model, target: str) -> PrepareResult:
     if target == "hls4ml":
         run("remove-static-inputs,change-batch-size{batch=1},infer-shapes,fold-static-shape,cleanup")
         run("gemm-to-matmul,move-transpose-into-weight-quant,infer-shapes,to-channels-last,absorb-transpose-into-matmul,cleanup")
-        run("unshare-initializers,sanitize-names")
+        run(f"unshare-initializers,sanitize-names{{reserved={','.join(sorted(rules_hls4ml.RESERVED_NAMES))}}}")
     elif target == "finn":
         run("cleanup")
         if "streamline" in registered_passes():

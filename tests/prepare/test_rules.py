@@ -286,7 +286,7 @@ def test_hls4ml_c_identifier_names_and_fix():
     assert [(v.rule, v.node, v.problem) for v in found] == [("c-identifier-names", "input", "'0.out', 'input'")]
     x = {"x": RNG.standard_normal((1, 4)).astype(np.float32)}
     ref = Executor(model).run(x)
-    run_passes(model, "sanitize-names")
+    run_passes(model, "sanitize-names{reserved=input}")
     assert check(model, "hls4ml") == []
     assert [n.name for n in model.graph] == ["input_1", "Relu_1"] and model.graph[0].outputs[0].name == "v0_out"
     np.testing.assert_array_equal(Executor(model).run(x)["v1"], ref["v1"])
