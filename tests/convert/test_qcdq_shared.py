@@ -86,7 +86,7 @@ from qonnx_tools.executor.engine import resolve_kernel
 from qonnx_tools.executor.registry import NodeContext
 from qonnx_tools.model_io import load
 from qonnx_tools.runtime import only_standard_ops, random_inputs, run_onnxruntime
-from qonnx_tools.testing import brevitas_models, shared_models
+from qonnx_tools.testing import TIE_SENSITIVE, brevitas_models, first_divergence, shared_models
 
 pytestmark = [pytest.mark.shared, pytest.mark.filterwarnings("ignore::RuntimeWarning")]
 
@@ -95,8 +95,6 @@ QONNX_FILES = [d / "qonnx.onnx" for d in FOLDERS if (d / "qonnx.onnx").is_file()
 ZOO_FILES = shared_models("qonnx-model-zoo/**/*.onnx")
 ALL_FILES = QONNX_FILES + ZOO_FILES
 
-#: Deep 4-bit model with activations within 4e-8 of rounding ties (shared/models/README.md).
-TIE_SENSITIVE = {"imagenet_mobilenet_v1_4b"}
 #: Brevitas' QCDQ export rounds Trunc (TruncAvgPool2d) instead of flooring: no reference.
 BREVITAS_TRUNC_WRONG = {"trunc_avgpool_floor", "imagenet_mobilenet_v1_4b"}
 #: Where exactness costs nodes Brevitas' (inexact) export does not have; bounded by 1.25x.
@@ -167,23 +165,21 @@ def _check_case(c: Case, name: str) -> str:
     # per layer, against the executor on the original model
     exact_layers = off = total = 0
     worst = 0.0
-    first_divergence = None  # worst step count of the first layer that differs (graph order)
+    layers = []
     for out, (*_, step) in c.quantizers.items():
         diff = np.abs(c.ort[out].astype(np.float64) - c.reference[out])
         steps = diff / np.abs(np.broadcast_to(np.asarray(step, dtype=np.float64), diff.shape))
-        layer_worst = float(steps.max(initial=0))
-        if first_divergence is None and layer_worst > 0:
-            first_divergence = layer_worst
-        worst = max(worst, layer_worst)
+        layers.append((out, steps))
+        worst = max(worst, float(steps.max(initial=0)))
         off += int((steps > 0).sum())
         total += steps.size
         exact_layers += int(not (steps > 0).any())
     if name in TIE_SENSITIVE:
-        # Two float32 implementations (onnxruntime, NumPy/BLAS) differ in summation order; on this
-        # model some accumulators sit on rounding ties, and which ones depends on the CPU's BLAS
-        # kernels. Where the first difference appears it must be one step (a tie); what follows is
-        # that difference propagating (its size is machine-dependent and not asserted).
-        assert first_divergence is None or first_divergence <= 1.0 + 1e-6, (first_divergence, off, total)
+        # Which accumulators sit on a rounding tie for onnxruntime's and NumPy/BLAS's summation
+        # orders depends on the CPU's BLAS kernels; the first difference must be one step (a tie),
+        # what follows is that difference propagating (machine-dependent, not asserted).
+        first = first_divergence(layers)
+        assert first is None or first[1] <= 1.0 + 1e-6, (first, off, total)
     else:
         assert worst == 0 and off == 0, (worst, off, total)
     # end to end

@@ -27,7 +27,7 @@ from qonnx_tools.executor import Executor
 from qonnx_tools.executor.engine import resolve_kernel
 from qonnx_tools.executor.registry import NodeContext
 from qonnx_tools.runtime import run_onnxruntime
-from qonnx_tools.testing import brevitas_models
+from qonnx_tools.testing import TIE_SENSITIVE, brevitas_models
 
 F = TensorProto.FLOAT
 # probes include +-3e38: dividing them by a scale < 1 overflows to inf on purpose
@@ -839,8 +839,6 @@ def _corpus_cases():
     return cases or [pytest.param(None, None, marks=pytest.mark.skip(reason="shared corpus not present"))]
 
 
-#: quantized activations may differ from onnxruntime only because of accumulation order far upstream
-TIE_SENSITIVE = {"imagenet_mobilenet_v1_4b"}
 #: files onnxruntime refuses to load (the ORT comparisons skip them, the others still run)
 ORT_REJECTS = {("fp8_ocp", "qcdq_dynamo.onnx"): "onnxruntime rejects fp8_ocp/qcdq_dynamo.onnx (invalid graph)"}
 
