@@ -34,7 +34,7 @@ import onnx
 import onnx.defs
 import onnx.helper
 
-from qonnx_tools._ir import ir
+from qonnx_tools._ir import ir, subgraphs
 from qonnx_tools.atomic import atomic_target, write_bytes_atomic
 from qonnx_tools.domains import CHANNELS_LAST, QONNX, STANDARD, canonical_domain
 from qonnx_tools.errors import BadInputError, ModelLoadError, ModelSaveError
@@ -643,12 +643,8 @@ def _forget_undefined_types(graph: ir.Graph) -> None:
     values = list(graph.inputs) + list(graph.outputs)
     for node in ir.traversal.RecursiveGraphIterator(graph):
         values.extend(node.outputs)
-        for attr in node.attributes.values():
-            if attr.type == ir.AttributeType.GRAPH:
-                values.extend(list(attr.value.inputs) + list(attr.value.outputs))
-            elif attr.type == ir.AttributeType.GRAPHS:
-                for sub in attr.value:
-                    values.extend(list(sub.inputs) + list(sub.outputs))
+        for sub in subgraphs(node):
+            values.extend(list(sub.inputs) + list(sub.outputs))
     for value in values:
         if isinstance(value.type, ir.TensorType) and value.type.dtype == ir.DataType.UNDEFINED:
             value.type = None

@@ -24,7 +24,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from qonnx_tools import ops as qonnx_ops
-from qonnx_tools._ir import ir
+from qonnx_tools._ir import ir, subgraphs
 from qonnx_tools.domains import STANDARD, canonical_domain
 from qonnx_tools.errors import BadInputError, ExecutionError, InputMismatchError, QonnxToolsError, UnsupportedOpError
 from qonnx_tools.executor import registry
@@ -336,11 +336,7 @@ def _all_values(graph: ir.Graph):
     seen: set[int] = set()
     graphs = [graph]
     for node in ir.traversal.RecursiveGraphIterator(graph):
-        for attr in node.attributes.values():
-            if attr.type == ir.AttributeType.GRAPH:
-                graphs.append(attr.value)
-            elif attr.type == ir.AttributeType.GRAPHS:
-                graphs.extend(attr.value)
+        graphs.extend(subgraphs(node))
     for g in graphs:
         for value in [*g.inputs, *g.initializers.values(), *(v for node in g for v in node.outputs)]:
             if id(value) not in seen:

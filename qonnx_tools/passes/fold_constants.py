@@ -35,7 +35,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from qonnx_tools._ir import ir
+from qonnx_tools._ir import ir, subgraphs
 from qonnx_tools.constants import constant_array
 from qonnx_tools.domains import QONNX, STANDARD, canonical_domain, canonical_op
 from qonnx_tools.executor.engine import bind_kernel
@@ -71,11 +71,7 @@ def is_quantizer(node: ir.Node) -> bool:
 
 
 def _has_subgraph(node: ir.Node) -> bool:
-    return any(
-        attr.type in (ir.AttributeType.GRAPH, ir.AttributeType.GRAPHS)
-        for attr in node.attributes.values()
-        if isinstance(attr, ir.Attr)
-    )
+    return any(True for _ in subgraphs(node))
 
 
 def _is_constant_node(node: ir.Node | None) -> bool:

@@ -63,7 +63,7 @@ from typing import Callable, ClassVar, Sequence
 import numpy as np
 
 from qonnx_tools import ops as qonnx_ops
-from qonnx_tools._ir import ir
+from qonnx_tools._ir import ir, subgraphs
 from qonnx_tools.annotations import get_datatype, set_datatype
 from qonnx_tools.datatypes import FLOAT32, DataType, smallest_int_type
 from qonnx_tools.domains import CHANNELS_LAST, QONNX, STANDARD, canonical_domain
@@ -132,7 +132,7 @@ class _DatatypeRun:
                 declared = _dtype_range_type(value)
             self.record(value, declared)
         for node in topological_order(graph):
-            for sub in _subgraphs(node):
+            for sub in subgraphs(node):
                 self.graph(sub)
             self.node(node)
 
@@ -589,11 +589,3 @@ def _size(shape) -> int:
     return total
 
 
-def _subgraphs(node: ir.Node):
-    for attr in node.attributes.values():
-        if attr.is_ref():
-            continue
-        if attr.type == ir.AttributeType.GRAPH:
-            yield attr.value
-        elif attr.type == ir.AttributeType.GRAPHS:
-            yield from attr.value

@@ -49,7 +49,7 @@ import onnx.numpy_helper
 import onnx.shape_inference
 
 from qonnx_tools import ops as qonnx_ops
-from qonnx_tools._ir import ir
+from qonnx_tools._ir import ir, subgraphs
 from qonnx_tools.domains import CHANNELS_LAST, QONNX, STANDARD, canonical_domain
 from qonnx_tools.errors import BadInputError, QonnxToolsError, UnsupportedOpError
 from qonnx_tools.executor.attributes import decode_attributes
@@ -129,7 +129,7 @@ def _collect_unknown(graph: ir.Graph, prefix: str, anonymous_dims: bool, found: 
     for node in graph:
         for value in node.outputs:
             check(value)
-        for sub in _subgraphs(node):
+        for sub in subgraphs(node):
             _collect_unknown(sub, f"{prefix}{node.name or node.op_type}/", anonymous_dims, found, seen)
 
 
@@ -161,7 +161,7 @@ class _ShapeRun:
             if tensor is not None:
                 self.merge(None, value, ir.TensorType(tensor.dtype), ir.Shape(list(tensor.shape)))
         for node in topological_order(graph):
-            for sub in _subgraphs(node):
+            for sub in subgraphs(node):
                 self.graph(sub)
             try:
                 self.node(node)
@@ -341,7 +341,7 @@ class _ShapeRun:
             result = np.array(dims, dtype=np.int64) if op == "Shape" else np.array(math.prod(dims), dtype=np.int64)
             self.remember(node.outputs[0], result)
             return
-        if op in _NONDETERMINISTIC or not node.inputs or any(_subgraphs(node)):
+        if op in _NONDETERMINISTIC or not node.inputs or any(subgraphs(node)):
             return
         if op in _PARTIAL_OPS and self.propagate_partial(node):
             return
@@ -536,19 +536,9 @@ class _ShapeRun:
 # -- helpers -------------------------------------------------------------------
 
 
-def _subgraphs(node: ir.Node) -> Iterable[ir.Graph]:
-    for attr in node.attributes.values():
-        if attr.is_ref():
-            continue
-        if attr.type == ir.AttributeType.GRAPH:
-            yield attr.value
-        elif attr.type == ir.AttributeType.GRAPHS:
-            yield from attr.value
-
-
 def _outer_scope_values(node: ir.Node) -> list[ir.Value]:
     """Values used inside ``node``'s subgraphs (recursively) but defined outside them."""
-    subs = list(_subgraphs(node))
+    subs = list(subgraphs(node))
     if not subs:
         return []
     defined: set[int] = set()
@@ -561,7 +551,7 @@ def _outer_scope_values(node: ir.Node) -> list[ir.Value]:
             defined.update(id(v) for v in inner.outputs)
         for inner in graph:
             used.extend(v for v in inner.inputs if v is not None)
-            for sub in _subgraphs(inner):
+            for sub in subgraphs(inner):
                 walk(sub)
 
     for sub in subs:

@@ -794,7 +794,6 @@ def test_dynamic_quantize_linear_passes_through():
 
 
 def test_model_without_quantizers_is_unchanged():
-    x = RNG.uniform(-3, 3, (4, 6)).astype(np.float32)
     graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 6])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, 6])])
@@ -844,7 +843,6 @@ def test_multithreshold_is_lowered(layout, rows):
 
 
 def test_unknown_qonnx_op_is_reported():
-    x = RNG.uniform(-2, 2, (2, 3)).astype(np.float32)
     node = helper.make_node("NotAnOp", ["x"], ["y"], domain=QONNX, name="mystery")
     graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])

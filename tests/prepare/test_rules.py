@@ -98,7 +98,7 @@ def test_hls4ml_no_gemm():
 
 def test_hls4ml_channels_last():
     g = G()
-    y = g.node("Conv", ["x", g.const(RNG.standard_normal((2, 3, 3, 3)))], kernel_shape=[3, 3])
+    g.node("Conv", ["x", g.const(RNG.standard_normal((2, 3, 3, 3)))], kernel_shape=[3, 3])
     model = g.model(x_shape=(1, 3, 5, 5))
     found = check(model, "hls4ml")
     assert [(v.rule, v.node) for v in found] == [("channels-last", "Conv_2")]
