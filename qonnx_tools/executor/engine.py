@@ -140,18 +140,31 @@ class Executor:
     def output_names(self) -> list[str]:
         return list(self._output_names)
 
-    def run(self, inputs: Mapping[str, Any], *, keep_intermediates: bool = False) -> dict[str, np.ndarray]:
-        """Outputs by name (all intermediate tensors too when ``keep_intermediates``)."""
+    def run(
+        self,
+        inputs: Mapping[str, Any],
+        *,
+        keep_intermediates: bool = False,
+        substitute: Mapping[str, np.ndarray] | None = None,
+    ) -> dict[str, np.ndarray]:
+        """Outputs by name (all intermediate tensors too when ``keep_intermediates``).
+
+        ``substitute`` (intermediate tensor name -> array): consumers of that tensor read
+        the given array instead of the computed one, which is still what ``run``
+        returns under that name. Running every layer on a reference's own layer inputs
+        this way checks each layer in isolation (see ``streamline.layerwise``).
+        """
         env: dict[str, np.ndarray] = dict(self._constants)
         checked = self._check_inputs(inputs)
         env.update(checked)
+        forced = self._check_substitutes(substitute or {})
         limit, source = self._memory_limit()
         if limit is not None:
             self._refuse_if_too_large(checked, limit, source, keep_intermediates)
         held: dict[str, int] = {}  # bytes of the intermediate tensors alive now
         live = 0
         for step in self._steps:
-            args = [env[name] if name is not None else None for name in step.inputs]
+            args = [_read(env, forced, name) for name in step.inputs]
             results = self._call(step, args)
             for name, value in zip(step.outputs, results):
                 if name:
@@ -170,6 +183,13 @@ class Executor:
         if keep_intermediates:
             return {k: v for k, v in env.items() if k not in self._constants or k in self._output_names}
         return {name: env[name] for name in self._output_names}
+
+    def _check_substitutes(self, substitute: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        produced = {name for step in self._steps for name in step.outputs if name}
+        unknown = sorted(set(substitute) - produced)
+        if unknown:
+            raise BadInputError(f"substitute: {unknown[0]!r} is not produced by any node")
+        return {name: np.asarray(array) for name, array in substitute.items()}
 
     # -- memory ----------------------------------------------------------------
     def _memory_limit(self) -> tuple[int | None, str]:
@@ -378,6 +398,12 @@ def _bytes_text(n: int) -> str:
         if n >= size:
             return f"{n / size:.1f} {unit}"
     return f"{n} bytes"
+
+
+def _read(env: Mapping[str, np.ndarray], forced: Mapping[str, np.ndarray], name: str | None) -> np.ndarray | None:
+    if name is None:
+        return None
+    return forced[name] if name in forced else env[name]
 
 
 def execute(model: ir.Model, inputs: Mapping[str, Any], *, keep_intermediates: bool = False) -> dict[str, np.ndarray]:

@@ -85,6 +85,13 @@ from qonnx_tools.streamline._graph import (
 )
 from qonnx_tools.streamline.thresholds import F32, out_datatype_name, step_thresholds
 
+#: Node metadata key on each MultiThreshold made from an activation quantizer: the name of
+#: that quantizer's output in the original model. The MultiThreshold outputs the
+#: quantizer's integer level (output / scale) for as long as it lives (absorbing flips
+#: the comparison but keeps the output), so ``layerwise`` can check it against the
+#: original layer by layer. Saved with the model (NodeProto.metadata_props).
+QUANTIZER_KEY = "qonnx_tools.quantizer"
+
 # -- shared helpers -----------------------------------------------------------------------
 
 
@@ -499,6 +506,7 @@ def _materialise(node: ir.Node, editor: Editor, built) -> list[ir.Node]:
     mt = make_multithreshold(
         editor, x, thresholds, out_scale=out_scale, out_bias=out_bias, layout=layout, base=base, out_dtype=dtype
     )
+    mt.metadata_props[QUANTIZER_KEY] = node.outputs[0].name
     new_nodes = [mt]
     final = mt.outputs[0]
     if not np.all(scale == 1):

@@ -7,7 +7,7 @@ import pytest
 from onnx import TensorProto, helper
 
 from qonnx_tools._ir import ir
-from qonnx_tools.errors import ExecutionError, InputMismatchError, UnsupportedOpError
+from qonnx_tools.errors import BadInputError, ExecutionError, InputMismatchError, UnsupportedOpError
 from qonnx_tools.executor import Executor, execute, register
 
 TEST_DOMAIN = "qonnx_tools.test"
@@ -62,6 +62,21 @@ def test_intermediates_freed_unless_kept():
     kept = executor.run({"x": x}, keep_intermediates=True)
     assert set(kept) == {"x", "a", "b", "y"}
     np.testing.assert_array_equal(kept["a"], x * 2)
+
+
+def test_substitute_feeds_consumers_but_returns_computed_value():
+    """first: a = 2x; second: b = a; third: y = 2b. Substituting a = z gives y = 2z, while the
+    returned 'a' is still what the first node computed."""
+    executor = Executor(_chain())
+    x = np.ones((2, 3), np.float32)
+    z = np.full((2, 3), 7.0, np.float32)
+    kept = executor.run({"x": x}, keep_intermediates=True, substitute={"a": z})
+    np.testing.assert_array_equal(kept["a"], x * 2)
+    np.testing.assert_array_equal(kept["b"], z)
+    np.testing.assert_array_equal(kept["y"], z * 2)
+    np.testing.assert_array_equal(executor.run({"x": x})["y"], x * 4)  # nothing sticks
+    with pytest.raises(BadInputError, match="'x' is not produced by any node"):
+        executor.run({"x": x}, substitute={"x": z})
 
 
 def test_missing_unknown_and_misshaped_inputs():

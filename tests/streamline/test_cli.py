@@ -90,3 +90,62 @@ def test_verify_mismatch_exits_1(kit, tmp_path, monkeypatch, capsys):
     assert main(["streamline", str(src), "-o", str(out), "--verify"]) == 1
     assert not out.exists()
     assert "changed outputs" in capsys.readouterr().err
+
+
+def _single_quantizer_file(tmp_path):
+    """x -> Quant(scale 0.25, 4-bit unsigned) -> y, and an input holding the tie 0.625 (2.5 steps)."""
+    node = helper.make_node("Quant", ["x", "s", "z", "b"], ["y"], name="q", domain="qonnx.custom_op.general",
+                            signed=0, narrow=0, rounding_mode="ROUND")
+    inits = [("s", np.float32(0.25)), ("z", np.float32(0)), ("b", np.float32(4))]
+    graph = helper.make_graph(
+        [node], "g", [helper.make_tensor_value_info("x", 1, [1, 4])], [helper.make_tensor_value_info("y", 1, [1, 4])],
+        initializer=[numpy_helper.from_array(np.asarray(a), n) for n, a in inits],
+    )
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid("qonnx.custom_op.general", 2)])
+    proto.ir_version = 8
+    path = tmp_path / "q.onnx"
+    path.write_bytes(proto.SerializeToString())
+    inputs = tmp_path / "x.npz"
+    np.savez(inputs, x=np.array([[0.1, 0.61, 0.625, 3.0]], np.float32))
+    return path, inputs
+
+
+def _move_level3_threshold(monkeypatch, value):
+    """Inject a fault after streamlining: the threshold of level 3 becomes ``value``."""
+    from qonnx_tools._ir import ir
+    from qonnx_tools.streamline import pipeline as sl_pipeline
+
+    original = sl_pipeline.Streamline.call
+
+    def faulty(self, model):
+        result = original(self, model)
+        mt = next(n for n in model.graph if n.op_type == "MultiThreshold")
+        t = mt.inputs[1].const_value.numpy().copy()
+        t[0, 2] = value
+        mt.inputs[1].const_value = ir.tensor(t)
+        return result
+
+    monkeypatch.setattr(sl_pipeline.Streamline, "call", faulty)
+
+
+def test_verify_accepts_a_near_tie_after_checking_each_layer(tmp_path, monkeypatch, capsys):
+    src, inputs = _single_quantizer_file(tmp_path)
+    _move_level3_threshold(monkeypatch, np.float32(0.625))  # one ulp: the tie 2.5 now rounds up
+    out = tmp_path / "out.onnx"
+    assert main(["streamline", str(src), "-o", str(out), "--verify", "--inputs", str(inputs)]) == 0
+    text = capsys.readouterr().out
+    assert "verify y: max abs 0.25 (MISMATCH)" in text
+    assert "1 of 4 levels differ, 1 of them near-ties" in text and "verify: accepted" in text
+    assert out.exists()
+
+
+def test_verify_refuses_a_moved_threshold(tmp_path, monkeypatch, capsys):
+    src, inputs = _single_quantizer_file(tmp_path)
+    _move_level3_threshold(monkeypatch, np.float32(0.6))  # 0.61 (2.44 steps, no tie) now reaches level 3
+    out = tmp_path / "out.onnx"
+    assert main(["streamline", str(src), "-o", str(out), "--verify", "--inputs", str(inputs)]) == 1
+    captured = capsys.readouterr()
+    assert "2 of 4 levels differ, 1 of them near-ties" in captured.out
+    (line,) = captured.err.strip().splitlines()
+    assert line.startswith(f"error: {src}: streamlining changed outputs") and "first real difference at 'q_mt'" in line
+    assert not out.exists()

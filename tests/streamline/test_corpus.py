@@ -5,9 +5,13 @@ integer-valued weights, MultiThreshold, MaxPool, data movement, integer residual
 a trailing scalar Mul/Add), every non-integer leftover is explained by
 ``streamline_report``, and executor outputs on 100 seeded inputs (run in batches of the
 model's declared batch size) agree with the original's: max abs diff <= 1e-5 of the
-output range, identical argmax. Brevitas models are also checked against their own
-PyTorch outputs (io.npz). One run of the flattened pipeline with ``verify_each``
-checks that every single pass preserves outputs.
+output range, identical argmax; every MultiThreshold is traced to its quantizer and
+agrees with it on the original's own layer inputs (``layerwise``). Brevitas models are
+also checked against their own PyTorch outputs (io.npz). One run of the flattened
+pipeline with ``verify_each`` checks that every single pass preserves outputs.
+
+MobileNet-v1 4b is checked layer by layer instead of end to end on random inputs: it
+is chaotic at float32 precision (see ``test_mobilenet_every_layer_on_the_originals_inputs``).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from qonnx_tools.passes import parse_pipeline
 from qonnx_tools.passes.pipeline import FixpointNotReached
 from qonnx_tools.streamline import Streamline, streamline_report
 from qonnx_tools.streamline.frontend import frontend_pipeline_text
+from qonnx_tools.streamline.layerwise import compare_layers
 from qonnx_tools.streamline.pipeline import STREAMLINE_RULES
 from qonnx_tools.testing import shared_dir
 
@@ -123,6 +128,9 @@ def test_streamline_corpus_model(case):
     assert len(rows) == len(expected_rows), rows
     for (_, op, reason), (want_op, want_text) in zip(rows, expected_rows):
         assert op == want_op and want_text in reason, (op, reason)
+    layers = compare_layers(load(path), model, {name: batches[0]})
+    assert layers.ok and not layers.untraced, layers.summary()
+    assert len(layers.layers) == ops.get("MultiThreshold", 0)
     got = _outputs(model, name, batches, n)
     scale = float(np.abs(ref).max())
     assert float(np.abs(got.astype(np.float64) - ref).max()) <= 1e-5 * scale
@@ -136,15 +144,18 @@ def test_streamline_corpus_model(case):
         assert float(np.abs(value - expected).max()) <= 1e-5 * float(np.abs(expected).max())
 
 
+MOBILENET = "brevitas/imagenet_mobilenet_v1_4b/qonnx.onnx"
+
+
 def test_mobilenet_structure_and_reference_input():
     """Deep 4-bit MobileNet: integer except the float image input and the class bias.
 
     Compared with Brevitas' own output (io.npz): the streamlined model agrees to float
     rounding. (The *original* graph run by the executor is 0.4 off on that batch: an
     accumulator sits on an exact rounding tie that float32 evaluation rounds the other
-    way -- see the corpus README. Random inputs hit such ties now and then.)
+    way -- see the corpus README.)
     """
-    path = _path("brevitas/imagenet_mobilenet_v1_4b/qonnx.onnx")
+    path = _path(MOBILENET)
     model = load(path)
     io = np.load(path.parent / "io.npz")
     x = io["input"].astype(np.float32)
@@ -159,6 +170,42 @@ def test_mobilenet_structure_and_reference_input():
     (got,) = Executor(model).run({name: x}).values()
     expected = io["output"]
     assert float(np.abs(got - expected).max()) <= 1e-5 * float(np.abs(expected).max())
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_mobilenet_every_layer_on_the_originals_inputs(seed):
+    """Each of the 28 MultiThresholds, fed the original's own input to its layer, gives the
+    original quantizer's levels except at near-ties (one level, pre-activation within 1e-4
+    steps of a rounding boundary); the float tail after the last one matches too.
+
+    Why not end to end: the original graph itself, run in float32 and in float64, picks a
+    different top-1 class on 12 of 100 seeded random inputs (the logits of this randomly
+    initialised network are within a few steps of each other), so end-to-end argmax
+    agreement measures float32 noise, not streamlining. Measured here (seed 0, 2 images):
+    1 of 10,030,336 levels differs, 1.8e-7 steps from a tie.
+    """
+    path = _path(MOBILENET)
+    original, model = load(path), load(path)
+    Streamline()(model)
+    name, batches, _ = _batches(original, n=2, seed=seed)
+    result = compare_layers(original, model, {name: batches[0]})
+    assert result.ok and not result.untraced, result.summary()
+    assert len(result.layers) == 28
+    elements = sum(layer.elements for layer in result.layers)
+    assert sum(layer.differing for layer in result.layers) <= 1e-5 * elements, result.summary()
+
+
+def test_mobilenet_cli_verify_accepts_near_ties_only_after_the_layer_check(tmp_path, capsys):
+    from qonnx_tools.cli.main import main
+
+    out = tmp_path / "mobilenet_streamlined.onnx"
+    assert main(["streamline", str(_path(MOBILENET)), "-o", str(out), "--verify"]) == 0
+    text = capsys.readouterr().out
+    if "MISMATCH" in text:  # on the machines measured so far: 0.068 off, from one near-tie
+        assert "verify per layer: 28 MultiThreshold layers" in text and "verify: accepted" in text
+    else:  # a BLAS whose summation order happens to round that element alike
+        assert "verify output: max abs" in text and "(ok)" in text
+    assert out.exists()
 
 
 @pytest.mark.parametrize("case", ["TFC_2W2A", "bnn_sfc_1w2a", "residual_shared_quant", "trunc_avgpool_floor"])
