@@ -83,7 +83,7 @@ from qonnx_tools.streamline._graph import (
     static_shape,
     varying_axes,
 )
-from qonnx_tools.streamline.thresholds import F32, out_datatype_name, step_thresholds
+from qonnx_tools.streamline.thresholds import F32, level_guesses, out_datatype_name, step_thresholds
 
 #: Node metadata key on each MultiThreshold made from an activation quantizer: the name of
 #: that quantizer's output in the original model. The MultiThreshold outputs the
@@ -492,7 +492,9 @@ def plan_activation_quant(node: ir.Node, editor: Editor, max_bits: int):
         def f(t):
             return run_kernel(node, editor.model, t, s_col, zero, nb)
 
-        thresholds = step_thresholds(f, np.broadcast_to(levels, (rows, levels.shape[1])))
+        thresholds = step_thresholds(
+            f, np.broadcast_to(levels, (rows, levels.shape[1])), level_guesses(levels_int, s_col)
+        )
         dtype = str(DataType.int(nbits, signed=signed))
         return thresholds, 1.0, lo, layout, scale, dtype
 
@@ -577,7 +579,8 @@ def plan_trunc(node: ir.Node, editor: Editor, max_bits: int):
     lo, hi = (float(v) for v in int_bounds(signed, narrow, nbits))
 
     def build():
-        levels = (np.arange(lo + 1, hi + 1, dtype=F32)[None, :] * cols["out_scale"].astype(F32)).astype(F32)
+        levels_int = np.arange(lo + 1, hi + 1, dtype=F32)[None, :]
+        levels = (levels_int * cols["out_scale"].astype(F32)).astype(F32)
         if levels.shape[1] > 1 and np.any(np.diff(levels, axis=1) <= 0):
             return "output scale too small: levels collide in float32"
         zero = np.zeros((), dtype=F32)
@@ -588,7 +591,8 @@ def plan_trunc(node: ir.Node, editor: Editor, max_bits: int):
                 cols["out_scale"].astype(F32), out_bits.reshape(-1)[:1].reshape(()),
             )
 
-        thresholds = step_thresholds(f, np.broadcast_to(levels, (rows, levels.shape[1])))
+        guesses = level_guesses(levels_int, cols["out_scale"])
+        thresholds = step_thresholds(f, np.broadcast_to(levels, (rows, levels.shape[1])), guesses)
         return thresholds, 1.0, lo, layout, out_scale.astype(F32), str(DataType.int(nbits, signed=signed))
 
     return build

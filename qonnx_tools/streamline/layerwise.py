@@ -100,7 +100,11 @@ def compare_layers(
     atol: float = 1e-5,
     rtol: float = 1e-5,
 ) -> LayerwiseResult:
-    """Check every traced MultiThreshold of ``streamlined`` on the original's own layer inputs."""
+    """Check every traced MultiThreshold of ``streamlined`` on the original's own layer inputs.
+
+    Both models run once on ``feeds`` keeping every intermediate tensor (memory: all
+    activations of both graphs for that batch), so pass one batch at a time.
+    """
     reference = Executor(original).run(feeds, keep_intermediates=True)
     producers = {out.name: node for node in original.graph for out in node.outputs if out.name}
     result = LayerwiseResult(tie_tol=tie_tol)
@@ -108,7 +112,7 @@ def compare_layers(
     for node in streamlined.graph:
         if not is_mt(node):
             continue
-        traced = _expected_levels(node, producers, reference, original)
+        traced = _expected_levels(node, producers, reference)
         if isinstance(traced, str):
             result.untraced.append(f"{node.name}: {traced}")
             continue
@@ -125,7 +129,7 @@ def compare_layers(
     return result
 
 
-def _expected_levels(mt: ir.Node, producers, reference, original) -> tuple[ir.Node, np.ndarray] | str:
+def _expected_levels(mt: ir.Node, producers, reference) -> tuple[ir.Node, np.ndarray] | str:
     source = mt.metadata_props.get(QUANTIZER_KEY)
     if source is None:
         return "not made from an activation quantizer"

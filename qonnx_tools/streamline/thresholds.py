@@ -23,7 +23,7 @@ the very arithmetic the executor performs (quantizer kernels, ``x * c`` in float
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -47,30 +47,53 @@ def key_to_float(k: np.ndarray) -> np.ndarray:
     return bits.view(F32)
 
 
-def least_true(pred: Callable[[np.ndarray], np.ndarray], shape: tuple[int, ...]) -> np.ndarray:
+#: Half-width (in float32 steps) of the window a guess opens: 11 halvings instead of ~33.
+_WINDOW = 1024
+
+
+def least_true(
+    pred: Callable[[np.ndarray], np.ndarray],
+    shape: tuple[int, ...],
+    guesses: Sequence[np.ndarray] = (),
+) -> np.ndarray:
     """Elementwise smallest float32 ``t`` with ``pred(t)`` true, for predicates non-decreasing in ``t``.
 
     ``pred`` takes a float32 array of ``shape`` and returns a bool array of that shape.
     Where the predicate holds for every finite float32 the result is ``-inf``; where it
-    holds for none, ``+inf``.
+    holds for none, ``+inf``. ``guesses`` (arrays broadcasting to ``shape``) only speed
+    the search up: the first one whose +-_WINDOW-step window is seen to bracket the
+    answer (predicate false at its low end, true at its high end) narrows the search
+    for that element; elsewhere the whole float32 range is searched. The result does
+    not depend on them.
     """
     raw = pred
 
     def pred(t):  # overflow / 0 * inf in the probed arithmetic is expected at the extremes
         with np.errstate(all="ignore"):
-            return raw(t)
+            return np.asarray(raw(t), dtype=bool)
 
     lo = np.full(shape, -_MAX_KEY, dtype=np.int64)
     hi = np.full(shape, _MAX_KEY, dtype=np.int64)
-    always = np.asarray(pred(key_to_float(lo)), dtype=bool)
-    never = ~np.asarray(pred(key_to_float(hi)), dtype=bool)
+    always = pred(key_to_float(lo))
+    never = ~pred(key_to_float(hi))
     active = ~always & ~never
+    open_ = active.copy()
+    for guess in guesses:
+        if not open_.any():
+            break
+        with np.errstate(all="ignore"):
+            center = float_to_key(np.broadcast_to(np.asarray(guess, dtype=F32), shape))
+        low = np.clip(center - _WINDOW, -_MAX_KEY, _MAX_KEY)
+        high = np.clip(center + _WINDOW, -_MAX_KEY, _MAX_KEY)
+        bracketed = open_ & ~pred(key_to_float(low)) & pred(key_to_float(high))
+        lo, hi = np.where(bracketed, low, lo), np.where(bracketed, high, hi)
+        open_ &= ~bracketed
     for _ in range(40):  # the key range spans < 2**32 values: 33 halvings suffice
         todo = active & (hi - lo > 1)
         if not todo.any():
             break
         mid = lo + (hi - lo) // 2
-        hit = np.asarray(pred(key_to_float(mid)), dtype=bool)
+        hit = pred(key_to_float(mid))
         hi = np.where(todo & hit, mid, hi)
         lo = np.where(todo & ~hit, mid, lo)
     result = key_to_float(hi).copy()
@@ -79,14 +102,26 @@ def least_true(pred: Callable[[np.ndarray], np.ndarray], shape: tuple[int, ...])
     return result
 
 
-def step_thresholds(f: Callable[[np.ndarray], np.ndarray], levels: np.ndarray) -> np.ndarray:
+def step_thresholds(
+    f: Callable[[np.ndarray], np.ndarray], levels: np.ndarray, guesses: Sequence[np.ndarray] = ()
+) -> np.ndarray:
     """Thresholds of a monotone non-decreasing step function ``f`` (float32 -> float32).
 
     ``levels`` is (R, T): ``t[r, k]`` = smallest float32 x with ``f(x)[r, k] >= levels[r, k]``,
     where ``f`` is evaluated on an (R, T) grid (row r uses channel r's parameters).
+    ``guesses``: likely switching points, tried in order (speed only; see ``least_true``).
     """
     levels = np.asarray(levels, dtype=F32)
-    return least_true(lambda x: np.asarray(f(x)) >= levels, levels.shape)
+    return least_true(lambda x: np.asarray(f(x)) >= levels, levels.shape, guesses)
+
+
+def level_guesses(levels: np.ndarray, step: np.ndarray) -> list[np.ndarray]:
+    """Where a quantizer with this ``step`` reaches integer level ``k``: at ``(k - 0.5) * step``
+    (the round-to-nearest modes), ``(k - 1) * step`` (ceil-like) or ``k * step`` (floor-like)."""
+    k = np.asarray(levels, dtype=np.float64)
+    s = np.asarray(step, dtype=np.float64)
+    with np.errstate(all="ignore"):
+        return [((k + offset) * s).astype(F32) for offset in (-0.5, -1.0, 0.0)]
 
 
 def _apply(op: str, x: np.ndarray, c: np.ndarray) -> np.ndarray:
@@ -128,11 +163,20 @@ def absorb(thresholds: np.ndarray, op: str, c: np.ndarray) -> tuple[np.ndarray, 
             return "mixed-sign per-channel factor (factor out its sign first)"
         decreasing = neg
     c = c.astype(F32) if c.dtype != np.float64 else c
+    guesses = [_inverse(op, t, c)]
     if decreasing:
-        new = least_true(lambda x: ~(_apply(op, x, c) >= t), t.shape)
+        new = least_true(lambda x: ~(_apply(op, x, c) >= t), t.shape, guesses)
     else:
-        new = least_true(lambda x: _apply(op, x, c) >= t, t.shape)
+        new = least_true(lambda x: _apply(op, x, c) >= t, t.shape, guesses)
     return np.sort(new, axis=1), decreasing
+
+
+def _inverse(op: str, t: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """The real-number ``x`` with ``x op c == t``: where the float32 switching point lies, within ulps."""
+    t64, c64 = t.astype(np.float64), np.asarray(c, dtype=np.float64)
+    with np.errstate(all="ignore"):
+        x = {"Mul": lambda: t64 / c64, "Div": lambda: t64 * c64, "Add": lambda: t64 - c64, "Sub": lambda: t64 + c64}[op]()
+        return x.astype(F32)
 
 
 def absorb_relu(thresholds: np.ndarray) -> np.ndarray:

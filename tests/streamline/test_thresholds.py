@@ -46,6 +46,30 @@ def test_least_true_edges():
     assert got[0, 2] == np.inf  # never true for a finite value
 
 
+def test_guesses_change_the_number_of_probes_not_the_result():
+    """A predicate with known answers: x >= t. Exact, wrong, NaN and infinite guesses all give
+    the unguided result; an exact guess needs 4 + 11 probes instead of 2 + 32."""
+    rng = np.random.default_rng(0)
+    t = rng.normal(scale=10.0, size=(6, 15)).astype(np.float32)
+    t[0, 0], t[1, 1] = -np.inf, np.inf
+    probes = []
+
+    def pred(x):
+        probes.append(1)
+        return x >= t
+
+    unguided = least_true(pred, t.shape)
+    unguided_probes = len(probes)
+    assert np.array_equal(unguided, t)
+    wrong = rng.normal(size=t.shape).astype(np.float32)
+    for guesses in ([t], [wrong], [wrong, t], [np.full(t.shape, np.nan, np.float32)], [t * np.float32(np.inf)]):
+        probes.clear()
+        assert np.array_equal(least_true(pred, t.shape, guesses), unguided)
+    probes.clear()
+    least_true(pred, t.shape, [t])
+    assert (unguided_probes, len(probes)) == (2 + 32, 4 + 11)
+
+
 def _points(lo, hi, scale, kit):
     """Ties (m - 0.5) * s, levels m * s, their float32 neighbours, random values and extremes."""
     m = np.arange(lo - 1, hi + 2, dtype=np.float64)
