@@ -15,8 +15,9 @@ Three checks per model:
   shared/models/README.md), where the first layer that differs differs by one step
   (a rounding tie decided differently by two float32 summation orders) and later
   layers carry that difference on; how many elements it reaches depends on the
-  CPU's BLAS kernels (467 of 10.0M elements on an earlier CI machine; 195,895 on AMD EPYC
-  with OpenBLAS 0.3.31).
+  CPU's BLAS kernels and on the executor's im2col order (467 of 10.0M elements on an
+  earlier CI machine; 195,895 on AMD EPYC with OpenBLAS 0.3.31 and (channel, tap)
+  columns; 468 there with (tap, channel) columns, the order used since 2026-11-23).
 * **end to end** -- outputs on the integer grid (a quantizer at the output) are equal;
   float outputs (a float Gemm/MatMul/BatchNorm after the last quantizer) agree to
   float32 summation noise (rtol 1e-5 of the output's range); the tie-sensitive model
@@ -41,7 +42,7 @@ bnn_tfc_2w2a                       4/4         0        100       0        0    
 decoder_convtranspose2d_upsample   4/4         0        100       0.0064   0          6933        8479
 depthwise_grouped_conv2d           4/4         0        100       0        0          7881        9444
 fp8_ocp                            3/3         0        100       0.54     --         4647        --
-imagenet_mobilenet_v1_4b           22/28 (2)   0.047    5.9       0.047    (3)        4550173     4561061
+imagenet_mobilenet_v1_4b           22/28 (2)   0.047    7.6       0.047    (3)        4550173     4561061
 maxpool_quanttensor                3/3         1.3e-07  20        0.022    0          7836        9020
 mlp_bitwidths                      5/5         0        100       0.036    0          9648        11732
 qop_cnn_s8                         6/6         0        100       0        0          12595       13897

@@ -150,13 +150,14 @@ MOBILENET = "brevitas/imagenet_mobilenet_v1_4b/qonnx.onnx"
 def test_mobilenet_structure_and_reference_input():
     """Deep 4-bit MobileNet: integer except the float image input and the class bias.
 
-    Compared with Brevitas' own output (io.npz): the streamlined model agrees to float
-    rounding. (The *original* graph run by the executor is 0.4 off on that batch: an
-    accumulator sits on an exact rounding tie that float32 evaluation rounds the other
-    way -- see the corpus README.)
+    Against Brevitas' own output (io.npz): the same top-1 classes, and no further from
+    it than the original graph run by the executor. Both may sit 0.4 off: on this batch
+    an element of the first (float) layer lies within float32 noise of a rounding tie,
+    and whether PyTorch, the original and the streamlined first Conv round it alike
+    depends on each one's summation order (see the corpus README).
     """
     path = _path(MOBILENET)
-    model = load(path)
+    original, model = load(path), load(path)
     io = np.load(path.parent / "io.npz")
     x = io["input"].astype(np.float32)
     name = [v.name for v in model.graph.inputs if v.name not in model.graph.initializers][0]
@@ -168,8 +169,12 @@ def test_mobilenet_structure_and_reference_input():
     rows = streamline_report(model)
     assert [op for _, op, _ in rows] == ["Conv", "Add"]  # float image input; per-class bias
     (got,) = Executor(model).run({name: x}).values()
+    (ours,) = Executor(original).run({name: x}).values()
     expected = io["output"]
-    assert float(np.abs(got - expected).max()) <= 1e-5 * float(np.abs(expected).max())
+    assert np.array_equal(got.argmax(1), expected.argmax(1))
+    tolerance = 1e-5 * float(np.abs(expected).max())
+    assert float(np.abs(got - expected).max()) <= float(np.abs(ours - expected).max()) + tolerance
+    assert compare_layers(original, model, {name: x}).ok
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

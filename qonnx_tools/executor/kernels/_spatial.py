@@ -125,21 +125,39 @@ def conv_core(x: np.ndarray, w: np.ndarray, geo: Geometry, group: int) -> np.nda
     m_out = w.shape[0]
     if channels % group or m_out % group or w.shape[1] * group != channels:
         raise InvalidAttributeError(f"conv: channels {channels}, weight {w.shape} and group {group} do not match")
-    nsp = len(geo.kernel)
     cg, mg, taps = channels // group, m_out // group, prod(geo.kernel)
-    win = windows(pad_input(x, geo), geo)  # N, C, *out, *k
-    wmat = np.ascontiguousarray(w).reshape(group, mg, cg * taps)
     if cg == 1 and group > 1:
+        win = windows(pad_input(x, geo), geo)  # N, C, *out, *k
+        wmat = np.ascontiguousarray(w).reshape(group, mg, taps)
         return depthwise(win, wmat, geo).reshape((n_batch, m_out) + geo.out)
-    win = win.reshape((n_batch, group, cg) + win.shape[2:])
-    order = (0, 1) + tuple(range(3, 3 + nsp)) + (2,) + tuple(range(3 + nsp, 3 + 2 * nsp))
-    # the one im2col copy: (G, N*P, C/G*K) so that each group is a single large GEMM
-    # (a stacked (N,G,P,CK) matmul would make one small BLAS call per batch element)
-    order = (1, 0) + order[2:]
-    cols = win.transpose(order).reshape(group, n_batch * prod(geo.out), cg * taps)
-    y = np.matmul(cols, wmat.transpose(0, 2, 1))  # (G, N*P, CK) @ (G, CK, Mg) -> (G, N*P, Mg)
+    cols = _im2col_channels_last(pad_input(x, geo), geo, group)  # (G, N*P, K*C/G), columns ordered (*k, c)
+    nsp = len(geo.kernel)
+    wmat = w.reshape((group, mg, cg) + tuple(geo.kernel))
+    wmat = wmat.transpose((0, 1) + tuple(range(3, 3 + nsp)) + (2,)).reshape(group, mg, taps * cg)
+    y = np.matmul(cols, wmat.transpose(0, 2, 1))  # (G, N*P, K*Cg) @ (G, K*Cg, Mg) -> (G, N*P, Mg)
     y = y.reshape(group, n_batch, prod(geo.out), mg).transpose(1, 0, 3, 2)
     return y.reshape((n_batch, m_out) + geo.out)
+
+
+def _im2col_channels_last(xp: np.ndarray, geo: Geometry, group: int) -> np.ndarray:
+    """Columns (G, N*P, K*C/G) of the padded input, each row ordered (kernel tap, channel).
+
+    Why channels last: the im2col copy then moves contiguous runs of channels instead
+    of gathering single elements from NCHW windows (about 2x faster on CNV's convs).
+    One GEMM per group (a stacked (N, G, P, CK) matmul would be one small BLAS call per
+    batch element)."""
+    n_batch, channels = xp.shape[:2]
+    nsp = len(geo.kernel)
+    last = np.ascontiguousarray(np.moveaxis(xp, 1, -1))  # N, *spatial, C
+    effs = tuple(effective(k, d) for k, d in zip(geo.kernel, geo.dilations))
+    view = sliding_window_view(last, effs, axis=tuple(range(1, 1 + nsp)))  # N, *positions, C, *eff
+    picks = tuple(slice(0, (o - 1) * s + 1 if o > 0 else 0, s) for o, s in zip(geo.out, geo.strides))
+    taps = tuple(slice(None, None, d) for d in geo.dilations)
+    view = view[(slice(None),) + picks + (slice(None),) + taps]  # N, *out, C, *k
+    order = tuple(range(1 + nsp)) + tuple(range(2 + nsp, 2 + 2 * nsp)) + (1 + nsp,)
+    rows = n_batch * prod(geo.out)
+    cols = view.transpose(order).reshape(rows, prod(geo.kernel), group, channels // group)  # N*P, K, G, Cg
+    return np.ascontiguousarray(cols.transpose(2, 0, 1, 3)).reshape(group, rows, -1)
 
 
 def depthwise(win: np.ndarray, wmat: np.ndarray, geo: Geometry) -> np.ndarray:
