@@ -99,14 +99,16 @@ def pad_input(x: np.ndarray, geo: Geometry, value: float | int = 0) -> np.ndarra
     return np.pad(x, widths, mode="constant", constant_values=value)
 
 
-def windows(xp: np.ndarray, geo: Geometry) -> np.ndarray:
-    """Read-only view (N, C, *out, *kernel) of the padded input: one window per output position."""
+def windows(xp: np.ndarray, geo: Geometry, first_spatial: int = 2) -> np.ndarray:
+    """Read-only view of the padded input, one window per output position: (N, C, *out, *kernel)
+    for NC* input; with ``first_spatial=1`` (N, *spatial, C input) it is (N, *out, C, *kernel)."""
     n = len(geo.kernel)
     effs = tuple(effective(k, d) for k, d in zip(geo.kernel, geo.dilations))
-    view = sliding_window_view(xp, effs, axis=tuple(range(2, 2 + n)))
+    view = sliding_window_view(xp, effs, axis=tuple(range(first_spatial, first_spatial + n)))
     picks = tuple(slice(0, (o - 1) * s + 1 if o > 0 else 0, s) for o, s in zip(geo.out, geo.strides))
     taps = tuple(slice(None, None, d) for d in geo.dilations)
-    return view[(slice(None), slice(None)) + picks + taps]
+    rest = (slice(None),) * (xp.ndim - first_spatial - n)
+    return view[(slice(None),) * first_spatial + picks + rest + taps]
 
 
 def accumulator(dtype: np.dtype) -> np.dtype:
@@ -149,11 +151,7 @@ def _im2col_channels_last(xp: np.ndarray, geo: Geometry, group: int) -> np.ndarr
     n_batch, channels = xp.shape[:2]
     nsp = len(geo.kernel)
     last = np.ascontiguousarray(np.moveaxis(xp, 1, -1))  # N, *spatial, C
-    effs = tuple(effective(k, d) for k, d in zip(geo.kernel, geo.dilations))
-    view = sliding_window_view(last, effs, axis=tuple(range(1, 1 + nsp)))  # N, *positions, C, *eff
-    picks = tuple(slice(0, (o - 1) * s + 1 if o > 0 else 0, s) for o, s in zip(geo.out, geo.strides))
-    taps = tuple(slice(None, None, d) for d in geo.dilations)
-    view = view[(slice(None),) + picks + (slice(None),) + taps]  # N, *out, C, *k
+    view = windows(last, geo, first_spatial=1)  # N, *out, C, *k
     order = tuple(range(1 + nsp)) + tuple(range(2 + nsp, 2 + 2 * nsp)) + (1 + nsp,)
     rows = n_batch * prod(geo.out)
     cols = view.transpose(order).reshape(rows, prod(geo.kernel), group, channels // group)  # N*P, K, G, Cg
