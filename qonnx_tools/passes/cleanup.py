@@ -15,12 +15,11 @@ per-pass records (name, seconds, modified) of the last run, for the CLI.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import ClassVar
 
-from qonnx_tools._ir import ir
-from qonnx_tools.passes.base import PassResult, QonnxPass, register_pass
-from qonnx_tools.passes.pipeline import PassRecord, Pipeline, parse_pipeline
+from qonnx_tools.passes.base import register_pass
+from qonnx_tools.passes.pipeline import CompositePass
 
 #: The default cleanup pipeline (a valid pipeline string).
 CLEANUP_PIPELINE = (
@@ -39,7 +38,7 @@ def cleanup_pipeline_text(fold_quantizers: bool = False) -> str:
 
 @register_pass
 @dataclass
-class Cleanup(QonnxPass):
+class Cleanup(CompositePass):
     """Standard tidy-up: static inputs, identities, no-op arithmetic, constants, dead code, names."""
 
     name: ClassVar[str] = "cleanup"
@@ -49,15 +48,6 @@ class Cleanup(QonnxPass):
     )
 
     fold_quantizers: bool = False
-    last_records: list[PassRecord] = field(default_factory=list, init=False, repr=False, compare=False)
 
-    def pipeline(self) -> Pipeline:
-        return parse_pipeline(cleanup_pipeline_text(self.fold_quantizers))
-
-    def call(self, model: ir.Model) -> PassResult:
-        pipeline = self.pipeline()
-        try:
-            result = pipeline(model)
-        finally:
-            self.last_records = list(pipeline.records)
-        return PassResult(model, bool(result.modified))
+    def pipeline_text(self) -> str:
+        return cleanup_pipeline_text(self.fold_quantizers)

@@ -21,7 +21,7 @@ import numpy as np
 
 from qonnx_tools._ir import ir, passes
 from qonnx_tools.errors import BadInputError, VerificationError
-from qonnx_tools.passes.base import PassResult, make_pass
+from qonnx_tools.passes.base import PassResult, QonnxPass, make_pass
 
 DEFAULT_FIXPOINT_STEPS = 8
 
@@ -196,6 +196,36 @@ def _parse_items(tokens: list, text: str) -> tuple[list, list]:
         if tokens and tokens[0] == ("punct", ","):
             tokens = tokens[1:]
     return items, tokens
+
+
+@dataclass
+class CompositePass(QonnxPass):
+    """A registered pass that is a pipeline of other passes (cleanup, qonnx-to-finn, streamline).
+
+    Subclasses give the pipeline string (``pipeline_text``) and may read what the inner
+    passes found (``collect``: declined lines, notes). ``last_records`` holds the
+    per-pass records (name, seconds, modified) of the last run, also when it raised.
+    """
+
+    last_records: list[PassRecord] = field(default_factory=list, init=False, repr=False, compare=False)
+
+    def pipeline_text(self) -> str:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def pipeline(self) -> Pipeline:
+        return parse_pipeline(self.pipeline_text())
+
+    def collect(self, pipeline: Pipeline) -> None:
+        """Called after a successful run with the pipeline that ran; nothing by default."""
+
+    def call(self, model: ir.Model) -> PassResult:
+        pipeline = self.pipeline()
+        try:
+            result = pipeline(model)
+        finally:
+            self.last_records = list(pipeline.records)
+        self.collect(pipeline)
+        return PassResult(model, bool(result.modified))
 
 
 def _parse_options(brace: str, text: str) -> dict[str, str]:

@@ -58,7 +58,7 @@ Passes (each registered; ``qonnx-to-finn`` runs them all in order):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
@@ -69,8 +69,8 @@ from qonnx_tools.datatypes import BIPOLAR, DataType, smallest_int_type
 from qonnx_tools.domains import QONNX, STANDARD, canonical_domain
 from qonnx_tools.executor.engine import bind_kernel
 from qonnx_tools.ops._rounding import int_bounds
-from qonnx_tools.passes.base import PassResult, QonnxPass, register_pass
-from qonnx_tools.passes.pipeline import PassRecord, parse_pipeline
+from qonnx_tools.passes.base import PassResult, register_pass
+from qonnx_tools.passes.pipeline import CompositePass, Pipeline
 from qonnx_tools.streamline._graph import (
     DATA_MOVEMENT,
     Editor,
@@ -698,7 +698,7 @@ def frontend_pipeline_text(max_bits: int = 8) -> str:
 
 @register_pass
 @dataclass
-class QonnxToFinn(QonnxPass):
+class QonnxToFinn(CompositePass):
     """The front end: canonicalise, fold weight quantizers, activation quantizers -> MultiThreshold."""
 
     name: ClassVar[str] = "qonnx-to-finn"
@@ -708,22 +708,18 @@ class QonnxToFinn(QonnxPass):
     )
 
     max_bits: int = 8
-    last_records: list[PassRecord] = field(default_factory=list, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.declined: list[str] = []  # quantizers (and pools) that could not be converted, with the reason
         self.notes: list[str] = []  # informational (e.g. quantized biases dequantized to float constants)
 
-    def call(self, model: ir.Model) -> PassResult:
-        pipeline = parse_pipeline(frontend_pipeline_text(self.max_bits))
-        try:
-            result = pipeline(model)
-        finally:
-            self.last_records = list(pipeline.records)
+    def pipeline_text(self) -> str:
+        return frontend_pipeline_text(self.max_bits)
+
+    def collect(self, pipeline: Pipeline) -> None:
         converters = [p for p in pipeline.passes if getattr(p, "name", "") in _CONVERTERS]
         self.declined = collect_declined(converters)
         self.notes = [line for p in converters for line in getattr(p, "notes", ())]
-        return PassResult(model, bool(result.modified))
 
 
 #: The front-end passes whose refusals are reported (the canonicalising passes' declines are noise here).

@@ -18,12 +18,12 @@ Order (the pipeline string is ``streamline_pipeline_text()``):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import ClassVar
 
 from qonnx_tools._ir import ir
-from qonnx_tools.passes.base import PassResult, QonnxPass, register_pass
-from qonnx_tools.passes.pipeline import PassRecord, parse_pipeline
+from qonnx_tools.passes.base import register_pass
+from qonnx_tools.passes.pipeline import CompositePass, Pipeline
 
 #: Rules run in every fixpoint round, in this order.
 STREAMLINE_RULES = (
@@ -50,7 +50,7 @@ def streamline_pipeline_text(max_bits: int = 8, steps: int = DEFAULT_STEPS, fron
 
 @register_pass
 @dataclass
-class Streamline(QonnxPass):
+class Streamline(CompositePass):
     """QONNX -> integer-only FINN form (see the module docstring)."""
 
     name: ClassVar[str] = "streamline"
@@ -62,22 +62,18 @@ class Streamline(QonnxPass):
     max_bits: int = 8
     steps: int = DEFAULT_STEPS
     frontend: bool = True
-    last_records: list[PassRecord] = field(default_factory=list, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.declined: list[str] = []  # front-end refusals; what remains non-integer: streamline_report()
         self.notes: list[str] = []
 
-    def call(self, model: ir.Model) -> PassResult:
-        pipeline = parse_pipeline(streamline_pipeline_text(self.max_bits, self.steps, self.frontend))
-        try:
-            result = pipeline(model)
-        finally:
-            self.last_records = list(pipeline.records)
+    def pipeline_text(self) -> str:
+        return streamline_pipeline_text(self.max_bits, self.steps, self.frontend)
+
+    def collect(self, pipeline: Pipeline) -> None:
         front = [p for p in pipeline.passes if getattr(p, "name", "") == "qonnx-to-finn"]
         self.declined = [line for p in front for line in p.declined]
         self.notes = [line for p in front for line in p.notes]
-        return PassResult(model, bool(result.modified))
 
 
 def streamline(model: ir.Model, *, max_bits: int = 8, steps: int = DEFAULT_STEPS) -> Streamline:
