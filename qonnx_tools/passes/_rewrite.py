@@ -5,9 +5,12 @@
   plus the case it gets wrong: a graph output fed through to another graph output).
 - ``all_value_names`` / ``unique_name``: fresh names for new initializers.
 - ``new_initializer`` / ``drop_if_unused``: add a constant, remove one nobody reads.
+- ``rewrite_each``: apply a one-node rewrite to candidates, collecting why it declined.
 """
 
 from __future__ import annotations
+
+from typing import Callable, Iterable
 
 from qonnx_tools._ir import ir
 
@@ -136,3 +139,20 @@ def replace_constant_input(node: ir.Node, index: int, array, name: str, used: se
     node.replace_input_with(index, fresh)
     drop_if_unused(old)
     return fresh
+
+
+def rewrite_each(
+    nodes: Iterable[ir.Node], rewrite: Callable[[ir.Node], object], quiet: Iterable[str] = ()
+) -> tuple[bool, list[str]]:
+    """Apply ``rewrite`` to each node; it returns a string saying why it declined, anything else
+    when it rewrote. Returns (anything rewritten, one "node 'n' (Op): reason" line per decline
+    except the ``quiet`` reasons, which only mean the node is not a candidate)."""
+    quiet = set(quiet)
+    modified, declined = False, []
+    for node in nodes:
+        result = rewrite(node)
+        if not isinstance(result, str):
+            modified = True
+        elif result not in quiet:
+            declined.append(f"node {node.name!r} ({node.op_type}): {result}")
+    return modified, declined

@@ -25,8 +25,11 @@ from qonnx_tools._ir import ir
 from qonnx_tools.constants import constant_array
 from qonnx_tools.domains import STANDARD, canonical_domain
 from qonnx_tools.ops.channels_last import to_channels_first
-from qonnx_tools.passes._rewrite import all_value_names, quantizer_of_constants, replace_constant_input
+from qonnx_tools.passes._rewrite import all_value_names, quantizer_of_constants, replace_constant_input, rewrite_each
 from qonnx_tools.passes.base import PassResult, QonnxPass, register_pass
+
+#: Not a candidate at all (most Transposes): not reported as a decline.
+_NOT_TO_NCHW = "not a channels-last -> channels-first Transpose"
 
 def _single_user(value: ir.Value) -> ir.Node | None:
     uses = list(value.uses())
@@ -56,7 +59,7 @@ def absorb(transpose: ir.Node, used: set[str]) -> str | None:
     rank = len(x.shape)
     perm = tuple(int(p) for p in transpose.attributes["perm"].value) if "perm" in transpose.attributes else None
     if rank < 3 or perm != to_channels_first(rank):
-        return "not a channels-last -> channels-first Transpose"
+        return _NOT_TO_NCHW
     flatten = _single_user(transpose.outputs[0])
     if flatten is None or not _flattens_to_2d(flatten):
         return "not read by one Flatten to (N, features)"
@@ -107,13 +110,7 @@ class AbsorbTransposeIntoMatMul(QonnxPass):
         self.declined: list[str] = []
 
     def call(self, model: ir.Model) -> PassResult:
-        self.declined = []
-        modified = False
         used = all_value_names(model)
-        for node in [n for n in model.graph if n.op_type == "Transpose" and canonical_domain(n.domain) == STANDARD]:
-            reason = absorb(node, used)
-            if reason is None:
-                modified = True
-            elif reason != "not a channels-last -> channels-first Transpose":
-                self.declined.append(f"node {node.name!r} (Transpose): {reason}")
+        transposes = [n for n in model.graph if n.op_type == "Transpose" and canonical_domain(n.domain) == STANDARD]
+        modified, self.declined = rewrite_each(transposes, lambda node: absorb(node, used), quiet=[_NOT_TO_NCHW])
         return PassResult(model, modified)

@@ -36,7 +36,7 @@ import numpy as np
 from qonnx_tools._ir import ir
 from qonnx_tools.constants import constant_array
 from qonnx_tools.domains import STANDARD, canonical_domain
-from qonnx_tools.passes._rewrite import all_value_names, drop_if_unused, new_initializer, unique_name
+from qonnx_tools.passes._rewrite import all_value_names, drop_if_unused, new_initializer, rewrite_each, unique_name
 from qonnx_tools.passes.base import PassResult, QonnxPass, register_pass
 
 _CONV_OPS = ("Conv", "ConvTranspose")
@@ -160,13 +160,7 @@ class ExtractConvBias(QonnxPass):
             return PassResult(model, False)
         opset = {canonical_domain(d): v for d, v in model.opset_imports.items()}.get(STANDARD, 1)
         state = _State(all_value_names(model), opset)
-        modified = False
-        for node in convs:
-            reason = extract_bias(node, state)
-            if reason is None:
-                modified = True
-            else:
-                self.declined.append(f"node {node.name!r} ({node.op_type}): {reason}")
+        modified, self.declined = rewrite_each(convs, lambda node: extract_bias(node, state))
         for value in state.sources:
             drop_if_unused(value)
         return PassResult(model, modified)

@@ -174,16 +174,9 @@ class MoveTransposeIntoWeightQuant(QonnxPass):
         self.declined: list[str] = []
 
     def call(self, model: ir.Model) -> PassResult:
-        from qonnx_tools.passes._rewrite import all_value_names
+        from qonnx_tools.passes._rewrite import all_value_names, rewrite_each
 
-        self.declined = []
-        modified = False
         used = all_value_names(model)
         candidates = [n for n in model.graph if n.op_type == "Transpose" and canonical_domain(n.domain) == STANDARD]
-        for node in candidates:
-            result = move_transpose_into_quantizer(node, used)
-            if isinstance(result, str):
-                self.declined.append(f"node {node.name!r} (Transpose): {result}")
-            else:
-                modified = True
+        modified, self.declined = rewrite_each(candidates, lambda node: move_transpose_into_quantizer(node, used))
         return PassResult(model, modified)

@@ -46,7 +46,7 @@ import numpy as np
 from qonnx_tools._ir import ir
 from qonnx_tools.constants import constant_array
 from qonnx_tools.domains import STANDARD, canonical_domain
-from qonnx_tools.passes._rewrite import all_value_names, drop_if_unused, new_initializer, unique_name
+from qonnx_tools.passes._rewrite import all_value_names, drop_if_unused, new_initializer, rewrite_each, unique_name
 from qonnx_tools.passes.base import PassResult, QonnxPass, register_pass
 
 _LEGACY = "ai.onnx opset < 7 (Add/Mul would need legacy broadcast attributes); run opset-upgrade first"
@@ -205,12 +205,6 @@ class GemmToMatMul(QonnxPass):
             return PassResult(model, False)
         state = _Rewriter(all_value_names(model))
         opset = {canonical_domain(d): v for d, v in model.opset_imports.items()}.get(STANDARD, 0)
-        modified = False
-        for node in gemms:
-            reason = _LEGACY if opset < 7 else convert_gemm(node, state)
-            if reason is None:
-                modified = True
-            else:
-                self.declined.append(f"node {node.name!r} (Gemm): {reason}")
+        modified, self.declined = rewrite_each(gemms, lambda node: _LEGACY if opset < 7 else convert_gemm(node, state))
         state.drop_unused_sources()
         return PassResult(model, modified)
