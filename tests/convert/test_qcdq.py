@@ -370,12 +370,7 @@ def test_constant_weights_become_integer_initializer_and_dq(bits, signed, narrow
     w = RNG.normal(0, 1, (8, 6)).astype(np.float32)
     w[0, :4] = [0.5 * 0.05, -1.5 * 0.05, 1e9, -1e9]
     scale = np.float32(0.05)
-    model = intquant(w.shape, scale, 0, bits, signed, narrow)
-    # make X an initializer feeding the quantizer, used through a graph input-free Identity
-    proto = ir.to_proto(model)
-    proto.graph.input.pop(0)
-    proto.graph.initializer.append(numpy_helper.from_array(w, "x"))
-    model = ir.from_proto(proto)
+    model = _with_constant_x(intquant(w.shape, scale, 0, bits, signed, narrow), w)
     want = execute(model, {})["y"]
     result = to_qcdq(model)
     conv = result.model
@@ -389,13 +384,17 @@ def test_constant_weights_become_integer_initializer_and_dq(bits, signed, narrow
     assert_same(run_onnxruntime(conv, {})["y"], want)
 
 
-def _weight_model(w, scale, zp, bits, signed, narrow, mode="ROUND", as_graph_input=False):
-    model = intquant(w.shape, scale, zp, bits, signed, narrow, mode)
+def _with_constant_x(model, w, as_graph_input=False):
+    """The quantizer's input 'x' becomes the initializer ``w`` (a weight), still a graph input if asked."""
     proto = ir.to_proto(model)
     if not as_graph_input:
         proto.graph.input.pop(0)
     proto.graph.initializer.append(numpy_helper.from_array(w, "x"))
     return ir.from_proto(proto)
+
+
+def _weight_model(w, scale, zp, bits, signed, narrow, mode="ROUND", as_graph_input=False):
+    return _with_constant_x(intquant(w.shape, scale, zp, bits, signed, narrow, mode), w, as_graph_input)
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -498,11 +497,7 @@ def test_bipolar_run_time_scale():
 def test_bipolar_weights_become_integer_initializer(opset, dtype):
     w = RNG.normal(0, 1, (4, 5)).astype(np.float32)
     w[0, 0] = 0.0
-    model = bipolar(w.shape, np.float32([0.1, 0.2, 0.3, 0.4]).reshape(4, 1))
-    proto = ir.to_proto(model)
-    proto.graph.input.pop(0)
-    proto.graph.initializer.append(numpy_helper.from_array(w, "x"))
-    model = ir.from_proto(proto)
+    model = _with_constant_x(bipolar(w.shape, np.float32([0.1, 0.2, 0.3, 0.4]).reshape(4, 1)), w)
     want = execute(model, {})["y"]
     result = to_qcdq(model, opset=opset)
     dq = node_of(result.model, "DequantizeLinear")
@@ -685,11 +680,8 @@ def test_floatquant_run_time_scale_is_emulated():
 def test_floatquant_weights_become_float8_initializer(fmt, container):
     e, m, bias, max_val = fmt
     w = RNG.normal(0, 3, (6, 5)).astype(np.float32)
-    model = floatquant(w.shape, np.float32([0.5, 1, 2, 0.1, 0.2, 4]).reshape(6, 1), e, m, bias, max_val, has_nan=1)
-    proto = ir.to_proto(model)
-    proto.graph.input.pop(0)
-    proto.graph.initializer.append(numpy_helper.from_array(w, "x"))
-    model = ir.from_proto(proto)
+    scale = np.float32([0.5, 1, 2, 0.1, 0.2, 4]).reshape(6, 1)
+    model = _with_constant_x(floatquant(w.shape, scale, e, m, bias, max_val, has_nan=1), w)
     want = execute(model, {})["y"]
     result = to_qcdq(model)
     assert op_types(result.model) == ["DequantizeLinear"]
