@@ -67,7 +67,7 @@ def summarize(model: ir.Model) -> ModelSummary:
     """Summarise ``model`` (main graph); counts come straight from the graph's nodes."""
     graph = model.graph
     initializer_names = set(graph.initializers)
-    ops = Counter(_op_key(node) for node in graph)
+    ops = op_counts(model)
     quantizers = [q for q in (_describe_quantizer(node, model) for node in graph) if q is not None]
     params, float_bits, quant_bits = _parameter_memory(graph, quantizers)
     return ModelSummary(
@@ -86,6 +86,11 @@ def summarize(model: ir.Model) -> ModelSummary:
 
 def _op_key(node: ir.Node) -> str:
     return node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}:{node.op_type}"
+
+
+def op_counts(model: ir.Model) -> Counter:
+    """Nodes of the main graph per op ("Conv", or "domain:Op" outside the standard domain)."""
+    return Counter(_op_key(node) for node in model.graph)
 
 
 def _tensor(value: ir.Value) -> TensorSummary:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import io
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -123,3 +123,20 @@ def save_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     write_bytes_atomic(path, buffer.getvalue())
+
+
+def op_table(
+    before: Mapping[str, int],
+    after: Mapping[str, int],
+    *,
+    rows: Sequence[tuple[str, int, int]] = (),
+    indent: str = "",
+    width: int = 48,
+) -> list[str]:
+    """Lines of an op-count table (before / after a command), then any extra ``rows`` (label, before, after)."""
+    lines = [f"{indent}{'op':<{width}} {'before':>7} {'after':>7}"]
+    for op in sorted(set(before) | set(after)):
+        lines.append(f"{indent}{op:<{width}} {before.get(op, 0):>7} {after.get(op, 0):>7}")
+    lines += [f"{indent}{label:<{width}} {b:>7} {a:>7}" for label, b, a in rows]
+    return lines
+

@@ -6,10 +6,11 @@ import argparse
 from collections import Counter
 
 from qonnx_tools._ir import ir
-from qonnx_tools.cli._common import add_input_options, add_output_options, check_output_path, gather_inputs
+from qonnx_tools.cli._common import add_input_options, add_output_options, check_output_path, gather_inputs, op_table
 from qonnx_tools.compare import compare_outputs
 from qonnx_tools.errors import VerificationError
 from qonnx_tools.executor import Executor
+from qonnx_tools.info import op_counts
 from qonnx_tools.model_io import load, save
 from qonnx_tools.passes import parse_pipeline
 
@@ -64,17 +65,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _stats(model: ir.Model) -> tuple[Counter, int, int]:
-    ops = Counter(n.op_type if n.domain == "" else f"{n.domain}:{n.op_type}" for n in model.graph)
     values = [v for n in model.graph for v in n.outputs]
     unknown = sum(1 for v in values if v.shape is None or v.dtype is None)
-    return ops, len(model.graph), unknown
+    return op_counts(model), len(model.graph), unknown
 
 
 def _print_table(before, after) -> None:
-    ops_b, n_b, unk_b = before
-    ops_a, n_a, unk_a = after
-    print(f"{'op':<48} {'before':>7} {'after':>7}")
-    for op in sorted(set(ops_b) | set(ops_a)):
-        print(f"{op:<48} {ops_b.get(op, 0):>7} {ops_a.get(op, 0):>7}")
-    print(f"{'nodes':<48} {n_b:>7} {n_a:>7}")
-    print(f"{'values without shape/type':<48} {unk_b:>7} {unk_a:>7}")
+    (ops_b, n_b, unk_b), (ops_a, n_a, unk_a) = before, after
+    rows = [("nodes", n_b, n_a), ("values without shape/type", unk_b, unk_a)]
+    print("\n".join(op_table(ops_b, ops_a, rows=rows)))

@@ -11,13 +11,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from collections import Counter
 
-from qonnx_tools.cli._common import add_input_options, add_output_options, check_output_path, gather_inputs
+from qonnx_tools.cli._common import add_input_options, add_output_options, check_output_path, gather_inputs, op_table
 from qonnx_tools.compare import compare_outputs, output_steps
 from qonnx_tools.convert import TARGETS, convert
 from qonnx_tools.errors import VerificationError
 from qonnx_tools.executor import Executor
+from qonnx_tools.info import op_counts
 from qonnx_tools.model_io import load, save
 from qonnx_tools.runtime import only_standard_ops, run_onnxruntime
 
@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     out = check_output_path(args.output, inputs=(args.model,), force=args.force, in_place=args.in_place)
     model = load(args.model)
     bytes_before = os.path.getsize(args.model)
-    before = _op_counts(model), dict(model.opset_imports)
+    before = op_counts(model), dict(model.opset_imports)
     reference = None
     if args.verify:
         feeds = gather_inputs(args, model)
@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         "model": args.model,
         "to": args.to,
         "ops_before": dict(before[0]),
-        "ops_after": dict(_op_counts(model)),
+        "ops_after": dict(op_counts(model)),
         "opsets_before": {k or "ai.onnx": v for k, v in before[1].items()},
         "opsets_after": {k or "ai.onnx": v for k, v in model.opset_imports.items()},
         "unconverted": [str(u) for u in result.unconverted],
@@ -95,16 +95,9 @@ def _verify(model, reference) -> list[dict]:
     return rows
 
 
-def _op_counts(model) -> Counter:
-    return Counter(n.op_type if n.domain == "" else f"{n.domain}:{n.op_type}" for n in model.graph)
-
-
 def _format(report: dict) -> str:
     lines = [f"{report['model']} -> {report['output']} ({report['to']})"]
-    ops = sorted(set(report["ops_before"]) | set(report["ops_after"]))
-    lines.append(f"  {'op':<44} {'before':>7} {'after':>7}")
-    for op in ops:
-        lines.append(f"  {op:<44} {report['ops_before'].get(op, 0):>7} {report['ops_after'].get(op, 0):>7}")
+    lines += op_table(report["ops_before"], report["ops_after"], indent="  ", width=44)
     fmt = lambda d: ", ".join(f"{k}={v}" for k, v in sorted(d.items()))  # noqa: E731
     lines.append(f"  opsets: {fmt(report['opsets_before'])} -> {fmt(report['opsets_after'])}")
     after = "not written" if report["bytes_after"] is None else f"{report['bytes_after']} bytes"

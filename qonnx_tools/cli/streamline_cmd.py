@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from collections import Counter
 
 from qonnx_tools._ir import ir
-from qonnx_tools.cli._common import add_input_options, add_output_options, check_output_path, gather_inputs
+from qonnx_tools.cli._common import add_input_options, add_output_options, check_output_path, gather_inputs, op_table
 from qonnx_tools.compare import compare_outputs
 from qonnx_tools.errors import BadInputError, VerificationError
 from qonnx_tools.executor import Executor
+from qonnx_tools.info import op_counts
 from qonnx_tools.model_io import load, save
 
 
@@ -41,15 +41,15 @@ def run(args: argparse.Namespace) -> int:
         raise BadInputError(f"--max-bits must be >= 1, got {args.max_bits}")
     out = check_output_path(args.output, inputs=(args.model,), force=args.force, in_place=args.in_place)
     model = load(args.model)
-    before = _ops(model)
+    before = op_counts(model)
     reference = None
     if args.verify:
         feeds = gather_inputs(args, model)
         reference = (feeds, Executor(model).run(feeds))
     pass_ = Streamline(max_bits=args.max_bits, steps=args.steps or DEFAULT_STEPS)
     pass_(model)
-    after = _ops(model)
-    _print_table(before, after)
+    after = op_counts(model)
+    print("\n".join(op_table(before, after, rows=[("nodes", sum(before.values()), sum(after.values()))])))
     for line in pass_.declined:
         print(f"not converted: {line}")
     rows = streamline_report(model, max_bits=args.max_bits)
@@ -84,14 +84,3 @@ def _verify_layers(path: str, streamlined: ir.Model, feeds) -> None:
         "verify: accepted: every layer reproduces the original on its own inputs except near-ties, which float32 "
         "rounds either way; later layers carry such a one-level flip to the outputs"
     )
-
-
-def _ops(model: ir.Model) -> Counter:
-    return Counter(n.op_type if n.domain == "" else f"{n.domain}:{n.op_type}" for n in model.graph)
-
-
-def _print_table(before: Counter, after: Counter) -> None:
-    print(f"{'op':<48} {'before':>7} {'after':>7}")
-    for op in sorted(set(before) | set(after)):
-        print(f"{op:<48} {before.get(op, 0):>7} {after.get(op, 0):>7}")
-    print(f"{'nodes':<48} {sum(before.values()):>7} {sum(after.values()):>7}")
