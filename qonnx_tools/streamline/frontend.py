@@ -501,7 +501,14 @@ def plan_activation_quant(node: ir.Node, editor: Editor, max_bits: int):
     return build_int
 
 
-def _materialise(node: ir.Node, editor: Editor, built) -> list[ir.Node]:
+def _materialise(node: ir.Node, editor: Editor, plan) -> list[ir.Node] | str | None:
+    """Carry out a converter's plan (``plan_activation_quant`` / ``plan_trunc``): the quantizer
+    becomes MultiThreshold (+ Mul by its scale). A refusal (str) or "not mine" (None) passes through."""
+    if plan is None or isinstance(plan, str):
+        return plan
+    built = plan()
+    if isinstance(built, str):
+        return built
     thresholds, out_scale, out_bias, layout, scale, dtype = built
     base = node.name or node.outputs[0].name or "act"
     x = node.inputs[0]
@@ -538,13 +545,7 @@ class QuantToMultiThreshold(RulePass):
     def visit(self, node: ir.Node, editor: Editor):
         if not (is_op(node, "IntQuant", QONNX) or is_op(node, "BipolarQuant", QONNX)):
             return None
-        plan = plan_activation_quant(node, editor, self.max_bits)
-        if plan is None or isinstance(plan, str):
-            return plan
-        built = plan()
-        if isinstance(built, str):
-            return built
-        return _materialise(node, editor, built)
+        return _materialise(node, editor, plan_activation_quant(node, editor, self.max_bits))
 
 
 # -- trunc-to-multithreshold -----------------------------------------------------------------------
@@ -611,13 +612,7 @@ class TruncToMultiThreshold(RulePass):
     def visit(self, node: ir.Node, editor: Editor):
         if not is_op(node, "Trunc", QONNX):
             return None
-        plan = plan_trunc(node, editor, self.max_bits)
-        if isinstance(plan, str):
-            return plan
-        built = plan()
-        if isinstance(built, str):
-            return built
-        return _materialise(node, editor, built)
+        return _materialise(node, editor, plan_trunc(node, editor, self.max_bits))
 
 
 # -- avgpool-to-sumpool -------------------------------------------------------------------------------
