@@ -189,3 +189,61 @@ def first_divergence(layer_steps: Iterable[tuple[str, Any]]) -> tuple[str, float
         if worst > 0:
             return name, worst
     return None
+
+
+#: Symbolic dimension names of the kinds real exporters leave behind (tf2onnx/QKeras, qonnx, torch).
+_STALE_DIM_STYLES = ("unk__{k}", "{op}{k}_dim_{i}", "N")
+
+
+def executed_values(proto: Any, feeds: Mapping[str, Any]) -> dict[str, Any]:
+    """name -> array of every node output, from running ``proto`` in the executor on ``feeds``
+    (real tensors: their shapes are ground truth for shape inference)."""
+    from qonnx_tools._ir import ir
+    from qonnx_tools.executor import Executor
+    from qonnx_tools.model_io import normalise_domains
+
+    model = ir.serde.deserialize_model(proto)
+    normalise_domains(model)
+    values = Executor(model).run(dict(feeds), keep_intermediates=True)
+    produced = {name for node in proto.graph.node for name in node.output if name}
+    return {name: array for name, array in values.items() if name in produced}
+
+
+def with_stale_value_info(proto: Any, feeds: Mapping[str, Any]) -> Any:
+    """A copy of ``proto`` annotated as exporters with dynamic axes leave it: every node output
+    and graph output declared with the right rank and element type but only symbolic dimensions
+    (``unk__3``, ``Quant7_dim_1``, ``N``), although the graph input stays static.
+
+    Ranks and element types come from running the model in the executor on ``feeds``."""
+    import onnx
+    from onnx import helper
+
+    values = executed_values(proto, feeds)
+    stale = onnx.ModelProto()
+    stale.CopyFrom(proto)
+    del stale.graph.value_info[:]
+    outputs = {out.name: out for out in stale.graph.output}
+    for k, node in enumerate(stale.graph.node):
+        style = _STALE_DIM_STYLES[k % len(_STALE_DIM_STYLES)]
+        for name in node.output:
+            if name not in values:
+                continue
+            dims = [style.format(k=k, op=node.op_type, i=i) for i in range(values[name].ndim)]
+            info = helper.make_tensor_value_info(name, helper.np_dtype_to_tensor_dtype(values[name].dtype), dims)
+            if name in outputs:
+                outputs[name].CopyFrom(info)
+            else:
+                stale.graph.value_info.append(info)
+    return stale
+
+
+def without_value_info(proto: Any) -> Any:
+    """A copy of ``proto`` with every ``value_info`` entry and every graph output's shape removed."""
+    import onnx
+
+    bare = onnx.ModelProto()
+    bare.CopyFrom(proto)
+    del bare.graph.value_info[:]
+    for out in bare.graph.output:
+        out.type.tensor_type.ClearField("shape")
+    return bare

@@ -21,13 +21,23 @@ nodes are visited in topological order and each one is inferred on its own.
 * ``Constant`` nodes: type and shape come from the attribute (no serialisation).
 * Subgraphs (If/Loop/Scan bodies) are inferred first, then their node.
 
-Merging with what the model already declares never loses information:
+Computation is trusted over annotation. Exporters leave ``value_info`` with
+symbolic dimensions (``unk__12``, ``BipolarQuant63_dim_1``, ``N``) that stay after
+the graph input has become static; such stale annotations must not survive, or
+every later consumer (cost, prepare, streamline, hls4ml) sees unknown shapes. So
+each node output is computed from its (already inferred) inputs and merged with
+what the model declares as follows:
 
-* a missing type or shape is filled in; an unnamed unknown dimension takes the
-  inferred value; named symbolic dimensions (``N``) and known sizes stay as declared;
-* when an inferred type, rank or dimension contradicts the declared one, the
-  declared one is kept and a :class:`ShapeConflictWarning` names node and value
-  (with ``strict=True`` this is a BadInputError instead).
+* a computed size wins over a declared symbolic dimension, and a computed symbolic
+  dimension (one that comes from a graph input, such as its batch ``N``) wins over
+  whatever was declared: a static graph input makes every downstream shape static,
+  a truly dynamic one stays symbolic all the way;
+* where the computation leaves a dimension unknown, the declared one is kept;
+* when a computed type, rank or size contradicts a declared one, the computed one
+  wins and a :class:`ShapeConflictWarning` names node and value (with
+  ``strict=True`` this is a BadInputError instead).
+
+Graph inputs and initializers are the ground truth and are never changed.
 
 Values whose type or shape stays unknown are left alone; :func:`unknown_shapes`
 lists them, and after a run the pass's ``failures`` attribute holds one line per
@@ -71,7 +81,7 @@ _NONDETERMINISTIC = frozenset(
 
 
 class ShapeConflictWarning(UserWarning):
-    """An inferred type or shape contradicts the declared one (the declared one is kept)."""
+    """A computed type or shape contradicts the declared one (the computed one is used)."""
 
 
 @register_pass
@@ -491,14 +501,13 @@ class _ShapeRun:
 
     # -- merging ---------------------------------------------------------------
     def merge(self, node: ir.Node | None, value: ir.Value, type_: ir.TypeProtocol | None, shape: ir.Shape | None) -> None:
-        """Fill ``value``'s type and shape from inferred ones, keeping declared information."""
+        """Merge a computed type and shape into ``value`` (computation wins, see the module docstring)."""
         where = f"node {node.name!r} ({_op_name(node)})" if node is not None else "initializer"
-        if type_ is not None:
-            if value.type is None:
-                value.type = type_
-                self.changed += 1
-            elif value.type != type_:
-                self.conflict(f"{where}: output {value.name!r} is declared {value.type} but inferred {type_}")
+        if type_ is not None and value.type != type_:
+            if value.type is not None:
+                self.conflict(f"{where}: output {value.name!r} is declared {value.type} but computed {type_}")
+            value.type = type_
+            self.changed += 1
         if shape is None:
             return
         if value.shape is None:
@@ -508,21 +517,22 @@ class _ShapeRun:
         old = list(value.shape)
         new = list(shape)
         if len(old) != len(new):
-            self.conflict(f"{where}: output {value.name!r} is declared with shape {value.shape} but inferred {shape}")
+            self.conflict(f"{where}: output {value.name!r} is declared with shape {value.shape} but computed {shape}")
+            value.shape = ir.Shape(new)
+            self.changed += 1
             return
         merged = []
+        conflicting = False
         for declared, inferred in zip(old, new):
-            if isinstance(declared, int):
-                if isinstance(inferred, int) and inferred != declared:
-                    self.conflict(
-                        f"{where}: output {value.name!r} is declared with shape {value.shape} but inferred {shape}"
-                    )
-                    return
-                merged.append(declared)
-            elif declared.value is not None or (isinstance(inferred, ir.SymbolicDim) and inferred.value is None):
-                merged.append(declared)
-            else:
+            if isinstance(inferred, int):
+                conflicting |= isinstance(declared, int) and declared != inferred
                 merged.append(inferred)
+            elif inferred.value is not None:  # a symbol carried from a graph input
+                merged.append(inferred)
+            else:  # the computation does not know this dimension: keep the declaration
+                merged.append(declared)
+        if conflicting:
+            self.conflict(f"{where}: output {value.name!r} is declared with shape {value.shape} but computed {shape}")
         if _shape_key(merged) != _shape_key(old):
             value.shape = ir.Shape(merged)
             self.changed += 1
@@ -530,7 +540,7 @@ class _ShapeRun:
     def conflict(self, text: str) -> None:
         if self.strict:
             raise BadInputError(f"infer-shapes: {text}")
-        warnings.warn(f"infer-shapes: {text}; keeping the declared one", ShapeConflictWarning, stacklevel=4)
+        warnings.warn(f"infer-shapes: {text}; using the computed one", ShapeConflictWarning, stacklevel=4)
 
 
 # -- helpers -------------------------------------------------------------------
