@@ -10,6 +10,13 @@ Each output that is still needed becomes an initializer under the output's own
 name (with its annotations), the node is removed, and inputs left unused by
 the fold (initializers, ``Constant`` nodes) are removed too.
 
+``Shape`` and ``Size`` fold too when their input's shape is fully static (every
+dimension a number), whatever that input is: the static shape is part of the
+model's contract (a graph input's declared shape), as onnxsim and qonnx's
+cleanup treat it. So ``Shape -> Gather -> Unsqueeze -> Concat -> Reshape``
+flattening chains of exporters fold to one constant target shape. Turn this off
+with ``static_shapes=false`` for a model whose input shapes are to change later.
+
 Never folded:
 
 - quantizers -- QONNX ``IntQuant``/``Quant``, ``BipolarQuant``, ``FloatQuant``,
@@ -91,6 +98,7 @@ class FoldConstants(QonnxPass):
 
     fold_quantizers: bool = False
     max_bytes: int = 64 * 1024 * 1024
+    static_shapes: bool = True
 
     def call(self, model: ir.Model) -> PassResult:
         graph = model.graph
@@ -98,12 +106,16 @@ class FoldConstants(QonnxPass):
         used_names: set[str] | None = None
         modified = False
         for node in topological_order(graph):
-            if not self._candidate(node, folded):
+            static = self._static_shape(node) if self.static_shapes else None
+            if static is not None:
+                results = self._keep(node, [static])
+            elif not self._candidate(node, folded):
                 continue
-            arrays = self._input_arrays(node, folded)
-            if arrays is None:
-                continue
-            results = self._run(node, model, arrays)
+            else:
+                arrays = self._input_arrays(node, folded)
+                if arrays is None:
+                    continue
+                results = self._run(node, model, arrays)
             if results is None:
                 continue
             if any(not out.name for out, _ in results) and used_names is None:
@@ -150,6 +162,20 @@ class FoldConstants(QonnxPass):
             arrays.append(array)
         return arrays
 
+    @staticmethod
+    def _static_shape(node: ir.Node) -> np.ndarray | None:
+        """The output of a ``Shape``/``Size`` node whose input has a fully static shape."""
+        if canonical_domain(node.domain) != STANDARD or node.op_type not in ("Shape", "Size"):
+            return None
+        source = node.inputs[0] if node.inputs else None
+        if source is None or source.shape is None or not all(isinstance(d, int) for d in source.shape):
+            return None
+        dims = list(source.shape)
+        if node.op_type == "Size":
+            return np.array(int(np.prod(dims, dtype=np.int64)), dtype=np.int64)
+        start, end = node.attributes.get_int("start", 0), node.attributes.get_int("end", len(dims))
+        return np.array(dims[slice(start, end)], dtype=np.int64)  # Python slicing clamps like Shape-15
+
     # -- computing --------------------------------------------------------------
     def _run(
         self, node: ir.Node, model: ir.Model, arrays: list[np.ndarray | None]
@@ -163,7 +189,10 @@ class FoldConstants(QonnxPass):
             return None
         if isinstance(result, np.ndarray) or np.isscalar(result):
             result = (result,)
-        results = list(result)
+        return self._keep(node, list(result))
+
+    def _keep(self, node: ir.Node, results: list) -> list[tuple[ir.Value, np.ndarray]] | None:
+        """(output value, array) for every computed output that is still needed; None to keep the node."""
         kept: list[tuple[ir.Value, np.ndarray]] = []
         for index, out in enumerate(node.outputs):
             if not (out.uses() or out.is_graph_output()):

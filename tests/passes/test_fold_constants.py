@@ -281,3 +281,43 @@ def test_modified_is_honest_on_a_model_without_constants(max_bytes):
     before = ir.to_proto(model).SerializeToString()
     assert not fold(model, max_bytes=max_bytes).modified
     assert ir.to_proto(model).SerializeToString() == before
+
+
+# -- Shape/Size of static shapes ----------------------------------------------------------
+
+
+def flatten_chain(batch):
+    """The TFC exporter's flatten: Shape -> Gather(0) -> Unsqueeze -> Concat([., -1]) -> Reshape."""
+    nodes = [
+        helper.make_node("Shape", ["x"], ["shape"]),
+        helper.make_node("Gather", ["shape", "zero"], ["batch"], axis=0),
+        helper.make_node("Unsqueeze", ["batch", "axes"], ["batch1"]),
+        helper.make_node("Concat", ["batch1", "minus1"], ["target"], axis=0),
+        helper.make_node("Reshape", ["x", "target"], ["y"]),
+        helper.make_node("Size", ["x"], ["n"]),
+        helper.make_node("Shape", ["x"], ["tail"], start=-2, end=10),
+    ]
+    inits = [("zero", np.array(0, np.int64)), ("axes", np.array([0], np.int64)), ("minus1", np.array([-1], np.int64))]
+    i64 = TensorProto.INT64
+    return make_model(nodes, [("x", F, [batch, 1, 4, 7])], [("y", F, None), ("n", i64, None), ("tail", i64, None)],
+                      inits, opset=15)
+
+
+def test_static_shape_chain_folds_to_one_reshape_target_matching_onnxruntime():
+    model = flatten_chain(2)
+    x = np.arange(56, dtype=np.float32).reshape(2, 1, 4, 7)
+    want = run_onnxruntime(flatten_chain(2), {"x": x})
+    assert fold(model).modified
+    assert ops(model) == ["Reshape"]
+    got = Executor(model).run({"x": x})
+    assert init_array(model, "target").tolist() == [2, -1]
+    for name in ("y", "n", "tail"):
+        np.testing.assert_array_equal(got[name], want[name])
+
+
+def test_symbolic_shape_or_option_off_does_not_fold_shape():
+    symbolic = flatten_chain("N")
+    assert not fold(symbolic).modified
+    static = flatten_chain(2)
+    assert not fold(static, static_shapes=False).modified
+    assert ops(static).count("Shape") == 2
