@@ -3,8 +3,13 @@
 Runs::
 
     remove-static-inputs, pad-attrs-to-inputs, sort, infer-shapes,
-    fixpoint{steps=8}(remove-identity, remove-noop-arith, fold-constants, remove-dead),
+    fixpoint{steps=8}(remove-identity, remove-noop-arith, fold-constants,
+                      move-transpose-into-weight-quant, merge-reshapes, remove-dead),
     dedupe-initializers, remove-dead, infer-shapes, infer-datatypes, name-nodes
+
+fold-constants folds ``Shape``/``Size`` of static shapes (flatten chains), so the
+result holds nothing that qonnx's ``cleanup_model``, onnxsim or onnxslim would still
+remove (tested against each of them on the shared corpus).
 
 ``pad-attrs-to-inputs`` only touches attribute forms that are invalid at the
 model's opset, so it changes nothing on a valid model but lets shape inference
@@ -24,7 +29,8 @@ from qonnx_tools.passes.pipeline import CompositePass
 #: The default cleanup pipeline (a valid pipeline string).
 CLEANUP_PIPELINE = (
     "remove-static-inputs, pad-attrs-to-inputs, sort, infer-shapes, "
-    "fixpoint{steps=8}(remove-identity, remove-noop-arith, fold-constants, remove-dead), "
+    "fixpoint{steps=8}(remove-identity, remove-noop-arith, fold-constants, move-transpose-into-weight-quant, "
+    "merge-reshapes, remove-dead), "
     "dedupe-initializers, remove-dead, infer-shapes, infer-datatypes, name-nodes"
 )
 

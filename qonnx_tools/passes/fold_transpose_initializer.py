@@ -137,6 +137,8 @@ def move_transpose_into_quantizer(node: ir.Node, used: set[str]) -> ir.Node | st
     quant = quantizer_of_constants(node.inputs[0] if node.inputs else None)
     if isinstance(quant, str):
         return quant
+    if node.outputs[0].is_graph_output():
+        return "the transposed weight is a graph output (its name must stay)"
     rank = len(quant.inputs[0].shape or ())
     perm = _perm(node, rank)
     if isinstance(perm, str):
