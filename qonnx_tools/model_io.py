@@ -708,10 +708,14 @@ def save(model: ir.Model, path: PathLike, *, external_data: bool | None = None) 
     ``external_data``: True stores initializers in ``<file name>.data`` beside the
     model; None (default) does so only when the initializers would not fit in a
     protobuf (> EXTERNAL_DATA_THRESHOLD_BYTES) or the model already holds external tensors.
+
+    Every domain a node uses gets an opset import first (``add_missing_opset_imports``,
+    which changes ``model`` in place): onnx.checker refuses a node whose domain is not imported.
     """
     path = Path(path)
     if not path.parent.is_dir():
         raise ModelSaveError(f"{path}: directory {path.parent} does not exist")
+    add_missing_opset_imports(model)
     if external_data is None:
         external_data = _needs_external_data(model)
     try:
@@ -724,6 +728,36 @@ def save(model: ir.Model, path: PathLike, *, external_data: bool | None = None) 
     except Exception as exc:
         raise ModelSaveError(f"{path}: could not save model ({_first_line(exc)})") from exc
     return path
+
+
+def add_missing_opset_imports(model: ir.Model) -> dict[str, int]:
+    """Import every domain a node uses (subgraphs and model functions included); returns what was added.
+
+    onnx.checker and onnx shape inference refuse a node whose domain the model (or, in a
+    function, the function) does not import, custom domains included. A missing import gets
+    version 1, what ``load`` reads such a file at (QONNX opset 1, as old ``onnx.brevitas``
+    exports mean; ai.onnx 1; channels_last has only version 1). A domain spelled
+    differently from its import (an alias such as ``finn.custom_op.general``) gets the
+    version of the imported spelling, under its own spelling, because onnx compares the
+    strings (it equates only a node domain of ``""`` with an import of ``ai.onnx``).
+    """
+    added = _add_imports(model.opset_imports, (node.domain for node in ir.traversal.RecursiveGraphIterator(model.graph)))
+    for function in model.functions.values():
+        domains = (node.domain for node in ir.traversal.RecursiveGraphIterator(function))
+        added.update(_add_imports(function.opset_imports, domains))
+    return added
+
+
+def _add_imports(imports: dict[str, int], used_domains) -> dict[str, int]:
+    added: dict[str, int] = {}
+    for domain in set(used_domains):
+        if domain in imports or (domain == STANDARD and "ai.onnx" in imports):
+            continue
+        canonical = canonical_domain(domain)
+        aliases = [v for d, v in imports.items() if canonical_domain(d) == canonical]
+        version = max(aliases) if aliases else 1
+        imports[domain] = added[domain] = version
+    return added
 
 
 def external_data_name(path: Path) -> str:
