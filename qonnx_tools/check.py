@@ -27,17 +27,35 @@ What is checked (``Finding`` severity ``error`` unless noted):
   FloatQuant exponent/mantissa bit widths positive integers and ``max_val > 0``;
   MultiThreshold thresholds (C, T) matching X's channels; parameters that do not
   broadcast to X; quantizer outputs declared with a non-float type;
-* ops of unknown domains are reported as warnings (they cannot be checked or executed).
+* ops of unknown domains are reported as warnings (they cannot be checked or executed);
+* whatever ``onnx.checker.check_model(full_check=True)`` reports, each as an error whose
+  message starts with ``onnx.checker:`` (one per shape-inference error it lists), naming
+  the node when onnx does. onnx stops at its first structural error (missing opset import,
+  unsorted nodes, ...), so it reports at most that one, or the inference errors.
+  What onnx does with the QONNX custom domains (qonnx.custom_op.general, .channels_last):
+  the domain must be imported ("No opset import for domain ..." otherwise, from the checker
+  and from shape inference alike); with the import, the checker validates such a node only
+  structurally (names, attributes well-formed, topological order) since it knows no schema
+  (``check_custom_domain`` stays off: with it every QONNX op would be "No Op registered");
+  shape inference gives the node's outputs no type beyond their declared value_info and,
+  from the first node without a schema on (in node order), drops the node-level inference
+  errors of every later node: only type-constraint violations (``check_type``) still
+  surface there. Our own rules above cover that part.
+  A model whose proto cannot be serialised (2 GiB and more without external data) is not
+  given to onnx.checker (a warning says so); a model with external data is checked from its
+  file, so that onnx finds the data beside it.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import numpy as np
 import onnx
+import onnx.checker
 import onnx.defs
 import onnx.helper
 import onnx.numpy_helper
@@ -47,10 +65,12 @@ from qonnx_tools.domains import CHANNELS_LAST, QONNX, STANDARD, canonical_domain
 from qonnx_tools.errors import InvalidAttributeError, InvalidDataTypeError
 from qonnx_tools.model_io import (
     DEFAULT_QONNX_OPSET,
+    MAX_PROTO_FILE_BYTES,
     ERROR,
     WARNING,
     Finding,
     PathLike,
+    _all_external_tensors,
     ProtoValidator,
     max_tensor_bytes_default,
     node_label,
@@ -97,7 +117,92 @@ def check_proto(proto: onnx.ModelProto, path: PathLike, *, max_tensor_bytes: int
     limit = max_tensor_bytes_default() if max_tensor_bytes is None else int(max_tensor_bytes)
     findings = list(validate_proto(proto, path, max_tensor_bytes=limit))
     findings += _Checker(proto, Path(path), limit).run()
+    findings += onnx_checker_findings(proto, path)
     return _dedupe(findings)
+
+
+#: Prefix of the messages of findings that onnx.checker reported.
+ONNX_CHECKER = "onnx.checker: "
+
+
+def onnx_checker_findings(proto: onnx.ModelProto, path: PathLike) -> list[Finding]:
+    """What ``onnx.checker.check_model(full_check=True)`` reports about ``proto``, as error findings.
+
+    The proto is checked as serialised bytes. When it holds external tensors, onnx resolves
+    their files relative to the model's directory only when given a path, so the file at
+    ``path`` is checked instead (it must be the file ``proto`` was read from); when there is
+    no such file, the check is skipped with a warning. A proto too large to serialise
+    (2 GiB and more: only possible for an in-memory model) is skipped with a warning too.
+    """
+    if any(True for _ in _all_external_tensors(proto)):
+        if not Path(path).is_file():
+            return [
+                Finding(WARNING, f"{ONNX_CHECKER}not run: the model has external data and {path} is no file to find it beside")
+            ]
+        target: Any = str(path)
+    else:
+        size = proto.ByteSize()
+        if size > MAX_PROTO_FILE_BYTES:
+            return [
+                Finding(
+                    WARNING,
+                    f"{ONNX_CHECKER}not run: the model serialises to {size} bytes, more than a protobuf can hold "
+                    "(2 GiB); save it with external data and check the file",
+                )
+            ]
+        target = proto.SerializeToString()
+    try:
+        onnx.checker.check_model(target, full_check=True)
+    except Exception as exc:  # ValidationError, InferenceError, or onnx's own ValueError/RuntimeError
+        return _onnx_findings(str(exc), _nodes_by_name(proto.graph))
+    return []
+
+
+_ONNX_NODE_CONTEXT = re.compile(r"Bad node spec for node\. Name: (.*?) OpType: (\S+)")
+_ONNX_INFERENCE_NODE = re.compile(r"\(op_type:([^,)]+)(?:, node name: ([^)]*))?\):\s*")
+
+
+def _onnx_findings(text: str, nodes: dict[str, onnx.NodeProto]) -> list[Finding]:
+    """Findings from the text of onnx's exception: one per error of an "Inference error(s):" list, else one."""
+    text = text.strip()
+    _, listed, items = text.partition("Inference error(s):")
+    if listed:
+        return [_onnx_finding(line.strip(), nodes) for line in items.splitlines() if line.strip()]
+    return [_onnx_finding(text, nodes)]
+
+
+def _onnx_finding(text: str, nodes: dict[str, onnx.NodeProto]) -> Finding:
+    """One onnx error as a Finding; the node comes from ``(op_type:X, node name: Y)`` or the
+    checker's ``==> Context: Bad node spec for node. Name: Y OpType: X``."""
+    name = op_type = ""
+    match = _ONNX_INFERENCE_NODE.search(text)
+    if match:
+        op_type, name = match.group(1), (match.group(2) or "").strip()
+        text = text[: match.start()] + text[match.end() :]
+    else:
+        text, _, context = text.partition("==> Context:")
+        context_match = _ONNX_NODE_CONTEXT.search(context)
+        if context_match:
+            name, op_type = context_match.group(1).strip(), context_match.group(2)
+        elif context.strip():
+            text = f"{text} ({context})"
+    message = " ".join(text.split())
+    if message.startswith("No opset import for domain"):
+        message += " (files written by qonnx-tools commands import every domain they use)"
+    if name:
+        node = nodes.get(name)
+        return Finding(ERROR, ONNX_CHECKER + message, name, op_label(node) if node is not None else op_type)
+    if op_type:
+        message = f"{op_type} node without a name: {message}"
+    return Finding(ERROR, ONNX_CHECKER + message)
+
+
+def _nodes_by_name(graph: onnx.GraphProto) -> dict[str, onnx.NodeProto]:
+    nodes: dict[str, onnx.NodeProto] = {}
+    for node in _all_nodes(graph):
+        if node.name:
+            nodes.setdefault(node.name, node)
+    return nodes
 
 
 def errors(findings: Iterable[Finding]) -> list[Finding]:

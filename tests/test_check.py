@@ -11,7 +11,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from qonnx_tools import model_io
-from qonnx_tools.check import ERROR, WARNING, check_file, check_proto
+from qonnx_tools.check import ERROR, ONNX_CHECKER, WARNING, check_file, check_proto
 from qonnx_tools.cli.main import main
 from qonnx_tools.errors import BadInputError, ModelLoadError
 from qonnx_tools.testing import shared_models
@@ -52,8 +52,18 @@ def _messages(findings, severity=ERROR) -> list[str]:
     return [f.message for f in findings if f.severity == severity]
 
 
+def _own(findings):
+    """The findings of our own rules (without what onnx.checker reported)."""
+    return [f for f in findings if not f.message.startswith(ONNX_CHECKER)]
+
+
+def _from_onnx(findings):
+    return [f for f in findings if f.message.startswith(ONNX_CHECKER)]
+
+
 def _one_error(model, tmp_path, fragment: str, *, node: str | None = "q"):
-    errors = [f for f in _findings(model, tmp_path) if f.severity == ERROR]
+    """Exactly one error of our own rules, containing ``fragment`` (onnx.checker may add its own)."""
+    errors = [f for f in _own(_findings(model, tmp_path)) if f.severity == ERROR]
     assert len(errors) == 1, errors
     assert fragment in errors[0].message, errors[0]
     if node is not None:
@@ -68,15 +78,32 @@ def test_valid_quant_model_has_no_findings(tmp_path):
     assert _findings(_quant(), tmp_path) == []
 
 
+#: zoo files that use a QONNX domain alias without importing it: onnx.checker refuses them
+#: (we read them at QONNX opset 1); the only finding they have is onnx.checker's
+_NO_DOMAIN_IMPORT = {
+    "tfc/TFC_1W1A.onnx": "onnx.checker: No opset import for domain 'onnx.brevitas'",
+    "tfc/TFC_2W2A.onnx": "onnx.checker: No opset import for domain 'onnx.brevitas'",
+    "kws/kwsmlp_w3a3.onnx": "onnx.checker: No opset import for domain 'onnx.brevitas'",
+    "jet_tagging/qkeras_jettagging.onnx": "onnx.checker: No opset import for domain 'finn.custom_op.general'",
+}
+
+
 def test_shipped_models_are_clean():
     for path in sorted(Path(__file__).resolve().parents[1].joinpath("models").rglob("*.onnx")):
-        assert check_file(path) == [], path
+        findings = check_file(path)
+        known = _NO_DOMAIN_IMPORT.get(f"{path.parent.name}/{path.name}")
+        if known:
+            assert len(findings) == 1 and findings[0].severity == ERROR, (path, findings)
+            assert findings[0].message.startswith(known), findings
+        else:
+            assert findings == [], path
 
 
 #: corpus models whose findings are real defects of the file, not false positives
 _KNOWN_DEFECTS = {
     # float8 zero-points need QuantizeLinear-19, the file imports ai.onnx 18 (onnxruntime rejects it too)
     "fp8_ocp/qcdq_dynamo.onnx": "has unsupported type: tensor(float8e",
+    **_NO_DOMAIN_IMPORT,
 }
 
 
@@ -154,7 +181,8 @@ def _node_model(op_type: str, inits: dict, attrs=None, *, x_shape=(1, 4), opsets
     return _model(
         [node], [_const(k, v) for k, v in inits.items()],
         inputs=[helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x_shape))],
-        outputs=[helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        # onnx.checker wants graph outputs with a shape; it does not infer QONNX ops, so X's shape passes
+        outputs=[helper.make_tensor_value_info("y", TensorProto.FLOAT, list(x_shape))],
         opsets=opsets,
     )
 
@@ -235,12 +263,21 @@ def test_add_of_float_and_int(tmp_path):
     model = _model([helper.make_node("Add", ["x", "i"], ["y"], name="add")], [_const("i", np.ones((1, 4)), np.int64)])
     error = _one_error(model, tmp_path, "inconsistent type tensor(int64)", node="add")
     assert error.op == "Add"
+    (onnx_error,) = _from_onnx(_findings(model, tmp_path))  # onnx's own inference says the same
+    assert (onnx_error.severity, onnx_error.node, onnx_error.op) == (ERROR, "add", "Add")
+    assert "B has inconsistent type tensor(int64)" in onnx_error.message
 
 
 def test_declared_type_contradicts_the_op(tmp_path):
     model = _model([helper.make_node("Relu", ["x"], ["r"], name="relu"), helper.make_node("Identity", ["r"], ["y"], name="id")],
                    value_info=[helper.make_tensor_value_info("r", TensorProto.INT64, [1, 4])])
     _one_error(model, tmp_path, "output 'r' is declared INT64 but Relu produces FLOAT", node="relu")
+    # onnx lists both ends of the conflict, one finding per inference error, each naming its node
+    listed = [(f.node, f.message) for f in _from_onnx(_findings(model, tmp_path))]
+    assert listed == [
+        ("relu", f"{ONNX_CHECKER}[TypeInferenceError] Inferred elem type differs from existing elem type: (1) vs (7)"),
+        ("id", f"{ONNX_CHECKER}[TypeInferenceError] Inferred elem type differs from existing elem type: (7) vs (1)"),
+    ]
 
 
 def test_quantizer_output_declared_integer(tmp_path):
@@ -257,7 +294,11 @@ def test_standard_op_schema_problems(tmp_path):
         helper.make_node("NoSuchOp", ["x"], ["d"], name="unknown"),
         helper.make_node("Flatten", ["x"], ["y"], name="flatten"),
     ])
-    errors = {f.node: f.message for f in _findings(model, tmp_path) if f.severity == ERROR}
+    findings = _findings(model, tmp_path)
+    errors = {f.node: f.message for f in _own(findings) if f.severity == ERROR}
+    # onnx.checker stops at its first bad node
+    assert [(f.node, f.op) for f in _from_onnx(findings)] == [("two_inputs", "Relu")]
+    assert "has input size 2 not in range [min=1, max=1]" in _from_onnx(findings)[0].message
     assert "has 2 inputs; Relu-" in errors["two_inputs"]
     assert "has 1 inputs; Gemm-" in errors["one_input"]
     assert "attribute 'bogus' is not defined for Relu" in errors["extra_attr"]
@@ -317,6 +358,93 @@ def test_subgraph_nodes_are_checked(tmp_path):
                    [_const("s", 0.5), _const("z", 0.0), _const("cond", True, np.bool_)])
     error = _one_error(model, tmp_path, "bitwidth must be an integer in 1..64, got 0", node="if/inner_q")
     assert error.op == f"{QONNX}:Quant"
+
+
+# -- onnx.checker -------------------------------------------------------------------------------------
+
+CHANNELS_LAST = "qonnx.custom_op.channels_last"
+
+
+def _channels_last_pool(opsets: dict) -> onnx.ModelProto:
+    """A QONNX Quant, then a channels-last MaxPool: valid for onnx only when both domains are imported."""
+    quant = helper.make_node("Quant", ["x", "s", "z", "b"], ["q"], name="q", domain=QONNX, signed=1, narrow=0,
+                             rounding_mode="ROUND")
+    pool = helper.make_node("MaxPool", ["q"], ["y"], name="pool_cl", domain=CHANNELS_LAST, kernel_shape=[2, 2],
+                            strides=[2, 2])
+    return _model(
+        [quant, pool], [_const("s", 0.5), _const("z", 0.0), _const("b", 4.0)],
+        inputs=[helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 4, 3])],
+        outputs=[helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 2, 3])],
+        opsets=opsets,
+    )
+
+
+def test_missing_domain_import_is_reported(tmp_path, capsys):
+    good = _channels_last_pool({"": 13, QONNX: 2, CHANNELS_LAST: 1})
+    onnx.checker.check_model(good, full_check=True)
+    assert _findings(good, tmp_path) == []
+
+    bad = _channels_last_pool({"": 13, QONNX: 2})
+    with pytest.raises(onnx.checker.ValidationError, match=f"No opset import for domain '{CHANNELS_LAST}'"):
+        onnx.checker.check_model(bad, full_check=True)
+    assert _own(_findings(bad, tmp_path)) == []  # our own rules have nothing against it
+    (finding,) = _findings(bad, tmp_path)
+    assert (finding.severity, finding.node, finding.op) == (ERROR, "pool_cl", f"{CHANNELS_LAST}:MaxPool")
+    assert finding.message.startswith(f"{ONNX_CHECKER}No opset import for domain '{CHANNELS_LAST}'")
+
+    path = tmp_path / "no_import.onnx"
+    path.write_bytes(bad.SerializeToString())
+    assert main(["check", str(path)]) == 1
+    captured = capsys.readouterr()
+    assert (f"error    node 'pool_cl' ({CHANNELS_LAST}:MaxPool): onnx.checker: No opset import for domain "
+            f"'{CHANNELS_LAST}'") in captured.out
+    assert f"{path}: 1 error, 0 warnings" in captured.out
+    assert captured.err == f"error: {path}: 1 error found\n"
+
+
+def test_every_inference_error_of_onnx_is_a_line(tmp_path):
+    model = _model(
+        [helper.make_node("MatMul", ["x", "w"], ["a"], name="mm1"),
+         helper.make_node("MatMul", ["x", "w"], ["b"], name="mm2"),
+         helper.make_node("Relu", ["x"], ["y"])],
+        [_const("w", np.zeros((5, 3)))],
+        outputs=[helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 3]) for n in ("a", "b", "y")],
+        opsets={"": 13},
+    )
+    listed = [(f.severity, f.node, f.op, f.message) for f in _from_onnx(_findings(model, tmp_path))]
+    incompatible = f"{ONNX_CHECKER}[ShapeInferenceError] Incompatible dimensions for matrix multiplication"
+    assert listed == [
+        (ERROR, "mm1", "MatMul", incompatible),
+        (ERROR, "mm2", "MatMul", incompatible),
+        (ERROR, None, None, f"{ONNX_CHECKER}Relu node without a name: [ShapeInferenceError] Inferred shape and "
+                            "existing shape differ in dimension 1: (4) vs (3)"),
+    ]
+
+
+def test_onnx_checker_finds_external_data_beside_the_file(tmp_path, monkeypatch):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    model = _model([helper.make_node("Add", ["x", "w"], ["y"], name="add")], [_const("w", np.ones((1, 4)))], opsets={"": 13})
+    onnx.save(model, folder / "ext.onnx", save_as_external_data=True, location="ext.onnx.data", size_threshold=0)
+    monkeypatch.chdir(tmp_path)  # onnx would look for the data in the working directory if given the proto
+    assert check_file(folder / "ext.onnx") == []
+    # a proto with external data and no file to find the data beside: not checked, and said so
+    proto = onnx.load(str(folder / "ext.onnx"), load_external_data=False)
+    findings = check_proto(proto, tmp_path / "elsewhere" / "ext.onnx")
+    assert any(f.severity == WARNING and f.message.startswith(f"{ONNX_CHECKER}not run: the model has external data")
+               for f in findings), findings
+    assert not [f for f in _from_onnx(findings) if f.severity == ERROR]
+
+
+def test_onnx_checker_skips_protos_too_large_to_serialise(tmp_path, monkeypatch):
+    import qonnx_tools.check as check_module
+
+    monkeypatch.setattr(check_module, "MAX_PROTO_FILE_BYTES", 64)  # stands for 2 GiB
+    findings = _findings(_channels_last_pool({"": 13, QONNX: 2}), tmp_path)
+    assert [(f.severity, f.message.split(";")[0]) for f in findings] == [
+        (WARNING, f"{ONNX_CHECKER}not run: the model serialises to {_channels_last_pool({'': 13, QONNX: 2}).ByteSize()} "
+                  "bytes, more than a protobuf can hold (2 GiB)")
+    ]
 
 
 def test_unreadable_file_raises_instead_of_findings(tmp_path):
@@ -429,4 +557,7 @@ def test_load_keeps_normalising_and_accepts_unsorted_graphs(tmp_path):
     path.write_bytes(model.SerializeToString())
     loaded = model_io.load(path)
     assert [n.name for n in loaded.graph] == ["second", "first"]
-    assert check_file(path) == []
+    # our rules accept the order; onnx.checker does not
+    (finding,) = check_file(path)
+    assert finding.severity == ERROR
+    assert finding.message.startswith(f"{ONNX_CHECKER}Nodes in a graph must be topologically sorted, however input 'a'")

@@ -1,5 +1,10 @@
 """``qonnx check MODEL [--json]``: list every structural and semantic problem of a model.
 
+The findings are our own rules (qonnx_tools.check) plus everything
+``onnx.checker.check_model(full_check=True)`` reports, one error line each, with messages
+starting ``onnx.checker:`` (a missing opset import for a custom domain, unsorted nodes,
+schema violations of standard ops, shape-inference conflicts...).
+
 Exit 0 when there is no error (warnings are listed), 1 when there are errors, 2 when
 the file is no readable ONNX model at all. ``--json`` prints a list of
 ``{severity, node, op, message}`` objects.
@@ -15,7 +20,9 @@ from qonnx_tools.errors import CheckFailedError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("check", help="validate a model: structure, types, QONNX attributes and parameters")
+    p = sub.add_parser(
+        "check", help="validate a model: onnx.checker (full check), structure, types, QONNX attributes and parameters"
+    )
     p.add_argument("model", help="ONNX/QONNX model file")
     p.add_argument("--json", action="store_true", help="print the findings as a JSON list")
     p.add_argument(
