@@ -3,6 +3,12 @@
 ``convert(model, to="qcdq")`` converts in place and returns a ConversionResult;
 with ``allow_partial=False`` (default) it raises ConversionError listing every
 node it could not convert, so no QONNX op is ever left behind silently.
+
+The model is tidied (the ``tidy`` pass) before and after the conversion: before,
+so that weight Transposes move into their quantizers and static graph inputs are
+constants (a lowered weight stays one DequantizeLinear of a constant); after, so
+that the output holds nothing onnxsim/onnxslim or qonnx's cleanup would remove
+(no-op arithmetic, constant subgraphs, initializers listed as inputs).
 """
 
 from __future__ import annotations
@@ -18,6 +24,17 @@ TARGETS = ("qcdq", "qop", "qonnx")
 
 def convert(model: ir.Model, to: str, **options: Any) -> ConversionResult:
     """Convert ``model`` in place to ``to`` (qcdq, qop or qonnx); options go to the converter."""
+    from qonnx_tools.passes import run_passes
+
+    if to not in TARGETS:
+        raise BadInputError(f"unknown conversion target {to!r}; choose one of {', '.join(TARGETS)}")
+    run_passes(model, "tidy")
+    result = _convert(model, to, options)
+    run_passes(model, "tidy")
+    return result
+
+
+def _convert(model: ir.Model, to: str, options: dict[str, Any]) -> ConversionResult:
     if to == "qcdq":
         from qonnx_tools.convert.qcdq import to_qcdq
 
@@ -32,7 +49,7 @@ def convert(model: ir.Model, to: str, **options: Any) -> ConversionResult:
         options.pop("opset", None)
         options.pop("keep_float_weights", None)
         return to_qonnx(model, **options)
-    raise BadInputError(f"unknown conversion target {to!r}; choose one of {', '.join(TARGETS)}")
+    raise AssertionError(to)
 
 
 __all__ = ["convert", "ConversionResult", "Unconverted", "TARGETS"]

@@ -2,14 +2,14 @@
 
 Runs::
 
-    remove-static-inputs, pad-attrs-to-inputs, sort, infer-shapes,
-    fixpoint{steps=8}(remove-identity, remove-noop-arith, fold-constants,
-                      move-transpose-into-weight-quant, merge-reshapes, remove-dead),
-    dedupe-initializers, remove-dead, infer-shapes, infer-datatypes, name-nodes
+    pad-attrs-to-inputs, sort, infer-shapes, <tidy>, infer-shapes, infer-datatypes, name-nodes
 
-fold-constants folds ``Shape``/``Size`` of static shapes (flatten chains), so the
-result holds nothing that qonnx's ``cleanup_model``, onnxsim or onnxslim would still
-remove (tested against each of them on the shared corpus).
+where ``<tidy>`` is the ``tidy`` pass's steps (passes/tidy.py): static inputs
+dropped, identities, no-op arithmetic, constants (``Shape`` of static shapes
+included), weight-quantizer Transposes and reshape chains folded, dead code and
+duplicate initializers removed. The result holds nothing that qonnx's
+``cleanup_model``, onnxsim or onnxslim would still remove (tested against each
+of them on the shared corpus, tests/consumers).
 
 ``pad-attrs-to-inputs`` only touches attribute forms that are invalid at the
 model's opset, so it changes nothing on a valid model but lets shape inference
@@ -25,14 +25,10 @@ from typing import ClassVar
 
 from qonnx_tools.passes.base import register_pass
 from qonnx_tools.passes.pipeline import CompositePass
+from qonnx_tools.passes.tidy import TIDY_STEPS
 
 #: The default cleanup pipeline (a valid pipeline string).
-CLEANUP_PIPELINE = (
-    "remove-static-inputs, pad-attrs-to-inputs, sort, infer-shapes, "
-    "fixpoint{steps=8}(remove-identity, remove-noop-arith, fold-constants, move-transpose-into-weight-quant, "
-    "merge-reshapes, remove-dead), "
-    "dedupe-initializers, remove-dead, infer-shapes, infer-datatypes, name-nodes"
-)
+CLEANUP_PIPELINE = f"pad-attrs-to-inputs, sort, infer-shapes, {TIDY_STEPS}, infer-shapes, infer-datatypes, name-nodes"
 
 
 def cleanup_pipeline_text(fold_quantizers: bool = False) -> str:

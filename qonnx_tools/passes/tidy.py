@@ -15,6 +15,10 @@
 - ``remove-static-inputs``: initializers stop being listed as graph inputs
   (RemoveInitializersFromInputsPass); Brevitas lists every weight as an input.
 - ``sort``: stable topological sort of the graph, subgraphs and functions (TopologicalSortPass).
+- ``tidy``: what every command that writes a model runs last (cleanup, convert,
+  streamline, prepare), so that no output holds what qonnx's ``cleanup_model``,
+  onnxsim or onnxslim would still remove: the ``TIDY_STEPS`` pipeline, then
+  infer-shapes. It never folds quantizers and never renames graph inputs/outputs.
 """
 
 from __future__ import annotations
@@ -25,6 +29,15 @@ from typing import ClassVar
 
 from qonnx_tools._ir import common_passes, ir
 from qonnx_tools.passes.base import PassResult, QonnxPass, register_pass
+from qonnx_tools.passes.pipeline import CompositePass
+
+#: The tidy steps (a valid pipeline string), shared by ``tidy`` and ``cleanup``.
+TIDY_STEPS = (
+    "remove-static-inputs, "
+    "fixpoint{steps=8}(remove-identity, remove-noop-arith, fold-constants, move-transpose-into-weight-quant, "
+    "merge-reshapes, remove-dead), "
+    "dedupe-initializers, remove-dead"
+)
 
 
 def _node_signature(model: ir.Model) -> list[tuple]:
@@ -132,3 +145,18 @@ class Sort(QonnxPass):
     def call(self, model: ir.Model) -> PassResult:
         result = common_passes.TopologicalSortPass()(model)
         return PassResult(model, bool(result.modified))
+
+
+@register_pass
+@dataclass
+class Tidy(CompositePass):
+    """The tidy steps every writing command ends with (see the module docstring)."""
+
+    name: ClassVar[str] = "tidy"
+    summary: ClassVar[str] = (
+        "drop static inputs, identities, no-op arithmetic, constant subgraphs, weight Transposes, "
+        "reshape chains, dead code and duplicate initializers; then infer shapes"
+    )
+
+    def pipeline_text(self) -> str:
+        return f"{TIDY_STEPS}, infer-shapes"

@@ -10,8 +10,8 @@ Order (the pipeline string is ``streamline_pipeline_text()``):
    Muls and chains collapse. Each round ends with constant folding, dead-code removal
    and shape inference so that the next round sees a tidy graph.
 3. ``infer-datatypes`` (annotations recomputed from scratch), ``round-thresholds``
-   (integer thresholds for integer-typed inputs), a final tidy-up and
-   ``infer-datatypes`` again, so no annotation is stale.
+   (integer thresholds for integer-typed inputs), the ``tidy`` pass every writing
+   command ends with, and ``infer-datatypes`` again, so no annotation is stale.
 
 ``streamline_report(model)`` then lists what is still not integer.
 """
@@ -42,8 +42,7 @@ def streamline_pipeline_text(max_bits: int = 8, steps: int = DEFAULT_STEPS, fron
         parts.append(f"qonnx-to-finn{{max_bits={max_bits}}}")
     parts.append(f"fixpoint{{steps={steps}}}({STREAMLINE_RULES})")
     parts.append(
-        "infer-datatypes, round-thresholds, dedupe-initializers, remove-dead, sort, infer-shapes, infer-datatypes, "
-        "name-nodes"
+        "infer-datatypes, round-thresholds, tidy, sort, infer-datatypes, name-nodes"
     )
     return ", ".join(parts)
 
