@@ -136,3 +136,26 @@ def nonzero_zeropoint(node: ir.Node, model: ir.Model) -> str | None:
         shown = arr.reshape(-1)[:4].tolist()
         return f"zero-point {zp.name!r} = {shown}{'...' if arr.size > 4 else ''}"
     return None
+
+
+def reshape_elements(node: ir.Node, model: ir.Model) -> str | None:
+    """A Reshape whose static input and output shapes hold different element counts (onnx's own
+    shape inference does not compare them; execution fails)."""
+    data, out = input_input(node, 0), node.outputs[0] if node.outputs else None
+    shapes = [v.shape for v in (data, out) if v is not None and v.shape is not None]
+    if len(shapes) != 2 or not all(isinstance(d, int) for s in shapes for d in s):
+        return None
+    counts = [int(np.prod(list(s), dtype=np.int64)) for s in shapes]
+    if counts[0] == counts[1]:
+        return None
+    return f"reshapes {counts[0]} elements {list(shapes[0])} into {list(shapes[1])} ({counts[1]} elements)"
+
+
+#: A rule of every target's table: a Reshape hard-coding another input size cannot run.
+RESHAPE_ELEMENTS = Rule(
+    "reshape-elements", is_op("Reshape"), reshape_elements,
+    "the Reshape's target shape holds another element count than its input",
+    "none automatic: the target is hard-coded for another input size (a batch this command changed to 1, "
+    "while the model's first axis is not its batch, or a Reshape constant it could not rewrite); "
+    "re-export the model at the batch size wanted",
+)

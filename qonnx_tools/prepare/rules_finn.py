@@ -5,7 +5,7 @@ from __future__ import annotations
 from qonnx_tools._ir import ir
 from qonnx_tools.constants import constant_array
 from qonnx_tools.domains import QONNX, STANDARD, canonical_domain
-from qonnx_tools.prepare.rules import Rule, attr, is_channels_last, is_int_quant, is_op, nonzero_zeropoint, rank, scalar
+from qonnx_tools.prepare.rules import RESHAPE_ELEMENTS, Rule, attr, is_channels_last, is_int_quant, is_op, nonzero_zeropoint, rank, scalar
 
 
 def _activation_bits(node: ir.Node, model: ir.Model) -> str | None:
@@ -40,6 +40,7 @@ def _not_nchw(node: ir.Node, model: ir.Model) -> str | None:
 
 
 RULES = [
+    RESHAPE_ELEMENTS,
     Rule("zero-point-zero", is_op("IntQuant", "Quant", "Trunc", domain=QONNX), nonzero_zeropoint,
          "FINN supports only zero-point 0 (symmetric/unsigned quantizers)", "re-export with zero_point=0"),
     Rule("activation-bits", is_int_quant, _activation_bits, "activations must be at most 8 bits",

@@ -15,6 +15,7 @@ from __future__ import annotations
 from qonnx_tools._ir import ir
 from qonnx_tools.domains import CHANNELS_LAST, QONNX, STANDARD, canonical_domain
 from qonnx_tools.prepare.rules import (
+    RESHAPE_ELEMENTS,
     Rule, any_node, attr, input_input, is_int_quant, is_op, is_quantizer, non_constant_params, rank, scalar,
     unknown_shapes, unnamed,
 )
@@ -117,12 +118,14 @@ def _names(node: ir.Node, model: ir.Model) -> str | None:
 
 
 RULES = [
+    RESHAPE_ELEMENTS,
     Rule("supported-op", any_node, _unsupported_op, "hls4ml has no layer for this op",
          "replace the op, or convert it first (e.g. Gemm: gemm-to-matmul)"),
     Rule("conv-shape", is_op("Conv", domain=(STANDARD, CHANNELS_LAST)), _conv_shape, "hls4ml supports 1-D/2-D convs with group 1 or depthwise",
          "split the grouped convolution into per-group convolutions + Concat"),
     Rule("shape-known", any_node, unknown_shapes, "every tensor needs a static shape",
-         "run infer-shapes (and change-batch-size{batch=1} for a symbolic batch)"),
+         "prepare (without --check-only) sets batch 1 and infers shapes itself; a shape still unknown after "
+         "it comes from an op upstream with a data-dependent or unknown shape: replace that op"),
     Rule("no-gemm", is_op("Gemm"), lambda n, m: "Gemm node", "hls4ml reads MatMul + Add, not Gemm",
          "run gemm-to-matmul"),
     Rule("channels-last", is_op("Conv", "MaxPool", "BatchNormalization"), _nchw,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from qonnx_tools._ir import ir
 from qonnx_tools.constants import constant_array
 from qonnx_tools.domains import CHANNELS_LAST, QONNX, canonical_domain
-from qonnx_tools.prepare.rules import Rule, any_node, is_op, nonzero_zeropoint, scalar
+from qonnx_tools.prepare.rules import RESHAPE_ELEMENTS, Rule, any_node, is_op, nonzero_zeropoint, scalar
 
 
 def _custom(node: ir.Node, model: ir.Model) -> str | None:
@@ -44,6 +44,7 @@ def _clip_narrows(node: ir.Node, model: ir.Model) -> str | None:
 
 
 ORT_RULES = [
+    RESHAPE_ELEMENTS,
     Rule("no-custom-ops", any_node, _custom, "onnxruntime runs only standard ONNX ops",
          "run qonnx convert --to qcdq (and to-channels-first for channels-last ops)"),
 ]

@@ -81,7 +81,7 @@ def test_hls4ml_shape_known():
     found = check(model, "hls4ml")
     assert {v.rule for v in found} == {"shape-known"}
     assert found[0].node == "Quant_4" and "'v4' has no shape" in found[0].problem
-    assert "infer-shapes" in found[0].fix
+    assert "infers shapes itself" in found[0].fix
 
 
 def test_hls4ml_symbolic_batch_is_unknown():
@@ -296,7 +296,7 @@ def test_every_rule_has_a_test():
     tested = {"shape-known", "no-gemm", "channels-last", "node-named", "quantizer-params-constant", "rounding-mode",
               "no-narrow-unsigned", "supported-op", "conv-shape", "merge-inputs", "pad-constant-zero",
               "unshared-initializers", "c-identifier-names", "zero-point-zero", "activation-bits", "trunc-floor-after-avgpool", "nchw",
-              "no-custom-ops", "symmetric-zero-point", "int8-only", "8-bit-only"}
+              "no-custom-ops", "symmetric-zero-point", "int8-only", "8-bit-only", "reshape-elements"}
     assert {r.name for t in TARGETS for r in RULES[t]} == tested
     assert all(r.message and r.fix for t in TARGETS for r in RULES[t])
 
@@ -397,3 +397,43 @@ def test_corpus_hls4ml_trunc_is_reported():
 
     result = prepare(load(CORPUS["trunc_avgpool_floor"] / "qonnx.onnx"), "hls4ml")
     assert {(v.rule, v.op) for v in result.violations} == {("supported-op", "Trunc")}
+
+
+def sequence_first_proto() -> onnx.ModelProto:
+    """(L=4, N=6, E=16) input whose Reshape hard-codes L*N*E = 384 elements without starting with 4."""
+    nodes = [helper.make_node("Reshape", ["x", "t"], ["r"], name="reshape"),
+             helper.make_node("Relu", ["r"], ["y"], name="relu")]
+    graph = helper.make_graph(
+        nodes, "seq", [helper.make_tensor_value_info("x", F, [4, 6, 16])], [helper.make_tensor_value_info("y", F, None)],
+        [numpy_helper.from_array(np.array([6, 64], np.int64), "t")],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+@pytest.mark.parametrize("target", ["hls4ml", "finn", "ort"])
+def test_reshape_hard_coding_another_input_size_is_reported(target):
+    model = ir.serde.deserialize_model(sequence_first_proto())
+    if target == "hls4ml":  # prepare sets batch 1: the Reshape then gets 96 of its 384 elements
+        violations = prepare(model, target).violations
+    else:  # the same mismatch written into the file by hand
+        model.graph.inputs[0].shape = ir.Shape([1, 6, 16])
+        run_passes(model, "infer-shapes")
+        violations = check(model, target)
+    found = [v for v in violations if v.rule == "reshape-elements"]
+    assert [(v.node, v.problem) for v in found] == [
+        ("reshape", "reshapes 96 elements [1, 6, 16] into [6, 64] (384 elements)")
+    ]
+    with pytest.raises(Exception, match="cannot reshape"):  # and indeed it cannot run
+        Executor(model).run({"x": np.zeros((1, 6, 16), np.float32)})
+
+
+def test_cli_prints_a_pass_warning_as_one_line(tmp_path, capsys):
+    path = tmp_path / "seq.onnx"
+    proto = sequence_first_proto()
+    proto.graph.output[0].CopyFrom(helper.make_tensor_value_info("y", F, [4, 99]))  # stale, conflicting
+    onnx.save(proto, path)
+    code = main(["prepare", "--target", "hls4ml", str(path), "-o", str(tmp_path / "out.onnx")])
+    assert code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert any(line.startswith("warning: infer-shapes: ") and "computed" in line for line in err), err
+    assert all(line.startswith(("warning: ", "error: ")) for line in err), err
