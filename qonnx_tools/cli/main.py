@@ -92,11 +92,15 @@ def _report(exc: BaseException, debug: bool, code: int, model: str | None, prefi
 
 
 def _summarise_warnings(caught: list) -> None:
-    """NumPy's numeric warnings (overflow, invalid value) as one line instead of one per occurrence."""
+    """Each warning as one ``warning: ...`` line (repeats once); NumPy's numeric warnings (overflow,
+    invalid value) summarised in one line instead of one per occurrence."""
     numeric = [w for w in caught if issubclass(w.category, RuntimeWarning)]
-    for w in caught:
-        if w not in numeric:
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    seen: set[str] = set()
+    for w in caught:  # our own warnings: one line each, without Python's source excerpt
+        text = " ".join(str(w.message).split())
+        if w not in numeric and text not in seen:
+            seen.add(text)
+            print(f"warning: {text}", file=sys.stderr)
     if numeric:
         kinds = sorted({str(w.message).split(" encountered")[0] for w in numeric})
         print(f"warning: {len(numeric)} numeric warning(s) while running ({'; '.join(kinds)}); "
