@@ -129,7 +129,7 @@ def inference_cost(model: ir.Model, *, infer_shapes: bool = True) -> CostReport:
             continue
         macs = _macs(node, domain)
         if macs is None:
-            report.unsupported.append(f"{label}: shapes unknown, MACs not counted (run infer-shapes)")
+            report.unsupported.append(f"{label}: shapes unknown after shape inference, MACs not counted")
             continue
         a_idx, w_idx = _OPERANDS[op]
         act = _operand_type(_input(node, a_idx), opset)
