@@ -45,3 +45,12 @@ def canonical_op(domain: str, op_type: str) -> tuple[str, str]:
 def is_qonnx_domain(domain: str) -> bool:
     """True for every spelling of the QONNX custom-op domains (general and channels_last)."""
     return canonical_domain(domain) in (QONNX, CHANNELS_LAST)
+
+
+def opset_of(model, domain: str, default: int = 0) -> int:
+    """The version ``model`` (anything with ``opset_imports``: a model, graph or function) imports
+    for ``domain``, whatever alias spelling either side uses (``""`` and ``"ai.onnx"`` are the
+    same domain); ``default`` when it imports none. The one way the code reads an opset."""
+    wanted = canonical_domain(domain)
+    versions = [int(v) for d, v in model.opset_imports.items() if canonical_domain(d) == wanted and v is not None]
+    return max(versions) if versions else default
