@@ -95,7 +95,6 @@ def _row_constants(matmul: ir.Node) -> list[tuple[ir.Node, int]] | str:
     return [(quant, i) for i in range(len(quant.inputs))]
 
 
-@register_pass
 @dataclass
 class AbsorbTransposeIntoMatMul(QonnxPass):
     """Transpose (to NCHW) -> Flatten -> MatMul with a constant weight: the Transpose goes into W's rows."""

@@ -220,7 +220,6 @@ def _run_rule(
     return bool(count), declined
 
 
-@register_pass
 @dataclass
 class SubToAdd(QonnxPass):
     """``Sub(x, c) -> Add(x, -c)`` for a constant ``c`` (bit-exact; see the module docstring)."""
@@ -238,7 +237,6 @@ class SubToAdd(QonnxPass):
         return PassResult(model, modified)
 
 
-@register_pass
 @dataclass
 class DivToMul(QonnxPass):
     """``Div(x, c) -> Mul(x, 1/c)`` for a float constant ``c`` without zeros (see the module docstring).

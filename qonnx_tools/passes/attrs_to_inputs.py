@@ -55,7 +55,6 @@ for _reduce in ("Max", "Min", "Mean", "Prod", "SumSquare", "L1", "L2", "LogSum",
     _RULES[f"Reduce{_reduce}"] = (18, [(("axes",), 1, INT64, VECTOR)])
 
 
-@register_pass
 @dataclass
 class AttrsToInputs(QonnxPass):
     """Rewrite attribute forms invalid at the model's opset (Pad pads/value, Clip min/max, ...) to inputs."""

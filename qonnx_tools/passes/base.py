@@ -106,5 +106,16 @@ def _convert(raw: Any, field: dataclasses.Field, pass_name: str) -> Any:
     return text
 
 
+_BUILTINS_LOADED = False
+
+
 def _load_builtin_passes() -> None:
-    from qonnx_tools.passes import builtin  # noqa: F401  (imports register the passes)
+    """Register the classes of ``passes/builtin.py``'s explicit list (once)."""
+    global _BUILTINS_LOADED
+    if _BUILTINS_LOADED:
+        return
+    from qonnx_tools.passes.builtin import BUILTIN_PASSES
+
+    for cls in BUILTIN_PASSES:
+        register_pass(cls)
+    _BUILTINS_LOADED = True

@@ -188,7 +188,6 @@ class _BatchNormRule:
                 value.graph.initializers.pop(value.name)
 
 
-@register_pass
 @dataclass
 class BatchNormToAffine(QonnxPass):
     """Inference BatchNormalization with constant parameters -> Mul + Add (see the module docstring)."""

@@ -71,7 +71,6 @@ def _io_values(graph: ir.Graph) -> list[ir.Value]:
     return inputs + [v for v in graph.outputs if v not in inputs]
 
 
-@register_pass
 @dataclass
 class ChangeBatchSize(QonnxPass):
     """Set the batch dimension of graph I/O; fix Reshape constants; clear intermediate shapes."""

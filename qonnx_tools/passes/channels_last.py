@@ -374,7 +374,6 @@ def _state(model: ir.Model) -> _Layout:
     return _Layout(model, all_value_names(model), node_names, opset=opset)
 
 
-@register_pass
 @dataclass
 class ToChannelsLast(QonnxPass):
     """NCHW Conv/pool/BatchNormalization regions to channels-last (see the module docstring).
@@ -457,7 +456,6 @@ def _nhwc_after(state: _Layout, node: ir.Node, first, last) -> None:
     state.reroute(y, t_first.outputs[0], users, was_output, "nchw")
 
 
-@register_pass
 @dataclass
 class ToChannelsFirst(QonnxPass):
     """Inverse of to-channels-last: channels_last-domain ops back to standard NCHW ops, NHWC Transposes cancelled."""

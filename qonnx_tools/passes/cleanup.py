@@ -38,7 +38,6 @@ def cleanup_pipeline_text(fold_quantizers: bool = False) -> str:
     return CLEANUP_PIPELINE
 
 
-@register_pass
 @dataclass
 class Cleanup(CompositePass):
     """Standard tidy-up: static inputs, identities, no-op arithmetic, constants, dead code, names."""

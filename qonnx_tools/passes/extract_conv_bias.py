@@ -133,7 +133,6 @@ def extract_bias(node: ir.Node, state: _State) -> str | None:
     return None
 
 
-@register_pass
 @dataclass
 class ExtractConvBias(QonnxPass):
     """Conv / ConvTranspose with a bias -> bias-free conv + Add of the reshaped bias."""

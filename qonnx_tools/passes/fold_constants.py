@@ -85,7 +85,6 @@ def _is_constant_node(node: ir.Node | None) -> bool:
     return node is not None and node.op_type == "Constant" and canonical_domain(node.domain) == STANDARD
 
 
-@register_pass
 @dataclass
 class FoldConstants(QonnxPass):
     """Replace every node computed from constants only by initializers holding its outputs."""

@@ -85,7 +85,6 @@ def fold_transpose(node: ir.Node) -> ir.Value | str:
     return new
 
 
-@register_pass
 @dataclass
 class FoldTransposeIntoInitializer(QonnxPass):
     """Transpose of a constant initializer -> the transposed initializer (see the module docstring)."""
@@ -161,7 +160,6 @@ def move_transpose_into_quantizer(node: ir.Node, used: set[str]) -> ir.Node | st
     return quant
 
 
-@register_pass
 @dataclass
 class MoveTransposeIntoWeightQuant(QonnxPass):
     """Transpose of a quantized constant weight -> the quantizer applied to the transposed weight."""

@@ -180,7 +180,6 @@ def convert_gemm(node: ir.Node, state: _Rewriter) -> str | None:
     return None
 
 
-@register_pass
 @dataclass
 class GemmToMatMul(QonnxPass):
     """Gemm -> MatMul (+ Mul for alpha) (+ Add for C); see the module docstring."""

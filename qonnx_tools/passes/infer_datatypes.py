@@ -94,7 +94,6 @@ _INT_PRODUCERS = frozenset({"Shape", "Size", "NonZero", "ArgMax", "ArgMin"})
 Range = tuple[int, int]
 
 
-@register_pass
 @dataclass
 class InferDatatypes(QonnxPass):
     """Propagate quantized datatypes and annotate tensors (see the module docstring)."""

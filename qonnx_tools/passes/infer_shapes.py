@@ -84,7 +84,6 @@ class ShapeConflictWarning(UserWarning):
     """A computed type or shape contradicts the declared one (the computed one is used)."""
 
 
-@register_pass
 @dataclass
 class InferShapes(QonnxPass):
     """Infer element types and shapes node by node (see the module docstring).

@@ -43,7 +43,6 @@ def _target(shape: ir.Shape | None) -> list[int] | None:
     return dims if dims.count(-1) <= 1 else None
 
 
-@register_pass
 @dataclass
 class MergeReshapes(QonnxPass):
     """Merge consecutive Reshape/Flatten nodes into one Reshape; drop reshapes that change nothing."""

@@ -54,7 +54,6 @@ def _check_interface(graph: ir.Graph) -> None:
             raise BadInputError(f"graph {graph.name!r}: two different inputs/outputs are named {value.name!r}")
 
 
-@register_pass
 @dataclass
 class NameNodes(QonnxPass):
     """Give every node a unique readable name (<OpType>_<k>) and every value a unique name."""
@@ -114,7 +113,6 @@ def is_c_identifier(name: str | None) -> bool:
     return bool(name) and _IDENTIFIER.fullmatch(name) is not None
 
 
-@register_pass
 @dataclass
 class SanitizeNames(QonnxPass):
     """Rename nodes and values (graph I/O included) to C identifiers that are not reserved."""

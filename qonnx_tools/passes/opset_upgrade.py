@@ -89,7 +89,6 @@ def _custom_signature(proto: onnx.ModelProto) -> list[tuple]:
     return sorted(walk(proto.graph))
 
 
-@register_pass
 @dataclass
 class OpsetUpgrade(QonnxPass):
     """Convert the ai.onnx opset with onnx's version converter; custom-domain nodes kept as they are."""

@@ -34,7 +34,6 @@ def _opset(model: ir.Model) -> int:
     return int(model.opset_imports.get(STANDARD, 1) or 1)
 
 
-@register_pass
 @dataclass
 class RemoveIdentity(QonnxPass):
     """Remove Identity nodes and inference Dropout nodes (mask unused), keeping output names."""
@@ -102,7 +101,6 @@ _NEUTRAL: dict[str, tuple[int, tuple[int, ...]]] = {
 }
 
 
-@register_pass
 @dataclass
 class RemoveNoopArith(QonnxPass):
     """Remove x*1, x+0, x-0, x/1 (constant on either side of Add/Mul) that keep x's shape and type."""

@@ -52,7 +52,6 @@ def _node_signature(model: ir.Model) -> list[tuple]:
     return signature
 
 
-@register_pass
 @dataclass
 class RemoveDead(QonnxPass):
     """Remove unused nodes, initializers and optional outputs (onnx_ir RemoveUnusedNodesPass)."""
@@ -68,7 +67,6 @@ class RemoveDead(QonnxPass):
         return PassResult(model, modified)
 
 
-@register_pass
 @dataclass
 class DedupeInitializers(QonnxPass):
     """Merge initializers with identical dtype, shape and content (onnx_ir DeduplicateInitializersPass)."""
@@ -92,7 +90,6 @@ class DedupeInitializers(QonnxPass):
         return PassResult(model, bool(result.modified))
 
 
-@register_pass
 @dataclass
 class UnshareInitializers(QonnxPass):
     """Give every extra consumer of a shared initializer its own copy (values unchanged)."""
@@ -121,7 +118,6 @@ class UnshareInitializers(QonnxPass):
         return PassResult(model, modified)
 
 
-@register_pass
 @dataclass
 class RemoveStaticInputs(QonnxPass):
     """Initializers listed as graph inputs stop being graph inputs (onnx_ir RemoveInitializersFromInputsPass)."""
@@ -134,7 +130,6 @@ class RemoveStaticInputs(QonnxPass):
         return PassResult(model, bool(result.modified))
 
 
-@register_pass
 @dataclass
 class Sort(QonnxPass):
     """Stable topological sort of graphs and functions (onnx_ir TopologicalSortPass)."""
@@ -147,7 +142,6 @@ class Sort(QonnxPass):
         return PassResult(model, bool(result.modified))
 
 
-@register_pass
 @dataclass
 class Tidy(CompositePass):
     """The tidy steps every writing command ends with (see the module docstring)."""

@@ -166,7 +166,6 @@ class _AbsorbPass(RulePass):
         return reason
 
 
-@register_pass
 @dataclass
 class AbsorbIntoMultiThreshold(_AbsorbPass):
     """Absorb every Add/Sub/Mul/Div by a constant and Relu in front of a MultiThreshold (exact)."""
@@ -179,7 +178,6 @@ class AbsorbIntoMultiThreshold(_AbsorbPass):
     kinds: ClassVar[tuple[str, ...]] = ("Relu", "Add", "Sub", "Mul", "Div")
 
 
-@register_pass
 @dataclass
 class AbsorbAddIntoMultiThreshold(_AbsorbPass):
     """Absorb Add/Sub of constants into MultiThreshold thresholds (exact)."""
@@ -189,7 +187,6 @@ class AbsorbAddIntoMultiThreshold(_AbsorbPass):
     kinds: ClassVar[tuple[str, ...]] = ("Add", "Sub")
 
 
-@register_pass
 @dataclass
 class AbsorbMulIntoMultiThreshold(_AbsorbPass):
     """Absorb Mul/Div by constants into MultiThreshold thresholds (exact; negative factors flip)."""
@@ -202,7 +199,6 @@ class AbsorbMulIntoMultiThreshold(_AbsorbPass):
     kinds: ClassVar[tuple[str, ...]] = ("Mul", "Div")
 
 
-@register_pass
 @dataclass
 class AbsorbReluIntoMultiThreshold(_AbsorbPass):
     """MultiThreshold(Relu(x)) -> MultiThreshold(x): thresholds <= 0 become -inf."""
@@ -357,7 +353,6 @@ def plan_sign_downward(editor: Editor, x: ir.Value, c: np.ndarray, consumer: ir.
     return apply
 
 
-@register_pass
 @dataclass
 class AbsorbSignMulIntoLinear(RulePass):
     """Mul by -1/0/+1 constants -> folded into integer MatMul/Conv weights (up or down)."""
@@ -398,7 +393,6 @@ class AbsorbSignMulIntoLinear(RulePass):
 # -- round-thresholds ----------------------------------------------------------------------------------
 
 
-@register_pass
 @dataclass
 class RoundThresholds(RulePass):
     """Integer-typed MultiThreshold input: thresholds -> ceil, clipped to [min, max + 1]."""
@@ -438,7 +432,6 @@ class RoundThresholds(RulePass):
 # -- sign-to-threshold -------------------------------------------------------------------------------
 
 
-@register_pass
 @dataclass
 class SignToThreshold(RulePass):
     """``Sign(x)`` -> MultiThreshold with thresholds [0, tiny] and out_bias -1 (exact -1/0/+1)."""

@@ -41,7 +41,6 @@ def _combine(op: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out.reshape(()) if out.size == 1 else out
 
 
-@register_pass
 @dataclass
 class CollapseRepeatedOps(RulePass):
     """Mul(Mul(x, a), b) -> Mul(x, a*b); Add(Add(x, a), b) -> Add(x, a+b)."""
@@ -69,7 +68,6 @@ class CollapseRepeatedOps(RulePass):
         return [node]
 
 
-@register_pass
 @dataclass
 class FactorOutMulSign(RulePass):
     """Mul(x, a) with mixed-sign a -> Mul(Mul(x, sign(a)), |a|)."""

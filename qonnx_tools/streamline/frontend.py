@@ -208,7 +208,6 @@ def _ensure_qonnx_opset(model: ir.Model) -> None:
 # -- fold-static-shape -----------------------------------------------------------------------
 
 
-@register_pass
 @dataclass
 class FoldStaticShape(RulePass):
     """``Shape(x)`` with x's shape fully known -> an int64 initializer."""
@@ -329,7 +328,6 @@ def _compact(c: np.ndarray) -> np.ndarray:
     return c
 
 
-@register_pass
 @dataclass
 class FoldWeightQuant(RulePass):
     """Quantized constants -> integer initializers with the scale split out as a Mul (see module docs)."""
@@ -529,7 +527,6 @@ def _materialise(node: ir.Node, editor: Editor, plan) -> list[ir.Node] | str | N
     return new_nodes
 
 
-@register_pass
 @dataclass
 class QuantToMultiThreshold(RulePass):
     """Activation IntQuant/BipolarQuant -> MultiThreshold (+ Mul by the scale); see the module docs."""
@@ -599,7 +596,6 @@ def plan_trunc(node: ir.Node, editor: Editor, max_bits: int):
     return build
 
 
-@register_pass
 @dataclass
 class TruncToMultiThreshold(RulePass):
     """Trunc (v2) with constant parameters -> MultiThreshold + Mul(out_scale), exact."""
@@ -618,7 +614,6 @@ class TruncToMultiThreshold(RulePass):
 # -- avgpool-to-sumpool -------------------------------------------------------------------------------
 
 
-@register_pass
 @dataclass
 class AvgPoolToSumPool(RulePass):
     """AveragePool feeding MultiThresholds -> depthwise all-ones Conv (sum pool) + Div(window size)."""
@@ -691,7 +686,6 @@ def frontend_pipeline_text(max_bits: int = 8) -> str:
     )
 
 
-@register_pass
 @dataclass
 class QonnxToFinn(CompositePass):
     """The front end: canonicalise, fold weight quantizers, activation quantizers -> MultiThreshold."""

@@ -281,7 +281,6 @@ class _MovePass(RulePass):
         return "; ".join(reasons) if reasons else None
 
 
-@register_pass
 @dataclass
 class MoveMulPastLinear(_MovePass):
     """Mul by a constant past MatMul / bias-free Conv / AveragePool / Relu (see module docs)."""
@@ -295,7 +294,6 @@ class MoveMulPastLinear(_MovePass):
     planners: ClassVar[tuple[Planner, ...]] = (plan_matmul, plan_conv, plan_avgpool, plan_relu)
 
 
-@register_pass
 @dataclass
 class MoveAddPastLinear(_MovePass):
     """Add of a constant past MatMul (constant other operand), unpadded bias-free Conv, AveragePool."""
@@ -309,7 +307,6 @@ class MoveAddPastLinear(_MovePass):
     planners: ClassVar[tuple[Planner, ...]] = (plan_matmul, plan_conv, plan_avgpool)
 
 
-@register_pass
 @dataclass
 class MovePastMaxPool(_MovePass):
     """Mul by positive constants and Add of constants past MaxPool (scalar / per channel)."""
@@ -320,7 +317,6 @@ class MovePastMaxPool(_MovePass):
     planners: ClassVar[tuple[Planner, ...]] = (plan_maxpool,)
 
 
-@register_pass
 @dataclass
 class MovePastReshape(_MovePass):
     """Mul / Add by constants past Transpose, Reshape, Flatten, Squeeze, Unsqueeze."""
@@ -334,7 +330,6 @@ class MovePastReshape(_MovePass):
     planners: ClassVar[tuple[Planner, ...]] = (plan_reshape,)
 
 
-@register_pass
 @dataclass
 class MoveAddPastMul(RulePass):
     """``Mul(Add(x, b), a) -> Add(Mul(x, a), b * a)``."""

@@ -47,7 +47,6 @@ def streamline_pipeline_text(max_bits: int = 8, steps: int = DEFAULT_STEPS, fron
     return ", ".join(parts)
 
 
-@register_pass
 @dataclass
 class Streamline(CompositePass):
     """QONNX -> integer-only FINN form (see the module docstring)."""

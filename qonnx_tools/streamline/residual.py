@@ -42,7 +42,6 @@ def _show(c: np.ndarray) -> str:
     return f"{flat[0]:.6g}" if flat.size == 1 else f"{flat.size} values [{flat[0]:.4g}, ...]"
 
 
-@register_pass
 @dataclass
 class MoveScalePastJoin(RulePass):
     """Residual Add/Sub of equally scaled streams, Concat of scaled streams: the scale moves after the join."""
@@ -157,7 +156,6 @@ def _split_sizes(node: ir.Node, editor: Editor, axis: int, total: int | None) ->
     return [chunk] * (n - 1) + [total - chunk * (n - 1)]
 
 
-@register_pass
 @dataclass
 class MoveScalePastSplit(RulePass):
     """Split(x * c) -> Split(x) then * c_i per output (and likewise for Add)."""
