@@ -309,7 +309,7 @@ def _coerce_input(value: ir.Value, array: Any) -> np.ndarray:
 def _infer_without_modifying(model: ir.Model, input_shapes: Mapping[str, tuple[int, ...]]) -> dict[int, tuple[Any, Any]]:
     """id(value) -> (dtype, shape) from shape inference with the graph inputs set to
     ``input_shapes``; afterwards every value's own type and shape is put back."""
-    from qonnx_tools.passes.infer_shapes import InferShapes
+    from qonnx_tools.shape_inference import infer_shapes
 
     values = list(_all_values(model.graph))
     saved = [(v, v.type, v.shape) for v in values]
@@ -320,7 +320,7 @@ def _infer_without_modifying(model: ir.Model, input_shapes: Mapping[str, tuple[i
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
-                InferShapes()(model)
+                infer_shapes(model)
             except QonnxToolsError:
                 pass  # a cycle or similar: the run itself reports it
         return {id(v): (v.dtype, v.shape) for v in values}
