@@ -1,8 +1,17 @@
-"""Standard ONNX kernels, one module per op family; importing a module registers its kernels."""
+"""Standard ONNX kernels, one module per op family, listed explicitly (as onnx.reference's
+``_op_list.py`` does): importing a module registers its kernels with the executor registry."""
 
-from importlib import import_module
-from pkgutil import iter_modules
-
-for _info in iter_modules(__path__):
-    if not _info.name.startswith("_"):
-        import_module(f"{__name__}.{_info.name}")
+from qonnx_tools.executor.kernels import (  # noqa: F401  (imported for their registrations)
+    activations,
+    conv,
+    elementwise,
+    linalg,
+    normalization,
+    padding,
+    pooling,
+    quantize_linear,
+    reductions,
+    resize,
+    shape_ops,
+    space,
+)
