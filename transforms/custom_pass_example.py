@@ -19,11 +19,12 @@ from typing import ClassVar
 
 from qonnx_tools.cli.main import main as qonnx_main
 from qonnx_tools.passes import run_passes
-from qonnx_tools.passes.base import PassResult, QonnxPass, register_pass, registered_passes
+from qonnx_tools.passes.base import PassResult, QonnxPass, register_pass
 
 QUANTIZERS = {"Quant", "IntQuant", "BipolarQuant", "FloatQuant", "Trunc"}
 
 
+@register_pass
 @dataclass
 class TagQuantizers(QonnxPass):
     """Rename quantizer nodes after the value they quantize."""
@@ -42,10 +43,6 @@ class TagQuantizers(QonnxPass):
                     node.name = new
                     modified = True
         return PassResult(model, modified)
-
-
-if "tag-quantizers" not in registered_passes():  # importing twice must not register twice
-    register_pass(TagQuantizers)
 
 PIPELINE = "tag-quantizers{prefix=q_},remove-dead,sort"
 
