@@ -32,8 +32,3 @@ def constant_array(value: ir.Value | None, *, overridable: bool = True) -> np.nd
                 decoded = decode_attribute(attr, f"node {producer.name!r} (Constant)")
                 return np.asarray(decoded)
     return None
-
-
-def is_constant(value: ir.Value | None) -> bool:
-    """True when ``value`` has a value known before run time."""
-    return constant_array(value) is not None
