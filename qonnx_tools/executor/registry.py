@@ -11,42 +11,16 @@ kernel (see qonnx_tools.ops), so there is exactly one implementation of each.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence, Union
+from typing import Callable, Sequence, Union
 
 import numpy as np
 
-from qonnx_tools.errors import InvalidAttributeError
+from qonnx_tools.node_context import NodeContext  # noqa: F401  (kernels take it; defined low, for ops too)
 
 KernelResult = Union[np.ndarray, Sequence[np.ndarray]]
 Kernel = Callable[..., KernelResult]
 
 STANDARD_DOMAIN = ""
-
-
-@dataclass(frozen=True)
-class NodeContext:
-    """What a kernel may know about its node besides the input arrays."""
-
-    name: str
-    op_type: str
-    domain: str
-    opset: int
-    attrs: Mapping[str, Any] = field(default_factory=dict)
-    n_outputs: int = 1
-
-    def attr(self, key: str, default: Any = None) -> Any:
-        """Attribute value, or ``default`` when the node does not set it."""
-        return self.attrs.get(key, default)
-
-    def required_attr(self, key: str) -> Any:
-        """Attribute value; raises InvalidAttributeError naming the node when absent."""
-        if key not in self.attrs:
-            raise InvalidAttributeError(
-                f"node {self.name!r} ({self.op_type}): required attribute {key!r} is missing"
-            )
-        return self.attrs[key]
-
 
 _KERNELS: dict[tuple[str, str], list[tuple[int, Kernel]]] = {}
 
