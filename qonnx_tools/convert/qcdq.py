@@ -2,7 +2,7 @@
 
 ``to_qcdq(model)`` converts in place and returns a ConversionResult. Each quantizer
 node is lowered by the rule its op module owns (``lower_qcdq``; see
-qonnx_tools.convert.lowering). What comes out, per case:
+qonnx_tools.lowering). What comes out, per case:
 
 ===========================================  ===================================================  ======
 QONNX node / case                            emitted                                              opset
@@ -76,21 +76,16 @@ import onnx.helper
 
 from qonnx_tools import ops as qonnx_ops
 from qonnx_tools._ir import ir
-from qonnx_tools.convert.lowering import (
-    HIGHEST_FORM_OPSET,
-    Declined,
-    LoweringContext,
-    Rewrite,
-    decline,
-)
 from qonnx_tools.convert.result import ConversionResult, Unconverted
-from qonnx_tools.domains import QONNX, STANDARD, canonical_domain, is_qonnx_domain
+from qonnx_tools.decline import Decline
+from qonnx_tools.domains import QONNX, STANDARD, canonical_domain, is_qonnx_domain, opset_of
 from qonnx_tools.errors import BadInputError, QonnxToolsError
+from qonnx_tools.lowering import HIGHEST_FORM_OPSET, LoweringContext, LoweringOutcome, Rewrite
 from qonnx_tools.passes._rewrite import all_value_names
 
 TARGET = "qcdq"
 
-Rule = Callable[[ir.Node, LoweringContext], "Rewrite | Declined"]
+Rule = Callable[[ir.Node, LoweringContext], LoweringOutcome]
 
 
 def to_qcdq(
@@ -128,7 +123,7 @@ def _convert(model, annotations, opset, keep_float_weights, allow_partial) -> Co
     plan = _plan(model, nodes, target, qonnx_opset, keep_float_weights, economical=False,
                  used=_used_names(model))
     unconverted = [
-        Unconverted(node.name or "?", node.op_type, out.reason) for node, out in plan if isinstance(out, Declined)
+        Unconverted(node.name or "?", node.op_type, out.reason) for node, out in plan if isinstance(out, Decline)
     ]
     result = ConversionResult(model, TARGET, unconverted)
     if unconverted and not allow_partial:
@@ -142,7 +137,7 @@ def _convert(model, annotations, opset, keep_float_weights, allow_partial) -> Co
         plan = _plan(model, nodes, target, qonnx_opset, keep_float_weights, economical=False,
                      used=_used_names(model))
         result.unconverted[:] = [
-            Unconverted(node.name or "?", node.op_type, out.reason) for node, out in plan if isinstance(out, Declined)
+            Unconverted(node.name or "?", node.op_type, out.reason) for node, out in plan if isinstance(out, Decline)
         ]
     _apply(plan)
     _restore_annotations(model, annotations)
@@ -163,18 +158,11 @@ def _convert(model, annotations, opset, keep_float_weights, allow_partial) -> Co
 
 def standard_opset(model: ir.Model) -> int:
     """The model's ai.onnx opset (0 when it imports none)."""
-    return _opset_of(model, STANDARD)
+    return opset_of(model, STANDARD)
 
 
 def _qonnx_opset(model: ir.Model) -> int:
-    return _opset_of(model, QONNX)
-
-
-def _opset_of(model: ir.Model, domain: str) -> int:
-    for name, version in model.opset_imports.items():
-        if canonical_domain(name) == domain:
-            return int(version)
-    return 0
+    return opset_of(model, QONNX)
 
 
 def _quantizer_nodes(model: ir.Model) -> list[ir.Node]:
@@ -187,14 +175,12 @@ def _quantizer_nodes(model: ir.Model) -> list[ir.Node]:
     return found
 
 
-def _rule_for(node: ir.Node, qonnx_opset: int) -> Rule | str:
+def _rule_for(node: ir.Node, qonnx_opset: int) -> Rule | Decline:
+    """The node's op's ``lower_qcdq`` (QonnxOp's declines for ops without a QCDQ form)."""
     op = qonnx_ops.get_op(node.domain, node.op_type, qonnx_opset or None)
     if op is None:
-        return f"unknown QONNX op {node.domain}:{node.op_type}"
-    rule = getattr(op, "lower_qcdq", None)
-    if rule is not None:
-        return rule
-    return f"no standard-ONNX lowering for {op.name}"
+        return Decline(f"unknown QONNX op {node.domain}:{node.op_type}")
+    return op.lower_qcdq
 
 
 def _plan(
@@ -206,20 +192,22 @@ def _plan(
     *,
     economical: bool,
     used: set[str],
-) -> list[tuple[ir.Node, Rewrite | Declined]]:
+) -> list[tuple[ir.Node, LoweringOutcome]]:
     ctx = LoweringContext(model, opset, keep_float_weights, economical, used, qonnx_opset)
     plan = []
     for node in nodes:
         rule = _rule_for(node, qonnx_opset)
-        if isinstance(rule, str):
-            plan.append((node, decline(rule)))
+        if isinstance(rule, Decline):
+            plan.append((node, rule))
             continue
         try:
             out = rule(node, ctx)
+        except Decline as exc:
+            out = exc
         except QonnxToolsError as exc:
-            out = decline(str(exc))
+            out = Decline(str(exc))
         if isinstance(out, Rewrite) and out.min_opset > opset:
-            out = decline(f"{out.pattern} needs opset {out.min_opset} > {opset}")
+            out = Decline(f"{out.pattern} needs opset {out.min_opset} > {opset}")
         plan.append((node, out))
     return plan
 
@@ -227,7 +215,7 @@ def _plan(
 # -- applying -------------------------------------------------------------------------------
 
 
-def _discard(plan: list[tuple[ir.Node, Rewrite | Declined]]) -> None:
+def _discard(plan: list[tuple[ir.Node, LoweringOutcome]]) -> None:
     """Detach the nodes of a plan that will not be applied: building them registered them as
     users of the model's values, and stale uses would make ``uses()`` over-count."""
     for _, out in plan:
@@ -236,7 +224,7 @@ def _discard(plan: list[tuple[ir.Node, Rewrite | Declined]]) -> None:
                 new.resize_inputs(0)
 
 
-def _apply(plan: list[tuple[ir.Node, Rewrite | Declined]]) -> None:
+def _apply(plan: list[tuple[ir.Node, LoweringOutcome]]) -> None:
     """Insert each rewrite before its node, move the node's output name to the new output,
     remove the node and then every initializer / Constant that only fed replaced nodes."""
     orphans: list[ir.Value] = []

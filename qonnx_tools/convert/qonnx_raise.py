@@ -88,6 +88,11 @@ Decisions
 * Nothing is changed when something cannot be raised and ``allow_partial`` is
   False: the whole model is analysed first and ConversionError lists every
   node. With ``allow_partial`` the rest is raised and the result lists them.
+* Where the rules live: this module walks the chains, checks Q against DQ, lays
+  the parameters out and rewrites; what a container and its range become (the
+  Quant and FloatQuant parameters above) is each op's ``raise_qdq`` rule
+  (``qonnx_tools.ops.intquant``, ``qonnx_tools.ops.floatquant``), which gets the
+  chain as a ``qonnx_tools.lowering.QdqChain``.
 
 What stays
 ----------
@@ -110,14 +115,17 @@ from typing import Any
 import ml_dtypes
 import numpy as np
 
+from qonnx_tools import ops as qonnx_ops
 from qonnx_tools._ir import ir
 from qonnx_tools.constants import constant_array
 from qonnx_tools.convert.result import ConversionResult, Unconverted
-from qonnx_tools.domains import QONNX, STANDARD
+from qonnx_tools.decline import Decline
+from qonnx_tools.domains import QONNX, STANDARD, opset_of
 from qonnx_tools.executor.kernels.quantize_linear import int_range
-from qonnx_tools.executor.registry import NodeContext
-from qonnx_tools.ops.floatquant import FloatQuant
-from qonnx_tools.ops.intquant import IntQuant
+from qonnx_tools.lowering import QdqChain, Raised
+from qonnx_tools.node_context import NodeContext
+from qonnx_tools.ops.base import QonnxOp
+from qonnx_tools.ops.floatquant import FLOAT_FORMATS  # noqa: F401  (public here: see __all__)
 from qonnx_tools.passes._rewrite import all_value_names, unique_name
 
 __all__ = ["to_qonnx", "QONNX_OPSET_VERSION", "FLOAT_FORMATS"]
@@ -126,60 +134,11 @@ __all__ = ["to_qonnx", "QONNX_OPSET_VERSION", "FLOAT_FORMATS"]
 QONNX_OPSET_VERSION = 1
 
 
-@dataclass(frozen=True)
-class FloatFormat:
-    """A minifloat container as FloatQuant describes it."""
-
-    exponent_bits: int
-    mantissa_bits: int
-    exponent_bias: int
-    max_val: float
-    has_inf: bool
-    has_nan: bool
-
-
-#: float containers of QuantizeLinear/DequantizeLinear -> FloatQuant parameters
-FLOAT_FORMATS: dict[np.dtype, FloatFormat] = {
-    np.dtype(ml_dtypes.float8_e4m3fn): FloatFormat(4, 3, 7, 448.0, False, True),
-    np.dtype(ml_dtypes.float8_e4m3fnuz): FloatFormat(4, 3, 8, 240.0, False, True),
-    np.dtype(ml_dtypes.float8_e5m2): FloatFormat(5, 2, 15, 57344.0, True, True),
-    np.dtype(ml_dtypes.float8_e5m2fnuz): FloatFormat(5, 2, 16, 57344.0, False, True),
-    np.dtype(ml_dtypes.float4_e2m1fn): FloatFormat(2, 1, 1, 6.0, False, False),
-}
-
 _FLOAT_SCALE_DTYPES = {np.dtype(t) for t in (np.float16, np.float32, np.float64, ml_dtypes.bfloat16)}
 
 
 # ---------------------------------------------------------------------------------------------
 # small helpers
-
-
-def _is_pow2(n: int) -> bool:
-    return n >= 1 and n & (n - 1) == 0
-
-
-def qonnx_int_format(lo: int, hi: int) -> tuple[int, bool, bool] | None:
-    """(bits, signed, narrow) of the QONNX integer range equal to [lo, hi], or None.
-
-    Unsigned: [0, 2**b - 1], narrow [0, 2**b - 2]. Signed: [-2**(b-1), 2**(b-1) - 1],
-    narrow [-2**(b-1) + 1, 2**(b-1) - 1]. Single-value ranges are refused.
-    """
-    if lo >= hi:
-        return None
-    if lo == 0:
-        if _is_pow2(hi + 1):
-            return (hi + 1).bit_length() - 1, False, False
-        if _is_pow2(hi + 2):
-            return (hi + 2).bit_length() - 1, False, True
-        return None
-    if lo < 0 and _is_pow2(hi + 1):
-        half = hi + 1
-        bits = half.bit_length()  # half = 2**(bits-1)
-        if lo == -half:
-            return bits, True, False
-        if lo == -half + 1:
-            return bits, True, True
-    return None
 
 
 def _is_op(node: ir.Node | None, op_type: str) -> bool:
@@ -218,10 +177,6 @@ def _static_shape(value: ir.Value | None) -> tuple[int | None, ...] | None:
     return tuple(d if isinstance(d, int) else None for d in value.shape)
 
 
-class _Skip(Exception):
-    """A chain cannot be raised; the message is the reason."""
-
-
 # ---------------------------------------------------------------------------------------------
 # analysis
 
@@ -234,7 +189,8 @@ class _Plan:
     quantize: ir.Node | None  # the QuantizeLinear (activation / float weight), else None
     clips: list[ir.Node]
     int_source: ir.Value | None  # integer constant (weights), else None
-    op_type: str  # "Quant" or "FloatQuant"
+    op: type[QonnxOp]  # the op whose raise rule gave the node (its ``execute`` checks restored constants)
+    op_type: str  # the name written: "Quant" or "FloatQuant"
     scale: np.ndarray
     zeropt: np.ndarray | None  # Quant only
     attrs: dict[str, Any]
@@ -248,7 +204,7 @@ class _Plan:
 class _Analyser:
     def __init__(self, model: ir.Model) -> None:
         self.model = model
-        self.opset = int(model.opset_imports.get(STANDARD, model.opset_imports.get("ai.onnx", 1)) or 1)
+        self.opset = opset_of(model, STANDARD, 1) or 1
 
     # -- containers and parameters -------------------------------------------------------
     def _const(self, value: ir.Value | None, what: str) -> np.ndarray | None:
@@ -256,7 +212,7 @@ class _Analyser:
             return None
         array = constant_array(value)
         if array is None:
-            raise _Skip(f"{what} {value.name!r} is computed at run time")
+            raise Decline(f"{what} {value.name!r} is computed at run time")
         return array
 
     def _quantize_container(self, q: ir.Node, zp: np.ndarray | None) -> np.dtype:
@@ -268,13 +224,13 @@ class _Analyser:
     def _scale_dtype(self, scale: np.ndarray) -> np.dtype:
         dtype = np.dtype(scale.dtype)
         if dtype not in _FLOAT_SCALE_DTYPES:
-            raise _Skip(f"scale of type {dtype} has no QONNX form")
+            raise Decline(f"scale of type {dtype} has no QONNX form")
         return dtype
 
     def _check_dq_output(self, dq: ir.Node, scale_dtype: np.dtype) -> None:
         code = _int_attr(dq, "output_dtype", 0)
         if code and np.dtype(ir.DataType(code).numpy()) != scale_dtype:
-            raise _Skip("output_dtype differs from the scale's type")
+            raise Decline("output_dtype differs from the scale's type")
 
     # -- the walk ----------------------------------------------------------------------------
     def analyse(self, dq: ir.Node) -> _Plan:
@@ -283,31 +239,31 @@ class _Analyser:
         clips: list[ir.Node] = []
         current = dq.inputs[0]
         if current is None:
-            raise _Skip("has no input")
+            raise Decline("has no input")
         producer = current.producer()
         while _is_op(producer, "Clip"):
             clips.append(producer)
             current = producer.inputs[0]
             producer = current.producer() if current is not None else None
         if current is None:
-            raise _Skip("Clip has no input")
+            raise Decline("Clip has no input")
         quantize = producer if _is_op(producer, "QuantizeLinear") else None
         ints = None if quantize is not None else constant_array(current)
         if quantize is None and ints is None:
             if _is_op(producer, "DynamicQuantizeLinear"):
-                raise _Skip(
+                raise Decline(
                     f"dequantizes DynamicQuantizeLinear {_label(producer)!r} (scale computed from the data "
                     "at run time; QONNX has no equivalent)"
                 )
             origin = "a graph input" if current.is_graph_input() else (
                 f"computed by {producer.op_type} {_label(producer)!r}" if producer is not None else "of unknown origin"
             )
-            raise _Skip(f"its integer input {current.name!r} is {origin}, not a QuantizeLinear or a constant")
+            raise Decline(f"its integer input {current.name!r} is {origin}, not a QuantizeLinear or a constant")
 
         scale_v = _input(dq, 1)
         scale = self._const(scale_v, "scale")
         if scale is None:
-            raise _Skip("has no scale")
+            raise Decline("has no scale")
         zp_v = _input(dq, 2)
         zp = self._const(zp_v, "zero-point")
         release.extend(v for v in (scale_v, zp_v) if v is not None)
@@ -332,36 +288,35 @@ class _Analyser:
             container = np.dtype(ints.dtype)
             x_shape = tuple(ints.shape)
         if zp is not None and np.dtype(zp.dtype) != container:
-            raise _Skip(f"zero-point type {np.dtype(zp.dtype)} differs from the data type {container}")
+            raise Decline(f"zero-point type {np.dtype(zp.dtype)} differs from the data type {container}")
 
         # parameter layout
         ndim = len(x_shape) if x_shape is not None else None
         per_tensor = block == 0 and scale.size == 1 and (zp is None or zp.size == 1)
         if not per_tensor and ndim is None:
-            raise _Skip("per-axis/blocked quantization of a tensor of unknown rank")
+            raise Decline("per-axis/blocked quantization of a tensor of unknown rank")
         if ndim is not None and not per_tensor:
             axis = axis + ndim if axis < 0 else axis
             if not 0 <= axis < ndim:
-                raise _Skip(f"axis {axis} out of range for rank {ndim}")
+                raise Decline(f"axis {axis} out of range for rank {ndim}")
         if block and (x_shape is None or x_shape[axis] is None):
-            raise _Skip("blocked quantization of a tensor whose length along axis is unknown")
+            raise Decline("blocked quantization of a tensor whose length along axis is unknown")
         q_scale = self._layout(scale, per_tensor, x_shape, axis, block, "scale")
-        if zp is None:
-            zp_num = np.zeros((), dtype=np.float32) if container not in FLOAT_FORMATS else None
-        else:
-            zp_num = self._layout(zp, per_tensor, x_shape, axis, block, "zero-point")
+        zp_num = None if zp is None else self._layout(zp, per_tensor, x_shape, axis, block, "zero-point")
 
-        if container in FLOAT_FORMATS:
-            plan = self._float_plan(dq, quantize, clips, container, q_scale, zp_num)
-        else:
-            plan = self._int_plan(dq, quantize, clips, container, q_scale, zp_num, lo_clip, hi_clip)
-        plan.int_source = int_source
-        plan.inputs_to_release = release
+        saturate = None if quantize is None else bool(_int_attr(quantize, "saturate", 1))
+        chain = QdqChain(np.dtype(container), int_range(container), lo_clip, hi_clip, len(clips), zp_num, saturate)
+        raised = _raise_rule(chain)
+        plan = _Plan(
+            dq=dq, quantize=quantize, clips=clips, int_source=int_source, op=raised.op, op_type=raised.op_type,
+            scale=q_scale, zeropt=raised.zeropt, attrs=raised.attrs, params=raised.params,
+            inputs_to_release=release,
+        )
         if ints is not None:
             if clips:  # the DQ reads the clipped constant
                 ints = np.clip(ints.astype(np.float64), lo_clip, hi_clip).astype(ints.dtype)
             plan.restored = self._restore(plan, ints, scale_dtype)
-        elif plan.op_type == "Quant" and plan.zeropt is not None and np.any(plan.zeropt):
+        elif plan.zeropt is not None and np.any(plan.zeropt):
             x_const = constant_array(quantize.inputs[0])
             if x_const is None:
                 plan.nonzero_zp_activation = True
@@ -402,9 +357,9 @@ class _Analyser:
                 continue
             array = constant_array(value)
             if array is None:
-                raise _Skip(f"Clip {_label(clip)!r} has a run-time {name}")
+                raise Decline(f"Clip {_label(clip)!r} has a run-time {name}")
             if array.size != 1:
-                raise _Skip(f"Clip {_label(clip)!r} {name} is not a scalar")
+                raise Decline(f"Clip {_label(clip)!r} {name} is not a scalar")
             release.append(value)
             bound = float(np.asarray(array, dtype=np.float64).reshape(()))
             if i == 1:
@@ -415,14 +370,14 @@ class _Analyser:
 
     def _check_pair(self, q: ir.Node, dq: ir.Node, scale: np.ndarray, zp: np.ndarray | None,
                     axis: int, block: int, ndim: int | None, release: list[ir.Value]) -> np.dtype:
-        """The QuantizeLinear's container; _Skip unless it quantizes with the DQ's parameters."""
+        """The QuantizeLinear's container; Decline unless it quantizes with the DQ's parameters."""
         q_scale_v, q_zp_v = _input(q, 1), _input(q, 2)
         q_scale = self._const(q_scale_v, "QuantizeLinear scale")
         q_zp = self._const(q_zp_v, "QuantizeLinear zero-point")
         release.extend(v for v in (q_scale_v, q_zp_v) if v is not None)
         container = self._quantize_container(q, q_zp)
         if q_scale is None:
-            raise _Skip("QuantizeLinear has no scale")
+            raise Decline("QuantizeLinear has no scale")
         same_scale = q_scale.size == scale.size and np.dtype(q_scale.dtype) == np.dtype(scale.dtype) and np.array_equal(
             q_scale.reshape(-1), scale.reshape(-1)
         ) and (block == 0 or q_scale.shape == scale.shape)
@@ -437,13 +392,13 @@ class _Analyser:
             q_axis, axis = q_axis % ndim, axis % ndim
         same_layout = _int_attr(q, "block_size", 0) == block and (not per_axis or q_axis == axis)
         if not (same_scale and same_zp and same_layout):
-            raise _Skip(f"QuantizeLinear {_label(q)!r} uses other parameters (a requantization, not one quantizer)")
+            raise Decline(f"QuantizeLinear {_label(q)!r} uses other parameters (a requantization, not one quantizer)")
         x = q.inputs[0]
         if x is not None and x.dtype is not None and np.dtype(x.dtype.numpy()).kind != "f":
-            raise _Skip(f"QuantizeLinear {_label(q)!r} quantizes a non-float tensor")
+            raise Decline(f"QuantizeLinear {_label(q)!r} quantizes a non-float tensor")
         precision = _int_attr(q, "precision", 0)
         if precision and np.dtype(ir.DataType(precision).numpy()) != np.dtype(scale.dtype):
-            raise _Skip(f"QuantizeLinear {_label(q)!r} divides in another precision than the scale's")
+            raise Decline(f"QuantizeLinear {_label(q)!r} divides in another precision than the scale's")
         return container
 
     def _layout(self, p: np.ndarray, per_tensor: bool, dims: tuple[int | None, ...] | None, axis: int,
@@ -457,66 +412,23 @@ class _Analyser:
         if block:
             length = dims[axis]
             if p.ndim != ndim:
-                raise _Skip(f"blocked {what} has rank {p.ndim}, data rank {ndim}")
+                raise Decline(f"blocked {what} has rank {p.ndim}, data rank {ndim}")
             return np.ascontiguousarray(np.repeat(p, block, axis=axis).take(np.arange(length), axis=axis))
         if p.size == 1:
             return p.reshape(())
         if p.ndim != 1:
-            raise _Skip(f"per-axis {what} of shape {p.shape} is not 1-D")
+            raise Decline(f"per-axis {what} of shape {p.shape} is not 1-D")
         if dims[axis] is not None and dims[axis] != p.shape[0]:
-            raise _Skip(f"per-axis {what} has {p.shape[0]} values for a dimension of {dims[axis]}")
+            raise Decline(f"per-axis {what} has {p.shape[0]} values for a dimension of {dims[axis]}")
         shape = [1] * ndim
         shape[axis] = p.shape[0]
         return p.reshape(shape)
-
-    def _int_plan(self, dq, quantize, clips, container, scale, zp, lo_clip, hi_clip) -> _Plan:
-        rng = int_range(container)
-        if rng is None:
-            raise _Skip(f"data type {container} has no QONNX form")
-        lo = max(rng[0], int(np.ceil(lo_clip)) if np.isfinite(lo_clip) else rng[0])
-        hi = min(rng[1], int(np.floor(hi_clip)) if np.isfinite(hi_clip) else rng[1])
-        fmt = qonnx_int_format(lo, hi)
-        if fmt is None:
-            raise _Skip(f"integer range [{lo}, {hi}] is no QONNX Quant range")
-        bits, signed, narrow = fmt
-        zp32 = np.asarray(zp).astype(np.float32)
-        if not np.array_equal(zp32.astype(np.float64), np.asarray(zp).astype(np.float64)):
-            raise _Skip("zero-point is not exact in float32")
-        return _Plan(
-            dq=dq, quantize=quantize, clips=clips, int_source=None, op_type="Quant", scale=scale, zeropt=zp32,
-            attrs={"signed": int(signed), "narrow": int(narrow), "rounding_mode": "ROUND"},
-            params={"bitwidth": np.asarray(bits, dtype=np.float32)},
-        )
-
-    def _float_plan(self, dq, quantize, clips, container, scale, zp) -> _Plan:
-        if clips:
-            raise _Skip("Clip on a float8/float4 container has no FloatQuant form")
-        if zp is not None and np.any(zp.astype(np.float32) != 0):
-            raise _Skip("non-zero float8 zero-point has no FloatQuant form")
-        fmt = FLOAT_FORMATS[container]
-        saturate = True if quantize is None else bool(_int_attr(quantize, "saturate", 1))
-        if not (fmt.has_inf or fmt.has_nan):
-            saturate = True  # ONNX clamps formats without inf/NaN whatever `saturate` says
-        f32 = np.float32
-        return _Plan(
-            dq=dq, quantize=quantize, clips=clips, int_source=None, op_type="FloatQuant", scale=scale, zeropt=None,
-            attrs={
-                "has_inf": int(fmt.has_inf), "has_nan": int(fmt.has_nan), "has_subnormal": 1,
-                "saturation": int(saturate), "rounding_mode": "ROUND",
-            },
-            params={
-                "exponent_bitwidth": np.asarray(fmt.exponent_bits, dtype=f32),
-                "mantissa_bitwidth": np.asarray(fmt.mantissa_bits, dtype=f32),
-                "exponent_bias": np.asarray(fmt.exponent_bias, dtype=f32),
-                "max_val": np.asarray(fmt.max_val, dtype=f32),
-            },
-        )
 
     def _restore(self, plan: _Plan, ints: np.ndarray, dtype: np.dtype) -> np.ndarray:
         """The DequantizeLinear's output values, checked to be a fixed point of the new node."""
         acc = np.float64 if dtype == np.float64 else np.float32
         scale = plan.scale.astype(acc)
-        if plan.op_type == "Quant":
+        if plan.zeropt is not None:  # integer container
             centred = ints.astype(np.int64) - plan.zeropt.astype(np.int64)
         else:
             centred = ints.astype(np.float32)
@@ -524,19 +436,30 @@ class _Analyser:
         restored = np.ascontiguousarray(np.broadcast_to(restored, ints.shape))
         again = _run_plan(plan, restored)
         if again.shape != restored.shape or not np.array_equal(again, restored, equal_nan=True):
-            raise _Skip("re-quantizing the dequantized constant would not give it back exactly")
+            raise Decline("re-quantizing the dequantized constant would not give it back exactly")
         return restored
+
+
+def _raise_rule(chain: QdqChain) -> Raised:
+    """The node the first op whose ``raise_qdq`` claims the chain gives; Decline when it declines
+    or no op claims the container."""
+    for op in qonnx_ops.all_ops():
+        out = op.raise_qdq(chain)
+        if isinstance(out, Decline):
+            raise out
+        if out is not None:
+            return out
+    raise Decline(f"data type {chain.container} has no QONNX form")
 
 
 def _run_plan(plan: _Plan, x: np.ndarray) -> np.ndarray:
     """Execute the planned QONNX node on ``x`` with our op numerics."""
-    op = IntQuant if plan.op_type == "Quant" else FloatQuant
+    op = plan.op
     where = f"node {_label(plan.dq)!r} ({plan.op_type})"
     attrs = op.resolve_attributes(plan.attrs, where)
     ctx = NodeContext(name=_label(plan.dq), op_type=plan.op_type, domain=QONNX, opset=QONNX_OPSET_VERSION, attrs=attrs)
-    if plan.op_type == "Quant":
-        return op.execute(ctx, x, plan.scale, plan.zeropt, plan.params["bitwidth"])
-    return op.execute(ctx, x, plan.scale, *plan.params.values())
+    zeropt = [] if plan.zeropt is None else [plan.zeropt]
+    return op.execute(ctx, x, plan.scale, *zeropt, *plan.params.values())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -618,7 +541,7 @@ def _apply(plan: _Plan, names: _Names) -> None:
         assert plan.quantize is not None
         x = plan.quantize.inputs[0]  # read now: an earlier rewrite may have replaced it
     inputs = [x, _add_initializer(graph, names, f"{node_name}_scale", plan.scale)]
-    if plan.op_type == "Quant":
+    if plan.zeropt is not None:
         inputs.append(_add_initializer(graph, names, f"{node_name}_zeropt", plan.zeropt))
     for key, array in plan.params.items():
         inputs.append(_add_initializer(graph, names, f"{node_name}_{key}", array))
@@ -717,8 +640,8 @@ def to_qonnx(model: ir.Model, *, allow_partial: bool = False) -> ConversionResul
     for dq in dqs:
         try:
             plans.append(analyser.analyse(dq))
-        except _Skip as skip:
-            unconverted.append(Unconverted(_label(dq), dq.op_type, str(skip)))
+        except Decline as declined:
+            unconverted.append(Unconverted(_label(dq), dq.op_type, declined.reason))
 
     raised = {id(p.dq) for p in plans}
     for q in qs:

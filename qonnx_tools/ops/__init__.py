@@ -1,12 +1,15 @@
 """Registry of QONNX custom ops: one module per op, looked up by (domain, name, version).
 
+Each op module is the whole op (see ``qonnx_tools.ops.base.QonnxOp`` for the contract);
+``_rounding`` and ``_params`` hold what the quantizers' execution and parameter rules share.
+
 ``get_op`` accepts any domain spelling and the old ``Quant`` name (see qonnx_tools.domains).
 """
 
 from __future__ import annotations
 
 from qonnx_tools.domains import canonical_op
-from qonnx_tools.ops.base import AttrSpec, InputSpec, QonnxOp, TensorInfo
+from qonnx_tools.ops.base import AttrSpec, InputSpec, ParamProblem, QonnxOp, TensorInfo
 
 _OPS: dict[tuple[str, str], list[type[QonnxOp]]] = {}
 
@@ -55,6 +58,6 @@ def _load_builtin_ops() -> None:
     )
 
 
-__all__ = ["AttrSpec", "InputSpec", "QonnxOp", "TensorInfo", "register_op", "get_op", "all_ops"]
+__all__ = ["AttrSpec", "InputSpec", "ParamProblem", "QonnxOp", "TensorInfo", "register_op", "get_op", "all_ops"]
 
 _load_builtin_ops()

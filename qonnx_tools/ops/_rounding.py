@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from qonnx_tools.errors import InvalidAttributeError
-from qonnx_tools.executor.registry import NodeContext
+from qonnx_tools.node_context import NodeContext
 from qonnx_tools.ops.base import upper_str
 
 #: Every rounding mode of IntQuant, in the order of the spec's table.

@@ -2,9 +2,11 @@
 
 Each QONNX op lives in one module of ``qonnx_tools.ops`` and declares, in one class:
 its schema (inputs, outputs, attributes with types, defaults and allowed values),
-shape/type inference, quantized-datatype inference and NumPy execution. The
-executor, the passes and the converters all read the op from here, so there is
-one definition of its numerics.
+shape/type inference, quantized-datatype inference, NumPy execution, the legality
+of its constant parameters (``check_params``), its lowering to standard ONNX
+(``lower_qcdq``) and its raising rule from standard Q/DQ (``raise_qdq``). The
+executor, ``check``, the passes and the converters all read the op from here, so
+there is one definition of its numerics and of its rules.
 """
 
 from __future__ import annotations
@@ -15,12 +17,14 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, Sequence
 import numpy as np
 
 from qonnx_tools._ir import ir
+from qonnx_tools.decline import Decline
 from qonnx_tools.domains import QONNX
 from qonnx_tools.errors import InvalidAttributeError
-from qonnx_tools.executor.registry import NodeContext
+from qonnx_tools.node_context import NodeContext
 
 if TYPE_CHECKING:
     from qonnx_tools.datatypes import DataType
+    from qonnx_tools.lowering import LoweringContext, LoweringOutcome, QdqChain, Raised
 
 REQUIRED = object()  #: marker: the attribute has no default
 
@@ -54,6 +58,15 @@ class TensorInfo:
     shape: ir.Shape | None = None
     value: np.ndarray | None = None
     datatype: DataType | None = None
+
+
+@dataclass(frozen=True)
+class ParamProblem:
+    """One problem ``check_params`` found: the message (it names the parameter, not the node)
+    and its severity, ``"error"`` or ``"warning"`` (as ``qonnx_tools.check.Finding``'s)."""
+
+    message: str
+    severity: str = "error"
 
 
 class QonnxOp:
@@ -119,6 +132,48 @@ class QonnxOp:
     def infer_datatypes(cls, ctx: NodeContext, inputs: Sequence[TensorInfo]) -> list[DataType | None]:
         """Quantized datatypes of the outputs (None where unknown or plain float)."""
         return [None for _ in cls.outputs]
+
+    # -- parameter legality ---------------------------------------------------------------------
+    @classmethod
+    def parameter_inputs(cls) -> tuple[str, ...]:
+        """Names of the inputs ``check_params`` judges. Default: every input after X (the channels-last
+        ops, whose parameters are the standard op's, have none).
+
+        A caller reports those it cannot read as numbers (declared non-numeric, empty) itself, since
+        how it reads constants differs (protobuf or IR), and passes the rest to ``check_params``.
+        """
+        return tuple(spec.name for spec in cls.inputs[1:])
+
+    @classmethod
+    def check_params(
+        cls,
+        attrs: Mapping[str, Any],
+        params: Mapping[str, np.ndarray],
+        x_shape: Sequence[int | str | None] | None,
+    ) -> list[ParamProblem]:
+        """Problems with the node's constant parameters; ``[]`` when they are legal (default: no rules).
+
+        ``attrs`` went through ``resolve_attributes``; ``params`` holds the numeric, non-empty
+        constant values of the ``parameter_inputs`` the caller could read, by input name (missing:
+        not constant, absent or unreadable); ``x_shape`` is X's shape (ints, or str/None for unknown
+        dimensions) or None. The same call serves ``qonnx check`` (protobuf) and commands that
+        transform (onnx_ir), so it takes plain arrays and names no node.
+        """
+        return []
+
+    # -- standard ONNX forms (QCDQ) -------------------------------------------------------------
+    @classmethod
+    def lower_qcdq(cls, node: ir.Node, ctx: LoweringContext) -> LoweringOutcome:
+        """Rule of the QONNX -> QCDQ conversion (see qonnx_tools.lowering): a Rewrite of ``node`` into
+        standard ops computing ``execute``'s values exactly, or a Decline. Default: the op has no QCDQ form."""
+        return Decline(f"no standard-ONNX lowering for {cls.name}")
+
+    @classmethod
+    def raise_qdq(cls, chain: QdqChain) -> Raised | Decline | None:
+        """Rule of the QCDQ -> QONNX conversion (see qonnx_tools.lowering): the node of this op that
+        computes ``chain``'s values, a Decline when the chain is of this op's kind but has no form as
+        it, None when it is not (default: no Q/DQ chain raises to this op)."""
+        return None
 
 
 def _matches_kind(value: Any, kind: type) -> bool:

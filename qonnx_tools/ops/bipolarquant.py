@@ -6,12 +6,15 @@ from typing import Sequence
 
 import numpy as np
 
+from qonnx_tools import lowering as L
 from qonnx_tools._ir import ir
 from qonnx_tools.datatypes import BIPOLAR, DataType
-from qonnx_tools.executor.registry import NodeContext
+from qonnx_tools.decline import Decline
+from qonnx_tools.node_context import NodeContext
 from qonnx_tools.ops import register_op
 from qonnx_tools.ops._rounding import all_equal, check_broadcast, float_param, work_dtype
-from qonnx_tools.ops.base import InputSpec, QonnxOp, TensorInfo
+from qonnx_tools.ops._params import ParamCheck
+from qonnx_tools.ops.base import InputSpec, ParamProblem, QonnxOp, TensorInfo
 
 
 @register_op
@@ -46,10 +49,18 @@ class BipolarQuant(QonnxOp):
             return [BIPOLAR]
         return [DataType.scaled_int(1)]
 
+    # -- parameter legality -------------------------------------------------------------------
+    @classmethod
+    def check_params(cls, attrs, params, x_shape) -> list[ParamProblem]:
+        """scale finite and > 0, broadcasting to X."""
+        p = ParamCheck(params, x_shape)
+        p.positive("scale")
+        return p.problems
+
     # -- lowering to standard ONNX (QCDQ) -----------------------------------------------------
     @classmethod
     def lower_qcdq(cls, node, ctx):
-        """Rule of the QONNX -> QCDQ conversion (see qonnx_tools.convert.lowering).
+        """Rule of the QONNX -> QCDQ conversion (see qonnx_tools.lowering).
 
         QuantizeLinear cannot map 0 to +1, so activations become
         ``Where(GreaterOrEqual(X, 0), scale, -scale)`` (NaN -> -scale, as ``execute``);
@@ -57,13 +68,11 @@ class BipolarQuant(QonnxOp):
         constant scale (binary weights) becomes a +-1 int8 initializer (int4 from opset
         21) + DequantizeLinear(scale), per-tensor or per-axis; other scale layouts fold.
         """
-        from qonnx_tools.convert import lowering as L
-
         nctx = ctx.node_context(node, cls)
         x_v, s_v = node.inputs[0], node.inputs[1]
-        reason = L.x_float32(x_v)
-        if reason:
-            return L.decline(reason)
+        refused = L.x_float32(x_v)
+        if refused is not None:
+            return refused
         f32 = np.dtype(np.float32)
         xc = ctx.constant(x_v)
         sc = ctx.constant(s_v)
@@ -99,5 +108,5 @@ class BipolarQuant(QonnxOp):
             y = b.op("Mul", [signs, scale], "mul_scale")
             pattern = "emulation: Where(X >= 0, 1, -1) * scale"
         if b.min_opset > ctx.opset:
-            return L.decline(f"{pattern} needs opset {b.min_opset}")
+            return Decline(f"{pattern} needs opset {b.min_opset}")
         return b.rewrite(y, pattern, "emulation")

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
+import ml_dtypes
 import numpy as np
 
+from qonnx_tools import lowering as L
 from qonnx_tools._ir import ir
 from qonnx_tools.datatypes import DataType
+from qonnx_tools.decline import Decline
 from qonnx_tools.errors import InvalidAttributeError, InvalidDataTypeError
-from qonnx_tools.executor.registry import NodeContext
+from qonnx_tools.node_context import NodeContext
 from qonnx_tools.ops import register_op
 from qonnx_tools.ops._rounding import (
     BASIC_ROUNDING_MODES,
@@ -24,11 +28,34 @@ from qonnx_tools.ops._rounding import (
     round_values,
     work_dtype,
 )
-from qonnx_tools.ops.base import AttrSpec, InputSpec, QonnxOp, TensorInfo
+from qonnx_tools.ops._params import ParamCheck, shown
+from qonnx_tools.ops.base import AttrSpec, InputSpec, ParamProblem, QonnxOp, TensorInfo
 
 #: exponent widths beyond this overflow every float format used for computation
 _MAX_EXPONENT_BITS = 11
 _MAX_MANTISSA_BITS = 52
+
+
+@dataclass(frozen=True)
+class FloatFormat:
+    """A minifloat container as FloatQuant describes it."""
+
+    exponent_bits: int
+    mantissa_bits: int
+    exponent_bias: int
+    max_val: float
+    has_inf: bool
+    has_nan: bool
+
+
+#: float containers of QuantizeLinear/DequantizeLinear -> FloatQuant parameters
+FLOAT_FORMATS: dict[np.dtype, FloatFormat] = {
+    np.dtype(ml_dtypes.float8_e4m3fn): FloatFormat(4, 3, 7, 448.0, False, True),
+    np.dtype(ml_dtypes.float8_e4m3fnuz): FloatFormat(4, 3, 8, 240.0, False, True),
+    np.dtype(ml_dtypes.float8_e5m2): FloatFormat(5, 2, 15, 57344.0, True, True),
+    np.dtype(ml_dtypes.float8_e5m2fnuz): FloatFormat(5, 2, 16, 57344.0, False, True),
+    np.dtype(ml_dtypes.float4_e2m1fn): FloatFormat(2, 1, 1, 6.0, False, False),
+}
 
 
 def format_max(e: np.ndarray, m: np.ndarray, bias: np.ndarray) -> np.ndarray:
@@ -174,10 +201,30 @@ class FloatQuant(QonnxOp):
         except InvalidDataTypeError:
             return [None]
 
+    # -- parameter legality -------------------------------------------------------------------
+    @classmethod
+    def check_params(cls, attrs, params, x_shape) -> list[ParamProblem]:
+        """scale finite and > 0; exponent/mantissa bit widths positive integers (<= 11 / 52);
+        exponent_bias an integer; max_val > 0; all broadcasting to X."""
+        p = ParamCheck(params, x_shape)
+        p.positive("scale")
+        p.integer("exponent_bitwidth", 1, _MAX_EXPONENT_BITS, " (a positive integer)")
+        p.integer("mantissa_bitwidth", 1, _MAX_MANTISSA_BITS, " (a positive integer)")
+        p.integer("exponent_bias", -(2**20), 2**20)
+        arr = p.value("max_val")
+        if arr is not None:
+            values = arr.astype(np.float64)
+            bad = np.isnan(values) | (values <= 0)
+            if bad.any():
+                p.error(f"max_val must be > 0, got {shown(arr, bad)}")
+            else:
+                p.broadcasts("max_val", arr)
+        return p.problems
+
     # -- lowering to standard ONNX (QCDQ) -----------------------------------------------------
     @classmethod
     def lower_qcdq(cls, node, ctx):
-        """Rule of the QONNX -> QCDQ conversion (see qonnx_tools.convert.lowering).
+        """Rule of the QONNX -> QCDQ conversion (see qonnx_tools.lowering).
 
         * OCP FP8 formats (opset >= 19): e=4, m=3, bias=7 with max 448 is FLOAT8E4M3FN,
           e=5, m=2, bias=15 with max 57344 is FLOAT8E5M2. With ROUND and a positive
@@ -193,24 +240,22 @@ class FloatQuant(QonnxOp):
           GreaterOrEqual over the table, then Gather of the quantization step), then
           ``rounding(xs / step) * step``, clamp (or +-inf/NaN when not saturating), ``* scale``.
         """
-        from qonnx_tools.convert import lowering as L
-
         nctx = ctx.node_context(node, cls)
         x_v, s_v, e_v, m_v, b_v = node.inputs[:5]
         mx_v = node.inputs[5] if len(node.inputs) > 5 else None
-        reason = L.x_float32(x_v)
-        if reason:
-            return L.decline(reason)
+        refused = L.x_float32(x_v)
+        if refused is not None:
+            return refused
         f32 = np.dtype(np.float32)
         ec, mc, bc = (ctx.constant(v) for v in (e_v, m_v, b_v))
         if ec is None or mc is None or bc is None:
-            return L.decline("exponent/mantissa bit widths and exponent bias must be constant")
+            return Decline("exponent/mantissa bit widths and exponent bias must be constant")
         e, m, bias = cls._format(nctx, ec, mc, bc)
         limit = format_max(e, m, bias)
         if mx_v is not None:
             mxc = ctx.constant(mx_v)
             if mxc is None:
-                return L.decline("max_val must be constant")
+                return Decline("max_val must be constant")
             limit = np.minimum(limit, np.asarray(mxc, dtype=np.float64))
         xc = ctx.constant(x_v)
         sc = ctx.constant(s_v)
@@ -257,10 +302,41 @@ class FloatQuant(QonnxOp):
             return cls._lower_constant(node, ctx, nctx, xc, sc, e, m, bias, limit, fmt)
         return cls._lower_emulated(node, ctx, nctx, x_v, s_v, sc, e, m, bias, limit, qdq_reason)
 
+    # -- raising from standard Q/DQ ---------------------------------------------------------------
+    @classmethod
+    def raise_qdq(cls, chain: L.QdqChain) -> L.Raised | Decline | None:
+        """Rule of the QCDQ -> QONNX conversion: a float8/float4 container (FLOAT_FORMATS) becomes
+        FloatQuant with the format's exponent and mantissa widths, bias and largest finite value,
+        ``has_inf``/``has_nan`` of the format, ``has_subnormal=1``, ``saturation`` from QuantizeLinear's
+        ``saturate`` (always 1 for formats without inf/NaN, as ONNX casts those), rounding ROUND."""
+        fmt = FLOAT_FORMATS.get(chain.container)
+        if fmt is None:
+            return None
+        if chain.n_clips:
+            return Decline("Clip on a float8/float4 container has no FloatQuant form")
+        if chain.zeropt is not None and np.any(chain.zeropt.astype(np.float32) != 0):
+            return Decline("non-zero float8 zero-point has no FloatQuant form")
+        saturate = True if chain.saturate is None else chain.saturate
+        if not (fmt.has_inf or fmt.has_nan):
+            saturate = True  # ONNX clamps formats without inf/NaN whatever `saturate` says
+        f32 = np.float32
+        return L.Raised(
+            cls, "FloatQuant",
+            {
+                "has_inf": int(fmt.has_inf), "has_nan": int(fmt.has_nan), "has_subnormal": 1,
+                "saturation": int(saturate), "rounding_mode": "ROUND",
+            },
+            None,
+            {
+                "exponent_bitwidth": np.asarray(fmt.exponent_bits, dtype=f32),
+                "mantissa_bitwidth": np.asarray(fmt.mantissa_bits, dtype=f32),
+                "exponent_bias": np.asarray(fmt.exponent_bias, dtype=f32),
+                "max_val": np.asarray(fmt.max_val, dtype=f32),
+            },
+        )
+
     @classmethod
     def _lower_constant(cls, node, ctx, nctx, xc, sc, e, m, bias, limit, fmt):
-        from qonnx_tools.convert import lowering as L
-
         b = ctx.builder(node)
         gran = L.granularity([sc.shape], xc.shape)
         why = gran if isinstance(gran, str) else None
@@ -280,15 +356,13 @@ class FloatQuant(QonnxOp):
 
     @classmethod
     def _lower_emulated(cls, node, ctx, nctx, x_v, s_v, sc, e, m, bias, limit, qdq_reason):
-        from qonnx_tools.convert import lowering as L
-
         if any(np.unique(a).size != 1 for a in (e, m, bias)):
-            return L.decline("emulation needs one exponent/mantissa/bias for the whole tensor")
+            return Decline("emulation needs one exponent/mantissa/bias for the whole tensor")
         e0, m0, b0 = int(e.reshape(-1)[0]), int(m.reshape(-1)[0]), int(bias.reshape(-1)[0])
         first, last = 2 - b0, (1 << e0) - b0  # thresholds 2**first .. 2**last
         step_lo, step_hi = 1 - b0 - m0, 1 - b0 - m0 + (last - first + 1)
         if first < -149 or last > 127 or step_lo < -149 or step_hi > 127 or last - first > 254:
-            return L.decline(f"format e={e0} m={m0} bias={b0} exceeds the float32 exponent range of the emulation")
+            return Decline(f"format e={e0} m={m0} bias={b0} exceeds the float32 exponent range of the emulation")
         f32 = np.dtype(np.float32)
         _, hi = bounds_in_dtype(-limit, limit, f32)
         attrs = nctx.attrs
@@ -323,7 +397,7 @@ class FloatQuant(QonnxOp):
                 q = b.op("Where", [b.op("Or", [over, under], "out_of_range"), b.f32("nan", np.nan), q], "overflow")
         y = b.op("Mul", [q, s], "mul_scale")
         if b.min_opset > ctx.opset:
-            return L.decline(f"emulation needs opset {b.min_opset}")
+            return Decline(f"emulation needs opset {b.min_opset}")
         why = f" ({qdq_reason})" if qdq_reason else ""
         return b.rewrite(y, f"emulation: exponent table ({last - first + 1} binades)->{attrs['rounding_mode']}->"
                             f"{'clamp' if attrs['saturation'] else 'overflow'}->Mul{why}", "emulation")
@@ -331,8 +405,6 @@ class FloatQuant(QonnxOp):
 
 def _onnx_float8(e: np.ndarray, m: np.ndarray, bias: np.ndarray, limit: np.ndarray):
     """The ONNX float8 container whose values and range are exactly this format's, or None."""
-    from qonnx_tools.convert import lowering as L
-
     if any(np.unique(a).size != 1 for a in (e, m, bias, limit)):
         return None
     first = [np.asarray(a).reshape(-1)[0] for a in (e, m, bias, limit)]

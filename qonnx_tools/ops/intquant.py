@@ -6,9 +6,11 @@ from typing import Sequence
 
 import numpy as np
 
+from qonnx_tools import lowering as L
 from qonnx_tools._ir import ir
 from qonnx_tools.datatypes import DataType
-from qonnx_tools.executor.registry import NodeContext
+from qonnx_tools.decline import Decline
+from qonnx_tools.node_context import NodeContext
 from qonnx_tools.ops import register_op
 from qonnx_tools.ops._rounding import (
     MAX_BITS,
@@ -26,7 +28,8 @@ from qonnx_tools.ops._rounding import (
     round_values,
     work_dtype,
 )
-from qonnx_tools.ops.base import AttrSpec, InputSpec, QonnxOp, TensorInfo
+from qonnx_tools.ops._params import ParamCheck, number, shown
+from qonnx_tools.ops.base import AttrSpec, InputSpec, ParamProblem, QonnxOp, TensorInfo
 
 
 @register_op
@@ -114,10 +117,27 @@ class IntQuant(QonnxOp):
             return [DataType.int(bits, signed=bool(ctx.attrs["signed"]))]
         return [DataType.scaled_int(bits)]
 
+    # -- parameter legality -------------------------------------------------------------------
+    @classmethod
+    def check_params(cls, attrs, params, x_shape) -> list[ParamProblem]:
+        """scale finite and > 0; zeropt finite and inside the integer range; bitwidth an integer
+        in 1..64, not 1 with ``narrow`` (a single value); all broadcasting to X."""
+        p = ParamCheck(params, x_shape)
+        signed, narrow = bool(attrs["signed"]), bool(attrs["narrow"])
+        p.positive("scale")
+        zeropt = p.finite("zeropt")
+        bits = p.integer("bitwidth", 1, MAX_BITS)
+        if bits is not None and narrow and np.any(bits == 1):
+            p.error("bitwidth 1 with narrow=1 leaves a single value (0): the quantizer outputs a constant")
+            return p.problems
+        if bits is not None and zeropt is not None:
+            _zero_point_in_range(p, zeropt, bits, signed, narrow, "bitwidth")
+        return p.problems
+
     # -- lowering to standard ONNX (QCDQ) -----------------------------------------------------
     @classmethod
     def lower_qcdq(cls, node, ctx):
-        """Rule of the QONNX -> QCDQ conversion (see qonnx_tools.convert.lowering).
+        """Rule of the QONNX -> QCDQ conversion (see qonnx_tools.lowering).
 
         * Constant X with constant parameters (weights, biases): the integer codes are
           computed now and stored in the smallest container holding the quantizer's range
@@ -133,13 +153,11 @@ class IntQuant(QonnxOp):
         * Everything else: exact emulation in IntQuant.execute's order: Div, [Add zp],
           rounding, clamp, [Sub zp], Mul.
         """
-        from qonnx_tools.convert import lowering as L
-
         nctx = ctx.node_context(node, cls)
         x_v, s_v, z_v, b_v = node.inputs
-        reason = L.x_float32(x_v)
-        if reason:
-            return L.decline(reason)
+        refused = L.x_float32(x_v)
+        if refused is not None:
+            return refused
         mode = nctx.attrs["rounding_mode"]
         signed, narrow = bool(nctx.attrs["signed"]), bool(nctx.attrs["narrow"])
         f32 = np.dtype(np.float32)
@@ -168,11 +186,34 @@ class IntQuant(QonnxOp):
         return cls._lower_emulated(node, ctx, x_v, xshape, (s_v, sc), (z_v, zc), (b_v, bits), signed, narrow, mode,
                                    qdq_reason)
 
+    # -- raising from standard Q/DQ ---------------------------------------------------------------
+    @classmethod
+    def raise_qdq(cls, chain: L.QdqChain) -> L.Raised | Decline | None:
+        """Rule of the QCDQ -> QONNX conversion: an integer container becomes ``Quant`` (IntQuant's
+        name in every QONNX reader) whose bits, ``signed`` and ``narrow`` give the range the stored
+        integers can take (the container's, narrowed by Clips), ``rounding_mode`` ROUND (as
+        QuantizeLinear rounds) and the zero-point in float32 (0 when omitted)."""
+        if chain.int_range is None:
+            return None
+        lo, hi = chain.int_range
+        lo = max(lo, int(np.ceil(chain.clip_lo)) if np.isfinite(chain.clip_lo) else lo)
+        hi = min(hi, int(np.floor(chain.clip_hi)) if np.isfinite(chain.clip_hi) else hi)
+        fmt = qonnx_int_format(lo, hi)
+        if fmt is None:
+            return Decline(f"integer range [{lo}, {hi}] is no QONNX Quant range")
+        bits, signed, narrow = fmt
+        zp = np.zeros((), dtype=np.float32) if chain.zeropt is None else chain.zeropt
+        zp32 = np.asarray(zp).astype(np.float32)
+        if not np.array_equal(zp32.astype(np.float64), np.asarray(zp).astype(np.float64)):
+            return Decline("zero-point is not exact in float32")
+        return L.Raised(
+            cls, "Quant", {"signed": int(signed), "narrow": int(narrow), "rounding_mode": "ROUND"}, zp32,
+            {"bitwidth": np.asarray(bits, dtype=np.float32)},
+        )
+
     @classmethod
     def _lower_qdq(cls, node, ctx, x_v, xshape, sc, zc, bits, signed, narrow):
         """Q -> [Clip] -> DQ for a ROUND quantizer with constant parameters, or a reason why not."""
-        from qonnx_tools.convert import lowering as L
-
         if np.unique(bits).size != 1:
             return "bit width varies per element"
         if not np.all(sc > 0):
@@ -198,8 +239,6 @@ class IntQuant(QonnxOp):
     @classmethod
     def _lower_constant(cls, node, ctx, nctx, xc, sc, zc, bits, bc):
         """Pre-quantized constant + DequantizeLinear, or folded when Q/DQ cannot lay it out."""
-        from qonnx_tools.convert import lowering as L
-
         signed, narrow = bool(nctx.attrs["signed"]), bool(nctx.attrs["narrow"])
         b = ctx.builder(node)
         lo_a, hi_a = int_bounds(signed, narrow, bits)
@@ -236,8 +275,6 @@ class IntQuant(QonnxOp):
     @classmethod
     def _lower_emulated(cls, node, ctx, x_v, xshape, scale, zeropt, bitwidth, signed, narrow, mode, qdq_reason):
         """Div -> [Add] -> rounding -> clamp -> [Sub] -> Mul in float32, IntQuant.execute's order."""
-        from qonnx_tools.convert import lowering as L
-
         b = ctx.builder(node)
         consts = [v for _, v in (scale, zeropt, bitwidth) if v is not None]
         gran = L.granularity([np.shape(v) for v in consts], xshape) if consts else None
@@ -273,7 +310,7 @@ class IntQuant(QonnxOp):
             c = b.op("Sub", [c, z], "sub_zero_point")
         y = b.op("Mul", [c, s], "mul_scale")
         if b.min_opset > ctx.opset:
-            return L.decline(f"emulation needs opset {b.min_opset} (target {ctx.opset})")
+            return Decline(f"emulation needs opset {b.min_opset} (target {ctx.opset})")
         why = f" ({qdq_reason})" if qdq_reason else " (non-constant parameters)"
         return b.rewrite(y, f"emulation: Div->{'Add->' if z is not None else ''}{mode}->clamp->"
                             f"{'Sub->' if z is not None else ''}Mul{why}", "emulation")
@@ -288,3 +325,51 @@ def _int_codes(x: np.ndarray, scale: np.ndarray, zeropt: np.ndarray, lo: np.ndar
     q = np.asarray(round_values(q, mode))
     q = np.clip(q, lo, hi)
     return np.asarray(q)
+
+
+def _zero_point_in_range(p: ParamCheck, zeropt: np.ndarray, bits: np.ndarray, signed: bool, narrow: bool,
+                         what: str) -> None:
+    try:
+        lo, hi = int_bounds(signed, narrow, bits)
+        bad = (zeropt < lo) | (zeropt > hi)
+    except ValueError:  # shapes that do not broadcast together: reported by the broadcast check
+        return
+    if np.any(bad):
+        kind = "signed" if signed else "unsigned"
+        if np.unique(lo).size == 1 and np.unique(hi).size == 1:
+            bounds = f"[{number(np.ravel(lo)[0])}, {number(np.ravel(hi)[0])}]"
+        else:
+            bounds = "of each element's bit width"
+        zp = np.broadcast_to(zeropt, np.shape(bad))
+        p.error(
+            f"zeropt must lie in the {kind}{' narrow' if narrow else ''} integer range {bounds} of {what}, "
+            f"got {shown(zp, bad)}"
+        )
+
+
+def _is_pow2(n: int) -> bool:
+    return n >= 1 and n & (n - 1) == 0
+
+
+def qonnx_int_format(lo: int, hi: int) -> tuple[int, bool, bool] | None:
+    """(bits, signed, narrow) of the QONNX integer range equal to [lo, hi], or None.
+
+    Unsigned: [0, 2**b - 1], narrow [0, 2**b - 2]. Signed: [-2**(b-1), 2**(b-1) - 1],
+    narrow [-2**(b-1) + 1, 2**(b-1) - 1]. Single-value ranges are refused.
+    """
+    if lo >= hi:
+        return None
+    if lo == 0:
+        if _is_pow2(hi + 1):
+            return (hi + 1).bit_length() - 1, False, False
+        if _is_pow2(hi + 2):
+            return (hi + 2).bit_length() - 1, False, True
+        return None
+    if lo < 0 and _is_pow2(hi + 1):
+        half = hi + 1
+        bits = half.bit_length()  # half = 2**(bits-1)
+        if lo == -half:
+            return bits, True, False
+        if lo == -half + 1:
+            return bits, True, True
+    return None

@@ -6,13 +6,16 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from qonnx_tools import lowering as L
 from qonnx_tools._ir import ir
 from qonnx_tools.datatypes import BIPOLAR, DataType, smallest_int_type
+from qonnx_tools.decline import Decline
 from qonnx_tools.errors import InvalidAttributeError, InvalidDataTypeError
-from qonnx_tools.executor.registry import NodeContext
+from qonnx_tools.node_context import NodeContext
 from qonnx_tools.ops import register_op
+from qonnx_tools.ops._params import WARNING, ParamCheck
 from qonnx_tools.ops._rounding import where as node_where
-from qonnx_tools.ops.base import AttrSpec, InputSpec, QonnxOp, TensorInfo, upper_str
+from qonnx_tools.ops.base import AttrSpec, InputSpec, ParamProblem, QonnxOp, TensorInfo, upper_str
 
 #: With at most this many thresholds per channel, compare once per threshold
 #: (T passes over X); with more, binary-search each channel's sorted thresholds.
@@ -187,10 +190,45 @@ class MultiThreshold(QonnxOp):
                 return [None]
         return [None]
 
+    # -- parameter legality -------------------------------------------------------------------
+    @classmethod
+    def check_params(cls, attrs, params, x_shape) -> list[ParamProblem]:
+        """thresholds (C, T) or (1, T), without NaN (a warning: never reached), with C matching
+        X's channels on the axis ``data_layout`` names."""
+        p = ParamCheck(params, x_shape)
+        arr = p.value("thresholds")
+        if arr is None:
+            return p.problems
+        if arr.ndim == 1:
+            arr = arr.reshape(1, -1)
+        if arr.ndim != 2:
+            p.error(f"thresholds must be (C, T) or (1, T), got shape {arr.shape}")
+            return p.problems
+        if arr.dtype.kind == "f" and np.isnan(arr).any():
+            p.error("thresholds contain NaN (never reached)", WARNING)
+        x_shape = p.x_shape
+        if x_shape is None or arr.shape[0] == 1:
+            return p.problems
+        if len(x_shape) < 2:
+            p.error(f"per-channel thresholds {arr.shape} need X with a channel axis, X has shape {x_shape}")
+            return p.problems
+        try:
+            axis = channel_axis(attrs["data_layout"], len(x_shape))
+        except ValueError as exc:
+            p.error(str(exc))
+            return p.problems
+        channels = x_shape[axis]
+        if isinstance(channels, int) and channels != arr.shape[0]:
+            p.error(
+                f"thresholds have {arr.shape[0]} rows but X has {channels} channels on axis {axis} "
+                f"(data_layout {attrs['data_layout']})"
+            )
+        return p.problems
+
     # -- lowering to standard ONNX (QCDQ) -----------------------------------------------------
     @classmethod
     def lower_qcdq(cls, node, ctx):
-        """Rule of the QONNX -> QCDQ conversion (see qonnx_tools.convert.lowering).
+        """Rule of the QONNX -> QCDQ conversion (see qonnx_tools.lowering).
 
         ``out_scale * #{t : x >= t} + out_bias`` with standard ops.
 
@@ -200,34 +238,32 @@ class MultiThreshold(QonnxOp):
         NaN elements reach no threshold, as in the executor. Needs constant float32
         thresholds and float32 X.
         """
-        from qonnx_tools.convert import lowering as L
-
         nctx = ctx.node_context(node, cls)
         x_v, t_v = node.inputs[0], node.inputs[1]
-        reason = L.x_float32(x_v)
-        if reason:
-            return L.decline(reason)
+        refused = L.x_float32(x_v)
+        if refused is not None:
+            return refused
         thresholds = ctx.constant(t_v)
         if thresholds is None:
-            return L.decline("thresholds are not constant")
+            return Decline("thresholds are not constant")
         thresholds = np.asarray(thresholds)
         if thresholds.dtype != np.float32:
             if thresholds.dtype.kind not in "iuf" or not np.array_equal(thresholds.astype(np.float32), thresholds):
-                return L.decline(f"thresholds of dtype {thresholds.dtype} are not exactly float32")
+                return Decline(f"thresholds of dtype {thresholds.dtype} are not exactly float32")
         thresholds = thresholds.astype(np.float32)
         if thresholds.ndim == 1:
             thresholds = thresholds.reshape(1, -1)
         if thresholds.ndim != 2:
-            return L.decline(f"thresholds must be (C, T), got {thresholds.shape}")
+            return Decline(f"thresholds must be (C, T), got {thresholds.shape}")
         xshape = L.x_shape(x_v)
         if thresholds.shape[0] == 1:
             table = thresholds[0]
         else:
             if xshape is None:
-                return L.decline("per-channel thresholds need X's rank")
+                return Decline("per-channel thresholds need X's rank")
             axis = channel_axis(nctx.attrs["data_layout"], len(xshape))
             if xshape[axis] not in (None, thresholds.shape[0]):
-                return L.decline(f"thresholds have {thresholds.shape[0]} rows, X {xshape} axis {axis}")
+                return Decline(f"thresholds have {thresholds.shape[0]} rows, X {xshape} axis {axis}")
             shape = [1] * len(xshape) + [thresholds.shape[1]]
             shape[axis] = thresholds.shape[0]
             table = thresholds.reshape(shape)

@@ -6,10 +6,12 @@ from typing import Sequence
 
 import numpy as np
 
+from qonnx_tools import lowering as L
 from qonnx_tools._ir import ir
 from qonnx_tools.datatypes import DataType
+from qonnx_tools.decline import Decline
 from qonnx_tools.errors import InvalidAttributeError
-from qonnx_tools.executor.registry import NodeContext
+from qonnx_tools.node_context import NodeContext
 from qonnx_tools.ops import register_op
 from qonnx_tools.ops._rounding import (
     MAX_BITS,
@@ -28,7 +30,8 @@ from qonnx_tools.ops._rounding import (
     where,
     work_dtype,
 )
-from qonnx_tools.ops.base import AttrSpec, InputSpec, QonnxOp, TensorInfo
+from qonnx_tools.ops._params import ERROR, WARNING, ParamCheck, shown
+from qonnx_tools.ops.base import AttrSpec, InputSpec, ParamProblem, QonnxOp, TensorInfo
 
 _ROUNDING = AttrSpec(
     "rounding_mode",
@@ -101,6 +104,17 @@ class Trunc(QonnxOp):
             return [None]
         return [DataType.scaled_int(int(integer_param(bits, ctx, "out_bitwidth", maximum=MAX_BITS).max()))]
 
+    # -- parameter legality -------------------------------------------------------------------
+    @classmethod
+    def check_params(cls, attrs, params, x_shape) -> list[ParamProblem]:
+        """scale finite and > 0, zeropt finite, bit widths integers in 1..64 with
+        ``in_bitwidth >= out_bitwidth`` (an error: a smaller in_bitwidth scales the values up)."""
+        p = ParamCheck(params, x_shape)
+        p.positive("scale")
+        p.finite("zeropt")
+        _check_bits(p, ERROR)
+        return p.problems
+
     # -- lowering to standard ONNX (QCDQ) -----------------------------------------------------
     @classmethod
     def lower_qcdq(cls, node, ctx):
@@ -111,13 +125,11 @@ class Trunc(QonnxOp):
         (``Pow(2, out - in)`` for run-time bit widths), so the multiplication equals
         ``ldexp``. QuantizeLinear cannot express it: it rounds half to even, Trunc floors.
         """
-        from qonnx_tools.convert import lowering as L
-
         nctx = ctx.node_context(node, cls)
         x_v, s_v, z_v, ib_v, ob_v = node.inputs[:5]
-        reason = L.x_float32(x_v)
-        if reason:
-            return L.decline(reason)
+        refused = L.x_float32(x_v)
+        if refused is not None:
+            return refused
         b = ctx.builder(node)
         s, z = _lower_scale_zp(b, ctx, nctx, s_v, z_v)
         v = _lower_int_grid(b, x_v, s, z)
@@ -135,7 +147,7 @@ class Trunc(QonnxOp):
             y = b.op("Sub", [y, z], "sub_zero_point")
         y = b.op("Mul", [y, s], "mul_scale")
         if b.min_opset > ctx.opset:
-            return L.decline(f"emulation needs opset {b.min_opset}")
+            return Decline(f"emulation needs opset {b.min_opset}")
         mode = nctx.attrs["rounding_mode"]
         return b.rewrite(y, f"emulation: Div->{'Add->' if z is not None else ''}Round->Mul(2^(out-in))->{mode}->"
                             f"{'Sub->' if z is not None else ''}Mul", "emulation")
@@ -205,6 +217,19 @@ class TruncV2(QonnxOp):
             return [DataType.int(b, signed=bool(ctx.attrs["signed"]))]
         return [DataType.scaled_int(b)]
 
+    # -- parameter legality -------------------------------------------------------------------
+    @classmethod
+    def check_params(cls, attrs, params, x_shape) -> list[ParamProblem]:
+        """scale and out_scale finite and > 0, zeropt finite, bit widths integers in 1..64;
+        ``in_bitwidth < out_bitwidth`` is a warning (in_bitwidth does not enter version 2's
+        arithmetic, and Brevitas exports such nodes)."""
+        p = ParamCheck(params, x_shape)
+        p.positive("scale")
+        p.finite("zeropt")
+        p.positive("out_scale")
+        _check_bits(p, WARNING)
+        return p.problems
+
     # -- lowering to standard ONNX (QCDQ) -----------------------------------------------------
     @classmethod
     def lower_qcdq(cls, node, ctx):
@@ -216,22 +241,20 @@ class TruncV2(QonnxOp):
         constant). Brevitas' own QCDQ export of Trunc rounds to nearest instead of
         flooring; this lowering keeps the node's rounding mode.
         """
-        from qonnx_tools.convert import lowering as L
-
         nctx = ctx.node_context(node, cls)
         x_v, s_v, z_v, ib_v, os_v, ob_v = node.inputs[:6]
-        reason = L.x_float32(x_v)
-        if reason:
-            return L.decline(reason)
+        refused = L.x_float32(x_v)
+        if refused is not None:
+            return refused
         f32 = np.dtype(np.float32)
         sc, osc = ctx.constant(s_v), ctx.constant(os_v)
         if sc is None or osc is None:
-            return L.decline("scale and out_scale must be constant (the power-of-two shift is computed from them)")
+            return Decline("scale and out_scale must be constant (the power-of-two shift is computed from them)")
         sc = float_param(sc, f32, nctx, "scale", nonzero=True)
         osc = float_param(osc, f32, nctx, "out_scale", nonzero=True)
         ratio = osc.astype(np.float64) / sc.astype(np.float64)
         if not np.all(ratio > 0):
-            return L.decline("out_scale / scale must be positive")
+            return Decline("out_scale / scale must be positive")
         shift = np.rint(np.log2(ratio)).astype(np.int32)
         ib = ctx.constant(ib_v)
         if ib is not None:
@@ -268,10 +291,34 @@ class TruncV2(QonnxOp):
             y = b.op("Sub", [y, zs], "sub_zero_point")
         y = b.op("Mul", [y, b.f32("out_scale", osc)], "mul_out_scale")
         if b.min_opset > ctx.opset:
-            return L.decline(f"emulation needs opset {b.min_opset}")
+            return Decline(f"emulation needs opset {b.min_opset}")
         mode = nctx.attrs["rounding_mode"]
         return b.rewrite(y, f"emulation: Div->{'Add->' if z is not None else ''}Round->Mul(2^-k)->Clip->{mode}->"
                             f"{'Sub->' if z is not None else ''}Mul(out_scale)", "emulation")
+
+
+def _check_bits(p: ParamCheck, severity: str) -> None:
+    """in_bitwidth and out_bitwidth integers in 1..64, and ``in_bitwidth >= out_bitwidth`` (else ``severity``)."""
+    in_bits = p.integer("in_bitwidth", 1, MAX_BITS)
+    out_bits = p.integer("out_bitwidth", 1, MAX_BITS)
+    if in_bits is None or out_bits is None:
+        return
+    try:
+        bad = in_bits < out_bits
+    except ValueError:
+        return
+    if np.any(bad):
+        consequence = (
+            "version 1 then multiplies the integers by 2**(out - in)"
+            if severity == ERROR
+            else "nothing is truncated; the output range is out_bitwidth's"
+        )
+        p.error(
+            f"in_bitwidth must be >= out_bitwidth (truncation drops bits), got in_bitwidth "
+            f"{shown(np.broadcast_to(in_bits, bad.shape), bad)} < out_bitwidth "
+            f"{shown(np.broadcast_to(out_bits, bad.shape), bad)}: {consequence}",
+            severity,
+        )
 
 
 def _lower_scale_zp(b, ctx, nctx, s_v, z_v):

@@ -14,13 +14,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
+from qonnx_tools import lowering as L
 from qonnx_tools._ir import ir
-from qonnx_tools.convert import lowering as L
 from qonnx_tools.convert.qcdq import to_qcdq
 from qonnx_tools.domains import QONNX, is_qonnx_domain
 from qonnx_tools.errors import BadInputError, ConversionError
 from qonnx_tools.executor import execute
-from qonnx_tools.executor.registry import NodeContext
+from qonnx_tools.node_context import NodeContext
 from qonnx_tools.ops._rounding import bounds_in_dtype, int_bounds
 from qonnx_tools.ops.floatquant import FloatQuant, _float_codes, format_max
 from qonnx_tools.ops.intquant import IntQuant, _int_codes

@@ -84,7 +84,7 @@ from qonnx_tools.convert.qcdq import to_qcdq
 from qonnx_tools.domains import is_qonnx_domain
 from qonnx_tools.executor import Executor
 from qonnx_tools.executor.engine import resolve_kernel
-from qonnx_tools.executor.registry import NodeContext
+from qonnx_tools.node_context import NodeContext
 from qonnx_tools.model_io import load
 from qonnx_tools.runtime import only_standard_ops, random_inputs, run_onnxruntime
 from qonnx_tools.testing import TIE_SENSITIVE, brevitas_models, first_divergence, shared_models

@@ -8,7 +8,7 @@ import pytest
 from qonnx_tools._ir import ir
 from qonnx_tools.datatypes import BIPOLAR, DataType
 from qonnx_tools.errors import InvalidAttributeError
-from qonnx_tools.executor.registry import NodeContext
+from qonnx_tools.node_context import NodeContext
 from qonnx_tools.ops import get_op
 from qonnx_tools.ops.base import TensorInfo
 from qonnx_tools.ops.bipolarquant import BipolarQuant

@@ -10,16 +10,10 @@ import pytest
 from qonnx_tools._ir import ir
 from qonnx_tools.domains import CHANNELS_LAST
 from qonnx_tools.errors import InvalidAttributeError
-from qonnx_tools.executor.registry import NodeContext, lookup
+from qonnx_tools.node_context import NodeContext
 from qonnx_tools.ops import get_op
 from qonnx_tools.ops.base import TensorInfo
 from qonnx_tools.ops.channels_last import BatchNormalization, Conv, MaxPool
-
-
-def _needs(op_type: str):
-    return pytest.mark.skipif(
-        lookup(op_type, 13) is None, reason=f"standard {op_type} kernel not available yet (channels-last op wraps it)"
-    )
 
 
 NODE = "cl_node_1"
@@ -62,7 +56,6 @@ def maxpool_oracle(x, k, stride, pads):
     return y
 
 
-@_needs("Conv")
 @pytest.mark.parametrize(
     ("stride", "pads", "dilation", "group", "bias"),
     [
@@ -89,7 +82,6 @@ def test_conv(stride, pads, dilation, group, bias):
     assert tuple(info.shape) == y.shape and info.dtype == ir.DataType.FLOAT
 
 
-@_needs("Conv")
 def test_conv_1d():
     rng = np.random.default_rng(1)
     x = rng.normal(size=(1, 7, 3)).astype(np.float32)  # (N, W, C)
@@ -99,7 +91,6 @@ def test_conv_1d():
     np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)
 
 
-@_needs("MaxPool")
 @pytest.mark.parametrize(
     ("k", "stride", "pads"), [((2, 2), (2, 2), (0, 0, 0, 0)), ((3, 3), (1, 1), (1, 1, 1, 1)), ((3, 2), (2, 1), (0, 1, 1, 0))]
 )
@@ -115,7 +106,6 @@ def test_maxpool(k, stride, pads):
     assert tuple(info.shape) == y.shape
 
 
-@_needs("BatchNormalization")
 @pytest.mark.parametrize("shape", [(2, 3, 4, 5), (3, 5), (2, 7, 5)])
 def test_batchnorm(shape):
     rng = np.random.default_rng(3)
@@ -150,10 +140,18 @@ def test_registered_in_channels_last_domain():
     assert get_op("qonnx.custom_op.general", "Conv") is None
 
 
-@_needs("MaxPool")
 def test_rank_and_outputs_checked():
     with pytest.raises(InvalidAttributeError, match=NODE):
         MaxPool.execute(make_ctx(MaxPool, kernel_shape=(2,)), np.zeros((4, 3), np.float32))
     ctx = NodeContext(NODE, "MaxPool", CHANNELS_LAST, 1, {"kernel_shape": (2, 2)}, n_outputs=2)
     with pytest.raises(InvalidAttributeError, match=NODE):
         MaxPool.execute(ctx, np.zeros((1, 4, 4, 2), np.float32))
+
+
+def test_contract_defaults_no_parameter_rules_no_qcdq_form():
+    from qonnx_tools.decline import Decline
+
+    assert Conv.parameter_inputs() == () and Conv.check_params({}, {}, None) == []
+    declined = MaxPool.lower_qcdq(None, None)
+    assert isinstance(declined, Decline) and declined.reason == "no standard-ONNX lowering for MaxPool"
+    assert BatchNormalization.raise_qdq(None) is None

@@ -9,7 +9,7 @@ import pytest
 from qonnx_tools._ir import ir
 from qonnx_tools.datatypes import DataType
 from qonnx_tools.errors import InvalidAttributeError
-from qonnx_tools.executor.registry import NodeContext
+from qonnx_tools.node_context import NodeContext
 from qonnx_tools.ops import get_op
 from qonnx_tools.ops.base import TensorInfo
 from qonnx_tools.ops.floatquant import FloatQuant
@@ -237,3 +237,23 @@ def test_dtype_and_registration():
     y = FloatQuant.execute(make_ctx(), np.array([0.3], np.float64), *(np.float32(v) for v in (1, 4, 3, 7, 448)))
     assert y.dtype == np.float64 and y.tolist() == [0.3125]
     assert get_op("onnx.brevitas", "FloatQuant") is FloatQuant
+
+
+def test_raise_rule_gives_floatquant_for_float8():
+    from qonnx_tools.decline import Decline
+    from qonnx_tools.lowering import QdqChain
+
+    e4m3 = np.dtype(ml_dtypes.float8_e4m3fn)
+    raised = FloatQuant.raise_qdq(QdqChain(e4m3, None, -np.inf, np.inf, 0, None, False))
+    assert (raised.op, raised.op_type, raised.zeropt) == (FloatQuant, "FloatQuant", None)
+    assert raised.attrs["saturation"] == 0 and raised.attrs["has_nan"] == 1
+    assert [float(v) for v in raised.params.values()] == [4.0, 3.0, 7.0, 448.0]
+    clipped = FloatQuant.raise_qdq(QdqChain(e4m3, None, -1.0, 1.0, 1, None, None))
+    assert isinstance(clipped, Decline) and clipped.reason == "Clip on a float8/float4 container has no FloatQuant form"
+    assert FloatQuant.raise_qdq(QdqChain(np.dtype(np.int8), (-128, 127), -np.inf, np.inf, 0, None, True)) is None
+
+
+def test_check_params_max_val_positive():
+    attrs = FloatQuant.resolve_attributes({}, "n")
+    problems = FloatQuant.check_params(attrs, {"scale": np.float32(1), "max_val": np.float32(-1)}, None)
+    assert [p.message for p in problems] == ["max_val must be > 0, got -1"]

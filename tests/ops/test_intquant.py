@@ -16,7 +16,7 @@ from qonnx_tools._ir import ir
 from qonnx_tools.datatypes import DataType
 from qonnx_tools.errors import InvalidAttributeError
 from qonnx_tools.executor import execute
-from qonnx_tools.executor.registry import NodeContext, lookup
+from qonnx_tools.node_context import NodeContext
 from qonnx_tools.ops import get_op
 from qonnx_tools.ops.base import TensorInfo
 from qonnx_tools.ops.intquant import IntQuant
@@ -281,26 +281,6 @@ def test_property_on_grid_and_nearest(x, scale, bits, signed):
 # -- through the executor ----------------------------------------------------------
 
 
-def _executor_decodes_attributes() -> bool:
-    """Whether the executor can read node attributes with the installed onnx_ir."""
-    from qonnx_tools.executor.attributes import decode_attributes
-
-    try:
-        decode_attributes(ir.Node("", "Relu", [], attributes=[ir.AttrInt64("alpha", 1)]))
-    except TypeError:
-        return False
-    return True
-
-
-needs_attribute_decoding = pytest.mark.skipif(
-    not _executor_decodes_attributes(),
-    reason="qonnx_tools.executor.attributes.decode_attribute fails on this onnx_ir "
-    "(isinstance(attr, ir.RefAttr): RefAttr is a function in onnx_ir 1.1)",
-)
-
-
-
-@needs_attribute_decoding
 def test_executor_runs_quant_alias_in_brevitas_domain():
     node = helper.make_node(
         "Quant", ["x", "s", "z", "b"], ["y"], name="q_exec", domain="onnx.brevitas",
@@ -321,7 +301,6 @@ def test_executor_runs_quant_alias_in_brevitas_domain():
     assert out["y"].tolist() == [0.0, 0.5, 1.0, 3.5]
 
 
-@needs_attribute_decoding
 def test_executor_error_names_node():
     node = helper.make_node(
         "IntQuant", ["x", "s", "z", "b"], ["y"], name="bad_quant", domain="qonnx.custom_op.general",
@@ -357,11 +336,6 @@ MODELS = [
 ]
 
 
-def _missing_kernels(model: onnx.ModelProto) -> list[str]:
-    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
-    return sorted({n.op_type for n in model.graph.node if n.domain in ("", "ai.onnx") and lookup(n.op_type, opset) is None})
-
-
 def _tolerance(meta: dict, ref: np.ndarray) -> np.ndarray | float:
     """One output quantization step: the output quantizer's step when the output is an
     IntQuant tensor, one E4M3/E5M2 mantissa step (relative 2**-2) for a FloatQuant
@@ -374,15 +348,11 @@ def _tolerance(meta: dict, ref: np.ndarray) -> np.ndarray | float:
 
 
 @pytest.mark.shared
-@needs_attribute_decoding
 @pytest.mark.skipif(not BREVITAS.exists(), reason="shared Brevitas corpus (../shared/models/brevitas) not present")
 @pytest.mark.parametrize("name", MODELS)
 def test_brevitas_reference(name):
     folder = BREVITAS / name
     proto = onnx.load(folder / "qonnx.onnx")
-    missing = _missing_kernels(proto)
-    if missing:
-        pytest.skip(f"standard kernels not available yet: {missing}")
     io = np.load(folder / "io.npz")
     meta = json.loads((folder / "meta.json").read_text())
     model = ir.from_proto(proto)
@@ -393,3 +363,34 @@ def test_brevitas_reference(name):
     ref = io["output"]
     assert got.shape == ref.shape and got.dtype == ref.dtype
     assert np.all(np.abs(got.astype(np.float64) - ref) <= _tolerance(meta, ref))
+
+
+# -- the op's other rules: parameter legality, raising from Q/DQ -----------------------------
+
+
+def test_check_params_takes_plain_arrays():
+    attrs = IntQuant.resolve_attributes({"signed": 1, "narrow": 1}, "n")
+    ok = {"scale": np.float32(0.5), "zeropt": np.float32(0), "bitwidth": np.float32(4)}
+    assert IntQuant.check_params(attrs, ok, (1, 8)) == []
+    bad = {"scale": np.float32(0), "zeropt": np.float32(9), "bitwidth": np.float32(4)}
+    messages = [p.message for p in IntQuant.check_params(attrs, bad, (1, 8))]
+    assert messages[0] == "scale must be finite and > 0, got 0"
+    assert messages[1].startswith("zeropt must lie in the signed narrow integer range [-7, 7]")
+    one_bit = IntQuant.check_params(attrs, {"bitwidth": np.float32(1)}, None)
+    assert [p.severity for p in one_bit] == ["error"] and "single value" in one_bit[0].message
+    wide = IntQuant.check_params(attrs, {"scale": np.ones(3, np.float32)}, (1, 8))
+    assert [p.message for p in wide] == ["scale of shape (3,) does not broadcast to X's shape (1, 8)"]
+
+
+def test_raise_rule_gives_quant_for_integer_containers():
+    from qonnx_tools.decline import Decline
+    from qonnx_tools.lowering import QdqChain
+
+    chain = QdqChain(np.dtype(np.uint8), (0, 255), 0.0, 15.0, 1, None, True)
+    raised = IntQuant.raise_qdq(chain)
+    assert (raised.op, raised.op_type) == (IntQuant, "Quant")
+    assert raised.attrs == {"signed": 0, "narrow": 0, "rounding_mode": "ROUND"}
+    assert float(raised.params["bitwidth"]) == 4.0 and float(raised.zeropt) == 0.0
+    odd = IntQuant.raise_qdq(QdqChain(np.dtype(np.int8), (-128, 127), -3.0, 5.0, 1, None, True))
+    assert isinstance(odd, Decline) and odd.reason == "integer range [-3, 5] is no QONNX Quant range"
+    assert IntQuant.raise_qdq(QdqChain(np.dtype(np.float16), None, -np.inf, np.inf, 0, None, True)) is None

@@ -8,7 +8,7 @@ import pytest
 from qonnx_tools._ir import ir
 from qonnx_tools.datatypes import DataType
 from qonnx_tools.errors import InvalidAttributeError
-from qonnx_tools.executor.registry import NodeContext
+from qonnx_tools.node_context import NodeContext
 from qonnx_tools.ops import get_op
 from qonnx_tools.ops.base import TensorInfo
 from qonnx_tools.ops.trunc import Trunc, TruncV2
@@ -198,3 +198,19 @@ def test_infer_datatypes():
     assert TruncV2.infer_datatypes(make_ctx(TruncV2), _infos([0.5, 0.0, 8, 1.0, None])) == [None]
     assert Trunc.infer_datatypes(make_ctx(Trunc), _infos([1.0, 0.0, 8, 4])) == [DataType.scaled_int(4)]
     assert Trunc.infer_datatypes(make_ctx(Trunc), _infos([1.0, 0.0, 8, None])) == [None]
+
+
+def test_check_params_in_below_out_bitwidth_is_an_error_in_v1_a_warning_in_v2():
+    params = {"scale": np.float32(1), "zeropt": np.float32(0), "in_bitwidth": np.float32(4),
+              "out_bitwidth": np.float32(8), "out_scale": np.float32(1)}
+    v1 = Trunc.check_params(Trunc.resolve_attributes({}, "n"), params, None)
+    v2 = TruncV2.check_params(TruncV2.resolve_attributes({}, "n"), params, None)
+    assert [p.severity for p in v1] == ["error"] and "multiplies the integers" in v1[0].message
+    assert [p.severity for p in v2] == ["warning"] and "nothing is truncated" in v2[0].message
+
+
+def test_trunc_has_no_raise_rule():
+    from qonnx_tools.lowering import QdqChain
+
+    chain = QdqChain(np.dtype(np.int8), (-128, 127), -np.inf, np.inf, 0, None, True)
+    assert Trunc.raise_qdq(chain) is None and TruncV2.raise_qdq(chain) is None

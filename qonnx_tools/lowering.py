@@ -1,13 +1,18 @@
-"""Lowering QONNX quantizers to standard ONNX: what a rule gets, what it returns, shared emitters.
+"""QCDQ forms of the QONNX ops: what a lowering or raising rule gets and returns, shared emitters.
 
-Each quantizer op module owns its rule, ``lower_qcdq(cls, node, ctx) -> LoweringOutcome``
-(IntQuant, BipolarQuant, Trunc v1/v2, FloatQuant). A rule reads the node (its
-inputs through use-def links, constants through ``ctx.constant``) and either
+This module sits below ``qonnx_tools.ops``: each op module owns its rules and imports
+the pieces they share from here; the drivers in ``qonnx_tools.convert`` (``qcdq``,
+``qonnx_raise``) import the same pieces to run them.
+
+Lowering (QONNX -> QCDQ). Each op's ``lower_qcdq(cls, node, ctx) -> LoweringOutcome``
+(IntQuant, BipolarQuant, Trunc v1/v2, FloatQuant, MultiThreshold; the base class
+declines) reads the node (its inputs through use-def links, constants through
+``ctx.constant``) and either
 
 * returns a :class:`Rewrite`: new nodes and initializers (not yet in the graph)
   whose ``output`` computes the node's output, the lowest ai.onnx opset the
   emitted nodes need, and a short description of the pattern; or
-* returns :class:`Declined` with a reason (nothing was changed).
+* returns a :class:`~qonnx_tools.decline.Decline` with the reason (nothing was changed).
 
 Rules never edit the graph; the driver (``qonnx_tools.convert.qcdq``) inserts
 the nodes, redirects the uses and removes what became unused.
@@ -23,21 +28,34 @@ per-axis or blocked parameters, chosen from the parameters' shapes),
 :data:`CONTAINERS` and :func:`choose_container`, and the emitters
 :func:`emit_int_qdq` (Q -> [Clip] -> DQ) and :func:`emit_dequantized_constant`
 (integer/float8 initializer -> DQ).
+
+Raising (QCDQ -> QONNX). The driver (``qonnx_tools.convert.qonnx_raise``) walks a
+``QuantizeLinear -> [Clip ...] -> DequantizeLinear`` chain (or a DequantizeLinear of a
+constant), lays its parameters out for QONNX and describes it as a :class:`QdqChain`;
+each op's ``raise_qdq(cls, chain)`` answers with the QONNX node that computes the same
+values (:class:`Raised`), a Decline (the chain is the op's kind but has no form as
+it), or None (not the op's kind of container).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import ml_dtypes
 import numpy as np
 
 from qonnx_tools._ir import ir
-from qonnx_tools.constants import constant_array
+from qonnx_tools.decline import Decline
 from qonnx_tools.domains import canonical_domain
-from qonnx_tools.executor.attributes import decode_attributes
-from qonnx_tools.executor.registry import NodeContext
+from qonnx_tools.node_context import NodeContext
+
+if TYPE_CHECKING:
+    from qonnx_tools.ops.base import QonnxOp
+
+# ``constant_array`` and ``decode_attributes`` are imported where used: both modules import the
+# executor package, whose ``__init__`` imports the engine, which imports ``qonnx_tools.ops`` --
+# and the op modules import this module.
 
 #: Highest ai.onnx opset any rule needs for its preferred form (int16/int4/blocked Q/DQ).
 HIGHEST_FORM_OPSET = 21
@@ -60,13 +78,6 @@ OP_MIN_OPSET: dict[str, int] = {
 # -- outcomes -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Declined:
-    """The rule does not rewrite this node; ``reason`` says why (shown to the user)."""
-
-    reason: str
-
-
 @dataclass
 class Rewrite:
     """Replacement for one node: ``nodes`` (in order) compute ``output`` from the node's inputs
@@ -85,12 +96,8 @@ class Rewrite:
     kind: str
 
 
-LoweringOutcome = Rewrite | Declined
-
-
-def decline(reason: str) -> Declined:
-    """Shorthand for ``Declined(reason)``."""
-    return Declined(reason)
+#: What a ``lower_qcdq`` rule returns.
+LoweringOutcome = Rewrite | Decline
 
 
 # -- context --------------------------------------------------------------------------------
@@ -115,10 +122,14 @@ class LoweringContext:
 
     def constant(self, value: ir.Value | None) -> np.ndarray | None:
         """The value's constant array (initializer, also when listed as graph input, or Constant node)."""
+        from qonnx_tools.constants import constant_array
+
         return constant_array(value)
 
     def node_context(self, node: ir.Node, op_cls: Any) -> NodeContext:
         """Resolved attributes of ``node`` for ``op_cls`` (defaults filled in, checked) as a NodeContext."""
+        from qonnx_tools.executor.attributes import decode_attributes
+
         where = f"node {node.name!r} ({node.op_type})"
         op_cls.check_inputs(len(node.inputs), where)
         attrs = op_cls.resolve_attributes(decode_attributes(node), where)
@@ -135,12 +146,12 @@ class LoweringContext:
         return Builder(self, node)
 
 
-def x_float32(value: ir.Value) -> str | None:
-    """None when ``value`` is (or may be) float32, else a reason to decline."""
+def x_float32(value: ir.Value) -> Decline | None:
+    """None when ``value`` is (or may be) float32, else the Decline of a rule that needs float32 X."""
     if value is None:
-        return "input X is missing"
+        return Decline("input X is missing")
     if value.dtype is not None and value.dtype != ir.DataType.FLOAT:
-        return f"input X is {value.dtype.name}, only float32 is lowered (the executor computes in X's dtype)"
+        return Decline(f"input X is {value.dtype.name}, only float32 is lowered (the executor computes in X's dtype)")
     return None
 
 
@@ -512,3 +523,45 @@ def same_value(a: np.ndarray, b: np.ndarray) -> bool:
     a = np.asarray(a)
     b = np.asarray(b)
     return a.shape == b.shape and bool(np.all((a == b) | (np.isnan(a) & np.isnan(b))))
+
+
+# -- raising (QCDQ -> QONNX) --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QdqChain:
+    """What a raise rule gets: a ``QuantizeLinear -> [Clip ...] -> DequantizeLinear`` chain (or a
+    DequantizeLinear of a constant) as the driver read it.
+
+    ``container`` is the element type of the quantized values (int8, uint4, float8e4m3fn...),
+    ``int_range`` its (min, max) when it is an integer type (None otherwise); ``clip_lo`` /
+    ``clip_hi`` bound the integers when there are Clips (``-inf`` / ``inf`` otherwise), ``n_clips``
+    counts them; ``zeropt`` is the DequantizeLinear's zero-point laid out for QONNX (broadcasting
+    to X; its own dtype), None when it has none; ``saturate`` is the QuantizeLinear's ``saturate``
+    (None for a constant, which has no QuantizeLinear).
+    """
+
+    container: np.dtype
+    int_range: tuple[int, int] | None
+    clip_lo: float
+    clip_hi: float
+    n_clips: int
+    zeropt: np.ndarray | None
+    saturate: bool | None
+
+
+@dataclass
+class Raised:
+    """What a raise rule returns: the QONNX node that computes the chain's values.
+
+    ``op`` is the op definition whose ``execute`` computes it, ``op_type`` the name written
+    (IntQuant is written ``Quant``, the name every QONNX reader knows); ``zeropt`` is the
+    zero-point input (None for ops without one) and ``params`` the further inputs, by name
+    (the new initializers are named after them), in input order.
+    """
+
+    op: type[QonnxOp]
+    op_type: str
+    attrs: dict[str, Any]
+    zeropt: np.ndarray | None
+    params: dict[str, np.ndarray]
