@@ -8,7 +8,9 @@ The model is tidied (the ``tidy`` pass) before and after the conversion: before,
 so that weight Transposes move into their quantizers and static graph inputs are
 constants (a lowered weight stays one DequantizeLinear of a constant); after, so
 that the output holds nothing onnxsim/onnxslim or qonnx's cleanup would remove
-(no-op arithmetic, constant subgraphs, initializers listed as inputs).
+(no-op arithmetic, constant subgraphs, initializers listed as inputs). A model
+with channels-last ops is turned back to channels-first (``to-channels-first``)
+before a conversion to standard ONNX, and the result's notes say so.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 
 from qonnx_tools._ir import ir
 from qonnx_tools.convert.result import ConversionResult, Unconverted
+from qonnx_tools.domains import CHANNELS_LAST, canonical_domain
 from qonnx_tools.errors import BadInputError
 
 TARGETS = ("qcdq", "qop", "qonnx")
@@ -29,7 +32,14 @@ def convert(model: ir.Model, to: str, **options: Any) -> ConversionResult:
     if to not in TARGETS:
         raise BadInputError(f"unknown conversion target {to!r}; choose one of {', '.join(TARGETS)}")
     run_passes(model, "tidy")
+    channels_last = to in ("qcdq", "qop") and any(
+        canonical_domain(node.domain) == CHANNELS_LAST for node in model.graph.all_nodes()
+    )
+    if channels_last:  # standard ONNX has no channels-last ops: go back to NCHW first, and say so
+        run_passes(model, "to-channels-first")
     result = _convert(model, to, options)
+    if channels_last:
+        result.notes.insert(0, "channels-last ops turned back into standard channels-first ops (to-channels-first)")
     run_passes(model, "tidy")
     return result
 

@@ -894,3 +894,28 @@ def test_property_conversion_matches_executor(bits, signed, narrow, mode, scale_
     x.flat[0], x.flat[1] = np.float32(lo - 5) * scale.flat[0], np.float32(hi + 5) * scale.flat[0]
     model = intquant(shape, scale, zp, bits, signed, narrow, mode)
     convert_and_compare(model, {"x": x}, opset=opset)
+
+
+def test_channels_last_model_goes_channels_first_then_matches_its_reference_in_onnxruntime():
+    """models/generated/channels_last_ops.onnx: expected outputs from the generator's own transcription
+    of the QONNX spec and onnxruntime (models/manifest.toml), not from qonnx_tools."""
+    from pathlib import Path
+
+    import onnxruntime as ort
+
+    from qonnx_tools.convert import convert
+    from qonnx_tools.domains import CHANNELS_LAST
+    from qonnx_tools.model_io import load
+
+    root = Path(__file__).resolve().parents[2] / "models" / "generated"
+    model = load(root / "channels_last_ops.onnx")
+    result = convert(model, to="qcdq")
+    assert result.notes[0].startswith("channels-last ops turned back")
+    assert not [n for n in model.graph if n.domain == CHANNELS_LAST or n.domain.startswith("qonnx")]
+    reference = np.load(root / "channels_last_ops.npz")
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    proto = ir.serde.serialize_model(model)
+    session = ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    (got,) = session.run(None, {"x": reference["input:x"]})
+    np.testing.assert_allclose(got, reference["output:y"], rtol=0, atol=1e-6)
