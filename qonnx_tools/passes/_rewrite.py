@@ -5,14 +5,17 @@
   plus the case it gets wrong: a graph output fed through to another graph output).
 - ``all_value_names`` / ``unique_name``: fresh names for new initializers.
 - ``new_initializer`` / ``drop_if_unused``: add a constant, remove one nobody reads.
-- ``rewrite_each``: apply a one-node rewrite to candidates, collecting why it declined.
+- ``quantizer_of_constants`` / ``replace_constant_input``: rewrite a quantized constant weight.
+- ``rewriter_condition``: the adapter between our checks (``Decline``) and onnxscript's
+  rewriter (``MatchResult.fail``).
+
+(One-node rewrites are applied by ``QonnxPass.rewrite_each``, which collects their declines.)
 """
 
 from __future__ import annotations
 
-from typing import Callable, Iterable
-
 from qonnx_tools._ir import ir
+from qonnx_tools.decline import Decline
 
 
 def can_bypass(keep: ir.Value | None, drop: ir.Value) -> bool:
@@ -115,7 +118,7 @@ def drop_if_unused(value: ir.Value) -> None:
 ELEMENTWISE_QUANTIZERS = ("IntQuant", "Quant", "BipolarQuant")
 
 
-def quantizer_of_constants(value: ir.Value | None) -> ir.Node | str:
+def quantizer_of_constants(value: ir.Value | None) -> ir.Node | Decline:
     """The IntQuant/BipolarQuant that computes ``value`` from initializers alone (not graph inputs),
     when nothing else reads ``value``; else why not. Such a quantized weight can be rewritten by
     rewriting its constant inputs."""
@@ -123,11 +126,11 @@ def quantizer_of_constants(value: ir.Value | None) -> ir.Node | str:
 
     quant = value.producer() if value is not None else None
     if quant is None or quant.op_type not in ELEMENTWISE_QUANTIZERS or canonical_domain(quant.domain) != QONNX:
-        return "input is not produced by an IntQuant/BipolarQuant"
+        return Decline("input is not produced by an IntQuant/BipolarQuant", value)
     if len(value.uses()) != 1 or value.is_graph_output():
-        return "the quantized weight has other readers"
+        return Decline("the quantized weight has other readers", value)
     if any(v is None or not v.is_initializer() or v.const_value is None or v.is_graph_input() for v in quant.inputs):
-        return "quantizer inputs are not all initializers"
+        return Decline("quantizer inputs are not all initializers", quant)
     return quant
 
 
@@ -141,18 +144,13 @@ def replace_constant_input(node: ir.Node, index: int, array, name: str, used: se
     return fresh
 
 
-def rewrite_each(
-    nodes: Iterable[ir.Node], rewrite: Callable[[ir.Node], object], quiet: Iterable[str] = ()
-) -> tuple[bool, list[str]]:
-    """Apply ``rewrite`` to each node; it returns a string saying why it declined, anything else
-    when it rewrote. Returns (anything rewritten, one "node 'n' (Op): reason" line per decline
-    except the ``quiet`` reasons, which only mean the node is not a candidate)."""
-    quiet = set(quiet)
-    modified, declined = False, []
-    for node in nodes:
-        result = rewrite(node)
-        if not isinstance(result, str):
-            modified = True
-        elif result not in quiet:
-            declined.append(f"node {node.name!r} ({node.op_type}): {result}")
-    return modified, declined
+def rewriter_condition(pass_, node: ir.Node, outcome: object):
+    """The condition result onnxscript's pattern rewriter wants, from one of our checks: a ``Decline``
+    is recorded on ``pass_`` (``QonnxPass.decline``) and becomes ``MatchResult().fail(reason, node)``;
+    anything else means the rewrite applies (True)."""
+    if not isinstance(outcome, Decline):
+        return True
+    from qonnx_tools._ir import rewriter
+
+    pass_.decline(outcome, node)
+    return rewriter.MatchResult().fail(outcome.reason, node)

@@ -23,9 +23,10 @@ import numpy as np
 
 from qonnx_tools._ir import ir
 from qonnx_tools.constants import constant_array
+from qonnx_tools.decline import Decline
 from qonnx_tools.domains import STANDARD, canonical_domain
 from qonnx_tools.ops.channels_last import to_channels_first
-from qonnx_tools.passes._rewrite import all_value_names, quantizer_of_constants, replace_constant_input, rewrite_each
+from qonnx_tools.passes._rewrite import all_value_names, quantizer_of_constants, replace_constant_input
 from qonnx_tools.passes.base import PassResult, QonnxPass, register_pass
 
 #: Not a candidate at all (most Transposes): not reported as a decline.
@@ -42,8 +43,7 @@ def _flattens_to_2d(node: ir.Node) -> bool:
     if canonical_domain(node.domain) != STANDARD:
         return False
     if node.op_type == "Flatten":
-        attr = node.attributes.get("axis")
-        return (1 if attr is None else int(attr.value)) == 1
+        return node.attributes.get_int("axis", 1) == 1
     if node.op_type == "Reshape" and len(node.inputs) > 1:
         shape = constant_array(node.inputs[1])
         out = node.outputs[0].shape
@@ -51,23 +51,23 @@ def _flattens_to_2d(node: ir.Node) -> bool:
     return False
 
 
-def absorb(transpose: ir.Node, used: set[str]) -> str | None:
+def absorb(transpose: ir.Node, used: set[str]) -> Decline | None:
     """Rewrite one Transpose -> Flatten -> MatMul chain (new names unique in ``used``); None when done, else why not."""
     x = transpose.inputs[0]
     if x is None or x.shape is None or any(not isinstance(d, int) for d in x.shape[1:]):
-        return "input shape unknown"
+        return Decline("input shape unknown")
     rank = len(x.shape)
-    perm = tuple(int(p) for p in transpose.attributes["perm"].value) if "perm" in transpose.attributes else None
-    if rank < 3 or perm != to_channels_first(rank):
-        return _NOT_TO_NCHW
+    perm = transpose.attributes.get_ints("perm")
+    if rank < 3 or perm is None or tuple(perm) != to_channels_first(rank):
+        return Decline(_NOT_TO_NCHW)
     flatten = _single_user(transpose.outputs[0])
     if flatten is None or not _flattens_to_2d(flatten):
-        return "not read by one Flatten to (N, features)"
+        return Decline("not read by one Flatten to (N, features)")
     matmul = _single_user(flatten.outputs[0])
     if matmul is None or matmul.op_type != "MatMul" or matmul.inputs[0] is not flatten.outputs[0]:
-        return "the flattened tensor is not the left operand of one MatMul"
+        return Decline("the flattened tensor is not the left operand of one MatMul")
     rows = _row_constants(matmul)
-    if isinstance(rows, str):
+    if isinstance(rows, Decline):
         return rows
     spatial_last = tuple(x.shape[1:])  # (*spatial, C)
     order = np.arange(int(np.prod(spatial_last))).reshape(
@@ -83,15 +83,15 @@ def absorb(transpose: ir.Node, used: set[str]) -> str | None:
     return None
 
 
-def _row_constants(matmul: ir.Node) -> list[tuple[ir.Node, int]] | str:
+def _row_constants(matmul: ir.Node) -> list[tuple[ir.Node, int]] | Decline:
     """(reading node, input index) of every constant whose rows follow W's rows: W itself, or the
     inputs of the quantizer computing W."""
     w = matmul.inputs[1] if len(matmul.inputs) > 1 else None
     if w is not None and w.is_initializer() and w.const_value is not None and not w.is_graph_input():
         return [(matmul, 1)]
     quant = quantizer_of_constants(w)
-    if isinstance(quant, str):
-        return f"the weight is neither an initializer nor a quantized one ({quant})"
+    if isinstance(quant, Decline):
+        return Decline(f"the weight is neither an initializer nor a quantized one ({quant.reason})", matmul)
     return [(quant, i) for i in range(len(quant.inputs))]
 
 
@@ -105,11 +105,8 @@ class AbsorbTransposeIntoMatMul(QonnxPass):
         "W an initializer or a quantizer of one"
     )
 
-    def __post_init__(self) -> None:
-        self.declined: list[str] = []
-
     def call(self, model: ir.Model) -> PassResult:
         used = all_value_names(model)
         transposes = [n for n in model.graph if n.op_type == "Transpose" and canonical_domain(n.domain) == STANDARD]
-        modified, self.declined = rewrite_each(transposes, lambda node: absorb(node, used), quiet=[_NOT_TO_NCHW])
+        modified = self.rewrite_each(transposes, lambda node: absorb(node, used), quiet=[_NOT_TO_NCHW])
         return PassResult(model, modified)

@@ -30,16 +30,15 @@ uses it.
 
 Implementation: onnxscript's pattern rewriter. Each rewrite is a one-node
 pattern (``Sub(x, c)`` / ``Div(x, c)``) plus a condition that decides and says
-why it declines (``MatchResult.fail(reason)``); the replacement is a single
-Add / Mul. The rewriter is a good fit here: the patterns are single nodes with a
-fixed operand order, and it handles the rewiring, graph-output names and
-subgraphs. Declines are also collected on the pass object (``declined``, one
-line per node) so callers and tests can see them without a tracer.
+why it declines (a ``Decline``, recorded on the pass -- ``declined``, one line per
+node -- and handed to the rewriter as ``MatchResult.fail(reason)`` by
+``rewriter_condition``); the replacement is a single Add / Mul. The rewriter is a
+good fit here: the patterns are single nodes with a fixed operand order, and it
+handles the rewiring, graph-output names and subgraphs.
 """
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import Callable, ClassVar
 
@@ -47,13 +46,10 @@ import numpy as np
 
 from qonnx_tools._ir import ir, rewriter
 from qonnx_tools.constants import constant_array
-from qonnx_tools.domains import STANDARD, canonical_domain
-from qonnx_tools.passes._rewrite import all_value_names, unique_name
+from qonnx_tools.decline import Decline
+from qonnx_tools.domains import STANDARD, opset_of
+from qonnx_tools.passes._rewrite import all_value_names, rewriter_condition, unique_name
 from qonnx_tools.passes.base import PassResult, QonnxPass, register_pass
-
-logger = logging.getLogger(__name__)
-
-_MatchResult = rewriter.MatchResult
 
 
 def _is_float(dtype: np.dtype) -> bool:
@@ -63,28 +59,28 @@ def _is_float(dtype: np.dtype) -> bool:
         return False
 
 
-def negate_constant(c: np.ndarray) -> np.ndarray | str:
+def negate_constant(c: np.ndarray) -> np.ndarray | Decline:
     """``-c`` in c's dtype, or the reason why it cannot be represented exactly."""
     dtype = np.dtype(c.dtype)
     if _is_float(dtype):
         return np.negative(c)
     if dtype.kind == "i":
         if c.size and np.any(c == np.iinfo(dtype).min):
-            return f"constant holds {np.iinfo(dtype).min}, whose negation overflows {dtype}"
+            return Decline(f"constant holds {np.iinfo(dtype).min}, whose negation overflows {dtype}")
         return np.negative(c)
     if dtype.kind == "u":
-        return f"unsigned constant ({dtype}) has no negation"
-    return f"constant of type {dtype} is not numeric"
+        return Decline(f"unsigned constant ({dtype}) has no negation")
+    return Decline(f"constant of type {dtype} is not numeric")
 
 
-def reciprocal_constant(c: np.ndarray, *, exact_only: bool = False) -> np.ndarray | str:
+def reciprocal_constant(c: np.ndarray, *, exact_only: bool = False) -> np.ndarray | Decline:
     """``RN(1/c)`` in c's dtype, or the reason why Div by ``c`` must stay a Div."""
     dtype = np.dtype(c.dtype)
     if not _is_float(dtype):
-        return f"integer division ({dtype}) truncates; x * (1/c) is not equivalent"
+        return Decline(f"integer division ({dtype}) truncates; x * (1/c) is not equivalent")
     wide = c.astype(np.float64)
     if np.any(wide == 0):
-        return "constant divisor contains zero"
+        return Decline("constant divisor contains zero")
     # 1/c in float64 then one rounding to the dtype: correctly rounded (53 >= 2*24 + 2).
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
         recip64 = 1.0 / wide
@@ -92,12 +88,12 @@ def reciprocal_constant(c: np.ndarray, *, exact_only: bool = False) -> np.ndarra
     back = recip.astype(np.float64)
     finite = np.isfinite(wide)
     if np.any(finite & ~np.isfinite(back)):
-        return "1/c overflows the constant's type"
+        return Decline("1/c overflows the constant's type")
     tiny = float(_finfo(dtype).tiny)
     if np.any(finite & (back != 0) & (np.abs(back) < tiny)):
-        return "1/c is subnormal in the constant's type (precision loss)"
+        return Decline("1/c is subnormal in the constant's type (precision loss)")
     if exact_only and np.any(finite & (back * wide != 1.0)):
-        return "1/c is not exact (exact_only: only powers of two are converted)"
+        return Decline("1/c is not exact (exact_only: only powers of two are converted)")
     return recip
 
 
@@ -111,15 +107,15 @@ def _finfo(dtype: np.dtype):
         return ml_dtypes.finfo(dtype)
 
 
-def _legacy_broadcast(model: ir.Model, node: ir.Node) -> str | None:
+def _legacy_broadcast(model: ir.Model, node: ir.Node) -> Decline | None:
     """Why opset < 7 arithmetic (``broadcast``/``axis`` attributes) cannot be rewritten, or None."""
-    opset = {canonical_domain(d): v for d, v in model.opset_imports.items()}.get(STANDARD, 0)
-    if opset < 7 or len(node.attributes):
-        return "ai.onnx opset < 7 (legacy broadcast attributes); run opset-upgrade first"
+    if opset_of(model, STANDARD) < 7 or len(node.attributes):
+        return Decline("ai.onnx opset < 7 (legacy broadcast attributes); run opset-upgrade first")
     return None
 
 
 def _constant_problem(value: ir.Value | None) -> str:
+    """The part of a decline reason that says why ``value`` is not a usable constant."""
     if value is not None and value.const_value is not None and value.is_graph_input():
         return (
             f"{value.name!r} is an initializer that is also a graph input (overridable; run remove-static-inputs first)"
@@ -134,13 +130,13 @@ class _ConstantOperandRule:
         self,
         op_type: str,
         new_op: str,
-        transform: Callable[[np.ndarray], np.ndarray | str],
+        transform: Callable[[np.ndarray], np.ndarray | Decline],
         names: set[str],
-        declined: list[str],
+        owner: QonnxPass,
         suffix: str,
     ) -> None:
         self.op_type, self.new_op, self.transform = op_type, new_op, transform
-        self.names, self.declined, self.suffix = names, declined, suffix
+        self.names, self.owner, self.suffix = names, owner, suffix  # owner: the pass that records declines
         # (id(source constant value), id(graph)) -> (source value, new initializer value)
         self.created: dict[tuple[int, int], tuple[ir.Value, ir.Value]] = {}
         self._graph: ir.Graph | None = None  # the graph of the match being rewritten
@@ -153,31 +149,27 @@ class _ConstantOperandRule:
 
         return rewriter.pattern.RewriteRule(target, self._replace, self._condition)
 
-    def _plan(self, x: ir.Value | None, c: ir.Value | None) -> np.ndarray | str:
+    def _plan(self, x: ir.Value | None, c: ir.Value | None) -> np.ndarray | Decline:
         if c is None or x is None:
-            return "missing operand"
+            return Decline("missing operand")
         if (id(c), id(self._graph)) in self.created:
             return self.created[id(c), id(self._graph)][1].const_value.numpy()
         array = constant_array(c, overridable=False)
         if array is None:
             if constant_array(x, overridable=False) is not None:
-                return f"constant is the left operand ({self.op_type}(c, x)); only {self.op_type}(x, c) is rewritten"
-            return f"right operand is not a constant: {_constant_problem(c)}"
+                return Decline(
+                    f"constant is the left operand ({self.op_type}(c, x)); only {self.op_type}(x, c) is rewritten", x
+                )
+            return Decline(f"right operand is not a constant: {_constant_problem(c)}", c)
         return self.transform(array)
 
     def _condition(self, context, x, c, y, **_):
         self._graph = context.graph_or_function
         if isinstance(self._graph, ir.Function):
-            plan = "inside a model-local function (no initializers there)"
+            plan = Decline("inside a model-local function (no initializers there)")
         else:
             plan = _legacy_broadcast(context.model, y.producer()) or self._plan(x, c)
-        if isinstance(plan, str):
-            node = y.producer()
-            line = f"node {node.name!r} ({node.op_type}): {plan}"
-            self.declined.append(line)
-            logger.debug("declined %s", line)
-            return _MatchResult().fail(plan)
-        return True
+        return rewriter_condition(self.owner, y.producer(), plan)
 
     def _replace(self, op, x, c, y, **_):
         key = (id(c), id(self._graph))
@@ -186,8 +178,8 @@ class _ConstantOperandRule:
             new_c = cached[1]
         else:
             plan = self._plan(x, c)
-            if isinstance(plan, str):  # pragma: no cover - the condition rejected it already
-                return _MatchResult().fail(plan)
+            if isinstance(plan, Decline):  # pragma: no cover - the condition rejected (and recorded) it already
+                return None
             base = (c.name or "const") + self.suffix
             new_c = op.initializer(ir.Tensor(np.array(plan, order="C")), name=unique_name(base, self.names))
             self.created[key] = (c, new_c)
@@ -209,15 +201,12 @@ class _ConstantOperandRule:
                 source.graph.initializers.pop(source.name)
 
 
-def _run_rule(
-    model: ir.Model, make_rule: Callable[[set[str], list[str]], _ConstantOperandRule]
-) -> tuple[bool, list[str]]:
-    declined: list[str] = []
-    rule = make_rule(all_value_names(model), declined)
+def _run_rule(model: ir.Model, make_rule: Callable[[set[str]], _ConstantOperandRule]) -> bool:
+    rule = make_rule(all_value_names(model))
     count = rewriter.RewriteRuleSet([rule.rule()]).apply_to_model(model)
     if count:
         rule.drop_unused_sources()
-    return bool(count), declined
+    return bool(count)
 
 
 @dataclass
@@ -227,12 +216,9 @@ class SubToAdd(QonnxPass):
     name: ClassVar[str] = "sub-to-add"
     summary: ClassVar[str] = "x - c (constant c) -> x + (-c); exact; unsigned / INT_MIN constants kept"
 
-    def __post_init__(self) -> None:
-        self.declined: list[str] = []  # after a run: one line per Sub left alone, with the reason
-
     def call(self, model: ir.Model) -> PassResult:
-        modified, self.declined = _run_rule(
-            model, lambda names, declined: _ConstantOperandRule("Sub", "Add", negate_constant, names, declined, "_neg")
+        modified = _run_rule(
+            model, lambda names: _ConstantOperandRule("Sub", "Add", negate_constant, names, self, "_neg")
         )
         return PassResult(model, modified)
 
@@ -254,16 +240,11 @@ class DivToMul(QonnxPass):
 
     exact_only: bool = False
 
-    def __post_init__(self) -> None:
-        self.declined: list[str] = []  # after a run: one line per Div left alone, with the reason
-
     def call(self, model: ir.Model) -> PassResult:
         exact = self.exact_only
 
-        def transform(c: np.ndarray) -> np.ndarray | str:
+        def transform(c: np.ndarray) -> np.ndarray | Decline:
             return reciprocal_constant(c, exact_only=exact)
 
-        modified, self.declined = _run_rule(
-            model, lambda names, declined: _ConstantOperandRule("Div", "Mul", transform, names, declined, "_recip")
-        )
+        modified = _run_rule(model, lambda names: _ConstantOperandRule("Div", "Mul", transform, names, self, "_recip"))
         return PassResult(model, modified)

@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from qonnx_tools._ir import ir
-from qonnx_tools.domains import STANDARD, canonical_domain
+from qonnx_tools.domains import STANDARD, canonical_domain, opset_of
 from qonnx_tools.passes._rewrite import all_value_names, unique_name
 from qonnx_tools.passes.base import PassResult, QonnxPass, register_pass
 
@@ -66,7 +66,7 @@ class AttrsToInputs(QonnxPass):
     )
 
     def call(self, model: ir.Model) -> PassResult:
-        opset = int(model.opset_imports.get(STANDARD, 1) or 1)
+        opset = opset_of(model, STANDARD, 1)
         used: set[str] | None = None
         modified = False
         for node in list(ir.traversal.RecursiveGraphIterator(model.graph)):

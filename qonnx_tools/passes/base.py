@@ -6,17 +6,27 @@ onnx_ir passes: ``pass_(model)`` returns ``PassResult(model, modified)``, and
 ``modified`` must be honest (False means the model is exactly as it was).
 Our passes are in place (no deep copies); wrap one with ``functionalize`` to
 get a copy-on-run version.
+
+Declining: a rewrite that leaves a candidate alone says why with a
+:class:`~qonnx_tools.decline.Decline`; the pass records it with ``self.decline(why, node)``,
+the one place declines are collected. After a run ``pass_.declined`` holds one line
+``node 'n' (Op): reason`` per candidate left alone (``Decline.format``, the one formatter);
+each run starts with an empty list. One-node rewrites go through ``rewrite_each``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar
+import logging
+from typing import Any, Callable, ClassVar, Iterable
 
 from qonnx_tools._ir import ir, passes
+from qonnx_tools.decline import Decline
 from qonnx_tools.errors import BadInputError
 
 PassResult = passes.PassResult
+
+logger = logging.getLogger(__name__)
 
 
 class QonnxPass(passes.InPlacePass):
@@ -25,8 +35,40 @@ class QonnxPass(passes.InPlacePass):
     name: ClassVar[str] = ""
     summary: ClassVar[str] = ""
 
+    #: After a run: one ``node 'n' (Op): reason`` line per candidate the run left alone.
+    declined: list[str]
+
+    def __post_init__(self) -> None:
+        self.declined = []
+
+    def __call__(self, model_or_result, /) -> PassResult:
+        self.declined = []  # each run reports its own declines
+        return super().__call__(model_or_result)
+
     def call(self, model: ir.Model) -> PassResult:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def decline(self, why: Decline, node: ir.Node | None = None) -> None:
+        """Record that ``node`` (or the first node ``why`` names) was left alone, and why."""
+        line = why.format(node)
+        self.declined.append(line)
+        logger.debug("%s declined %s", self.name, line)
+
+    def rewrite_each(
+        self, nodes: Iterable[ir.Node], rewrite: Callable[[ir.Node], object], quiet: Iterable[str] = ()
+    ) -> bool:
+        """Apply a one-node ``rewrite`` to each node: it returns a ``Decline`` when it leaves the node
+        alone, anything else when it rewrote. Declines are recorded (``decline``) except those whose
+        reason is in ``quiet`` (they only mean "not a candidate"). Returns whether anything was rewritten."""
+        quiet = set(quiet)
+        modified = False
+        for node in nodes:
+            outcome = rewrite(node)
+            if not isinstance(outcome, Decline):
+                modified = True
+            elif outcome.reason not in quiet:
+                self.decline(outcome, node)
+        return modified
 
     def describe(self) -> str:
         """``name{opt=value ...}`` with the options that differ from their defaults."""
@@ -47,10 +89,18 @@ def register_pass(cls: type[QonnxPass]) -> type[QonnxPass]:
     """Class decorator: make ``cls`` available by its ``name`` to pipelines and the CLI."""
     if not cls.name or cls.name != cls.name.lower() or " " in cls.name or "_" in cls.name:
         raise ValueError(f"pass name {cls.name!r} must be kebab-case")
-    if cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls:
+    existing = _REGISTRY.get(cls.name)
+    if existing is not None and existing is not cls and _origin(existing) != _origin(cls):
         raise ValueError(f"pass {cls.name!r} registered twice")
     _REGISTRY[cls.name] = cls
     return cls
+
+
+def _origin(cls: type) -> tuple[str, str]:
+    """Where a pass class is defined: loading the same script twice (``qonnx transform`` loads
+    scripts by path) defines the same class again, which replaces the first, not a clash."""
+    call = getattr(cls, "call", None)
+    return cls.__qualname__, getattr(getattr(call, "__code__", None), "co_filename", "")
 
 
 def get_pass_class(name: str) -> type[QonnxPass]:

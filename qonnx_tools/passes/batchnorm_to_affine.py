@@ -32,7 +32,8 @@ The old parameter initializers are removed when nothing else uses them.
 
 Implementation: onnxscript's pattern rewriter -- a one-node pattern
 ``BatchNormalization(x, scale, bias, mean, var)``, a condition that states why it
-declines (``MatchResult.fail``), and a Mul + Add replacement. It fits: one node
+declines (a ``Decline``, recorded on the pass and handed to the rewriter as
+``MatchResult.fail`` by ``rewriter_condition``), and a Mul + Add replacement. It fits: one node
 in, two nodes out, and the rewriter takes care of rewiring, of keeping the output
 name (graph outputs stay named), of refusing when extra BN outputs are in use,
 and of subgraphs.
@@ -40,7 +41,6 @@ and of subgraphs.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -48,11 +48,10 @@ import numpy as np
 
 from qonnx_tools._ir import ir, rewriter
 from qonnx_tools.constants import constant_array
-from qonnx_tools.domains import STANDARD, canonical_domain
-from qonnx_tools.passes._rewrite import all_value_names, unique_name
+from qonnx_tools.decline import Decline
+from qonnx_tools.domains import STANDARD, opset_of
+from qonnx_tools.passes._rewrite import all_value_names, rewriter_condition, unique_name
 from qonnx_tools.passes.base import PassResult, QonnxPass, register_pass
-
-logger = logging.getLogger(__name__)
 
 _PARAMS = ("scale", "bias", "mean", "var")
 
@@ -63,11 +62,6 @@ class _Affine:
     shift: np.ndarray
 
 
-def _attr(node: ir.Node, key: str, default):
-    attr = node.attributes.get(key)
-    return default if attr is None else attr.value
-
-
 def _rank(node: ir.Node, x: ir.Value) -> int | None:
     for value in (x, node.outputs[0]):
         if value is not None and value.shape is not None:
@@ -75,24 +69,24 @@ def _rank(node: ir.Node, x: ir.Value) -> int | None:
     return None
 
 
-def _float_dtype(x: ir.Value, arrays: list[np.ndarray]) -> np.dtype | str:
+def _float_dtype(x: ir.Value, arrays: list[np.ndarray]) -> np.dtype | Decline:
     if x.dtype is not None:
         if not x.dtype.is_floating_point():
-            return f"input is {x.dtype.name}, not floating point"
+            return Decline(f"input is {x.dtype.name}, not floating point", x)
         return np.dtype(x.dtype.numpy())
     dtype = np.dtype(arrays[0].dtype)  # scale has the input's type (T) before opset 15
     if not ir.DataType.from_numpy(dtype).is_floating_point():
-        return f"parameters are {dtype}, not floating point"
+        return Decline(f"parameters are {dtype}, not floating point")
     return dtype
 
 
-def plan_affine(node: ir.Node) -> _Affine | str:
+def plan_affine(node: ir.Node) -> _Affine | Decline:
     """The (factor, shift) constants replacing ``node``, or why it cannot be replaced."""
-    if _attr(node, "training_mode", 0):
-        return "training_mode=1 (uses batch statistics)"
+    if node.attributes.get_int("training_mode", 0):
+        return Decline("training_mode=1 (uses batch statistics)")
     x = node.inputs[0] if node.inputs else None
     if x is None or len(node.inputs) < 5:
-        return "missing inputs"
+        return Decline("missing inputs")
     arrays: list[np.ndarray] = []
     problems = []
     for label, value in zip(_PARAMS, node.inputs[1:5]):
@@ -107,36 +101,36 @@ def plan_affine(node: ir.Node) -> _Affine | str:
         else:
             arrays.append(array)
     if problems:
-        return "; ".join(problems)
+        return Decline("; ".join(problems))
     shapes = {a.shape for a in arrays}
     if len(shapes) != 1:
-        return f"parameter shapes differ: {[a.shape for a in arrays]}"
+        return Decline(f"parameter shapes differ: {[a.shape for a in arrays]}")
     dtype = _float_dtype(x, arrays)
-    if isinstance(dtype, str):
+    if isinstance(dtype, Decline):
         return dtype
     rank = _rank(node, x)
     (shape,) = shapes
     if len(shape) <= 1:
         if rank is None:
-            return "rank of the input is unknown (run infer-shapes first)"
+            return Decline("rank of the input is unknown (run infer-shapes first)", x)
         if rank < 2:
-            return f"input rank {rank} < 2 (no channel axis)"
+            return Decline(f"input rank {rank} < 2 (no channel axis)", x)
         target = (-1,) + (1,) * (rank - 2)
     else:  # spatial=0 parameters: (C, D1, ..., Dn) broadcast as they are
         if rank is not None and rank != len(shape) + 1:
-            return f"spatial=0 parameters of shape {shape} do not fit an input of rank {rank}"
+            return Decline(f"spatial=0 parameters of shape {shape} do not fit an input of rank {rank}")
         target = shape
     acc = np.dtype(np.float64) if dtype == np.float64 else np.dtype(np.float32)
     scale, bias, mean, var = (np.asarray(a).astype(acc) for a in arrays)
-    eps = np.asarray(_attr(node, "epsilon", 1e-5), dtype=acc)
+    eps = np.asarray(node.attributes.get_float("epsilon", 1e-5), dtype=acc)
     factor = scale / np.sqrt(var + eps)
     shift = bias - mean * factor
     return _Affine(factor.astype(dtype).reshape(target), shift.astype(dtype).reshape(target))
 
 
 class _BatchNormRule:
-    def __init__(self, names: set[str], declined: list[str]) -> None:
-        self.names, self.declined = names, declined
+    def __init__(self, names: set[str], owner: QonnxPass) -> None:
+        self.names, self.owner = names, owner  # owner: the pass that records declines
         self.sources: list[ir.Value] = []
 
     def rule(self):
@@ -147,25 +141,21 @@ class _BatchNormRule:
 
     def _condition(self, context, y, **_):
         node = y.producer()
-        opset = {canonical_domain(d): v for d, v in context.model.opset_imports.items()}.get(STANDARD, 0)
         if isinstance(context.graph_or_function, ir.Function):
-            plan = "inside a model-local function (no initializers there)"
-        elif opset < 7:
-            plan = "ai.onnx opset < 7 (Mul/Add would need legacy broadcast attributes); run opset-upgrade first"
+            plan = Decline("inside a model-local function (no initializers there)")
+        elif opset_of(context.model, STANDARD) < 7:
+            plan = Decline(
+                "ai.onnx opset < 7 (Mul/Add would need legacy broadcast attributes); run opset-upgrade first"
+            )
         else:
             plan = plan_affine(node)
-        if isinstance(plan, str):
-            line = f"node {node.name!r} (BatchNormalization): {plan}"
-            self.declined.append(line)
-            logger.debug("declined %s", line)
-            return rewriter.MatchResult().fail(plan)
-        return True
+        return rewriter_condition(self.owner, node, plan)
 
     def _replace(self, op, x, y, **_):
         node = y.producer()
         plan = plan_affine(node)
-        if isinstance(plan, str):  # pragma: no cover - the condition rejected it already
-            return rewriter.MatchResult().fail(plan)
+        if isinstance(plan, Decline):  # pragma: no cover - the condition rejected (and recorded) it already
+            return None
         base = node.name or y.name or "batchnorm"
         factor = op.initializer(ir.Tensor(plan.factor), name=unique_name(f"{base}_factor", self.names))
         shift = op.initializer(ir.Tensor(plan.shift), name=unique_name(f"{base}_shift", self.names))
@@ -197,12 +187,8 @@ class BatchNormToAffine(QonnxPass):
         "inference BatchNormalization with constant parameters -> Mul + Add by per-channel constants (axis 1)"
     )
 
-    def __post_init__(self) -> None:
-        self.declined: list[str] = []  # after a run: one line per BatchNormalization left alone, with the reason
-
     def call(self, model: ir.Model) -> PassResult:
-        self.declined = []
-        rule = _BatchNormRule(all_value_names(model), self.declined)
+        rule = _BatchNormRule(all_value_names(model), self)
         count = rewriter.RewriteRuleSet([rule.rule()]).apply_to_model(model)
         if count:
             rule.drop_unused_sources()

@@ -51,6 +51,7 @@ import numpy as np
 
 from qonnx_tools._ir import ir
 from qonnx_tools.constants import constant_array
+from qonnx_tools.decline import Decline
 from qonnx_tools.domains import STANDARD, canonical_domain
 from qonnx_tools.errors import BadInputError
 from qonnx_tools.passes._rewrite import all_value_names, drop_if_unused, unique_name
@@ -84,11 +85,7 @@ class ChangeBatchSize(QonnxPass):
     batch: int = 1
     symbolic: str | None = None
 
-    def __post_init__(self) -> None:
-        self.declined: list[str] = []  # after a run: Reshapes whose hard-coded batch could not be fixed
-
     def call(self, model: ir.Model) -> PassResult:
-        self.declined = []
         target = self._target()
         graph = model.graph
         first = next((v for v in graph.inputs if not v.is_initializer() and v.shape is not None and len(v.shape)), None)
@@ -137,10 +134,9 @@ class ChangeBatchSize(QonnxPass):
         for node, shape in candidates:
             data, shape_value = node.inputs[0], node.inputs[1]
             new_first = self._replacement(node, data, shape, old)
-            if isinstance(new_first, str):
-                self.declined.append(
-                    f"node {node.name!r} (Reshape): shape {shape.tolist()} starts with the old batch {old}: {new_first}"
-                )
+            if isinstance(new_first, Decline):
+                why = f"shape {shape.tolist()} starts with the old batch {old}: {new_first.reason}"
+                self.decline(Decline(why, *new_first.where), node)
                 continue
             fixed = shape.copy()
             fixed[0] = new_first
@@ -159,15 +155,14 @@ class ChangeBatchSize(QonnxPass):
             drop_if_unused(value)
 
     @staticmethod
-    def _replacement(node: ir.Node, data: ir.Value | None, shape: np.ndarray, old: int) -> int | str:
+    def _replacement(node: ir.Node, data: ir.Value | None, shape: np.ndarray, old: int) -> int | Decline:
         if not np.any(shape[1:] == -1):
             return -1
-        allowzero = node.attributes.get("allowzero")
-        if allowzero is not None and allowzero.value == 1:
-            return "another entry is -1 and allowzero=1 (0 would mean a zero-size dim)"
+        if node.attributes.get_int("allowzero", 0) == 1:
+            return Decline("another entry is -1 and allowzero=1 (0 would mean a zero-size dim)")
         if data is not None and data.shape is not None and len(data.shape) and _key(data.shape[0]) == ("int", old):
             return 0
-        return "another entry is -1 and the data input's dim 0 is not known to be the batch"
+        return Decline("another entry is -1 and the data input's dim 0 is not known to be the batch", data)
 
 
 def _unknown_dim0(value: ir.Value | None) -> bool:

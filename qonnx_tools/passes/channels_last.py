@@ -45,7 +45,8 @@ import numpy as np
 
 from qonnx_tools._ir import ir
 from qonnx_tools.constants import constant_array
-from qonnx_tools.domains import CHANNELS_LAST, QONNX, STANDARD, canonical_domain
+from qonnx_tools.decline import Decline
+from qonnx_tools.domains import CHANNELS_LAST, QONNX, STANDARD, canonical_domain, opset_of
 from qonnx_tools.ops.channels_last import to_channels_first, to_channels_last
 from qonnx_tools.passes._rewrite import all_value_names, bypass, new_initializer, unique_name
 from qonnx_tools.passes.base import PassResult, QonnxPass, register_pass
@@ -71,11 +72,6 @@ _BROADCAST = {
 _QONNX_BROADCAST = {"IntQuant", "Quant", "BipolarQuant", "Trunc", "FloatQuant"}
 
 
-def _attr(node: ir.Node, key: str, default):
-    attr = node.attributes.get(key)
-    return default if attr is None else attr.value
-
-
 def _rank(value: ir.Value | None) -> int | None:
     return None if value is None or value.shape is None else len(value.shape)
 
@@ -83,7 +79,7 @@ def _rank(value: ir.Value | None) -> int | None:
 def _perm_of(node: ir.Node) -> tuple[int, ...] | None:
     if node.op_type != "Transpose" or canonical_domain(node.domain) != STANDARD:
         return None
-    perm = _attr(node, "perm", None)
+    perm = node.attributes.get_ints("perm")
     if perm is None:
         rank = _rank(node.inputs[0])
         return None if rank is None else tuple(reversed(range(rank)))
@@ -177,7 +173,7 @@ class _Layout:
         t_w = self.transpose(node.inputs[1], perm, f"{base}_weight_transpose", sink=False)
         node.graph.insert_before(node, t_w)
         node.replace_input_with(1, t_w.outputs[0])
-        if isinstance(move_transpose_into_quantizer(t_w, self.names), str) and t_w.inputs[0].is_initializer():
+        if isinstance(move_transpose_into_quantizer(t_w, self.names), Decline) and t_w.inputs[0].is_initializer():
             fold_transpose(t_w)
 
     # -- sinking --------------------------------------------------------------------------------
@@ -250,7 +246,7 @@ class _Layout:
         if op in ("Concat", "Softmax", "LogSoftmax", "Hardmax"):
             if op != "Concat" and self.opset < 13:
                 return None
-            axis = int(_attr(c, "axis", -1 if op != "Concat" else 0))
+            axis = c.attributes.get_int("axis", -1 if op != "Concat" else 0)
             axis = axis + rank if axis < 0 else axis
             if not 0 <= axis < rank:
                 return None
@@ -260,7 +256,7 @@ class _Layout:
             attrs["axis"] = ir.AttrInt64("axis", perm[axis])
             return inputs, attrs
         if op in ("QuantizeLinear", "DequantizeLinear"):
-            if int(_attr(c, "block_size", 0) or 0):
+            if c.attributes.get_int("block_size", 0):
                 return None
             data = self._data_input(c.inputs[0], perm)
             if data is None:
@@ -269,7 +265,7 @@ class _Layout:
             if scale is not None and (scale.shape is None or len(scale.shape) > 1):
                 return None
             if scale is not None and len(scale.shape) == 1 and (scale.shape[0] != 1 or "axis" in attrs):
-                axis = int(_attr(c, "axis", 1))
+                axis = c.attributes.get_int("axis", 1)
                 axis = axis + rank if axis < 0 else axis
                 attrs["axis"] = ir.AttrInt64("axis", perm[axis])
             return [data, *c.inputs[1:]], attrs
@@ -325,7 +321,7 @@ class _Layout:
         return out if moved_any else None
 
     def _resize(self, c: ir.Node, perm, inv, attrs) -> tuple[list, dict] | None:
-        if str(_attr(c, "mode", "nearest")) != "nearest" or "axes" in attrs:
+        if c.attributes.get_string("mode", "nearest") != "nearest" or "axes" in attrs:
             return None
         data = self._data_input(c.inputs[0], perm)
         if data is None:
@@ -369,7 +365,7 @@ class _Layout:
 
 
 def _state(model: ir.Model) -> _Layout:
-    opset = {canonical_domain(d): v for d, v in model.opset_imports.items()}.get(STANDARD, 13)
+    opset = opset_of(model, STANDARD, 13)
     node_names = {n.name for n in model.graph if n.name}
     return _Layout(model, all_value_names(model), node_names, opset=opset)
 
@@ -390,37 +386,33 @@ class ToChannelsLast(QonnxPass):
 
     mode: str = "qonnx"
 
-    def __post_init__(self) -> None:
-        self.declined: list[str] = []
-
     def call(self, model: ir.Model) -> PassResult:
         from qonnx_tools.errors import BadInputError
 
         if self.mode not in ("qonnx", "transpose"):
             raise BadInputError(f"to-channels-last: mode must be 'qonnx' or 'transpose', not {self.mode!r}")
-        self.declined = []
         state = _state(model)
         modified = False
         before = _fingerprint(model)
         for node in list(model.graph):
             if canonical_domain(node.domain) != STANDARD or node.op_type not in LAYOUT_OPS:
                 continue
-            if node.op_type in ("Resize", "Upsample") and str(_attr(node, "mode", "nearest")) == "nearest":
+            if node.op_type in ("Resize", "Upsample") and node.attributes.get_string("mode", "nearest") == "nearest":
                 continue  # moved through by the Transposes, not wrapped
             rank = _rank(node.inputs[0]) if node.inputs else None
             if rank is None and node.op_type == "Conv" and len(node.inputs) > 1:
                 rank = _rank(node.inputs[1])
             if rank is None or rank < 3:
                 if rank is None:
-                    self.declined.append(f"node {node.name!r} ({node.op_type}): input rank unknown (run infer-shapes)")
+                    self.decline(Decline("input rank unknown (run infer-shapes)"), node)
                 continue
             if node.op_type == "MaxPool" and len(node.outputs) > 1 and node.outputs[1] is not None and (
                 node.outputs[1].uses() or node.outputs[1].is_graph_output()
             ):
-                self.declined.append(f"node {node.name!r} (MaxPool): the Indices output is used")
+                self.decline(Decline("the Indices output is used"), node)
                 continue
             if node.op_type == "BatchNormalization" and len(node.outputs) > 1:
-                self.declined.append(f"node {node.name!r} (BatchNormalization): training-mode outputs")
+                self.decline(Decline("training-mode outputs"), node)
                 continue
             first, last = to_channels_first(rank), to_channels_last(rank)
             if self.mode == "qonnx" and node.op_type in CHANNELS_LAST_OPS:

@@ -35,8 +35,9 @@ import numpy as np
 
 from qonnx_tools._ir import ir
 from qonnx_tools.constants import constant_array
-from qonnx_tools.domains import STANDARD, canonical_domain
-from qonnx_tools.passes._rewrite import all_value_names, drop_if_unused, new_initializer, rewrite_each, unique_name
+from qonnx_tools.decline import Decline
+from qonnx_tools.domains import STANDARD, canonical_domain, opset_of
+from qonnx_tools.passes._rewrite import all_value_names, drop_if_unused, new_initializer, unique_name
 from qonnx_tools.passes.base import PassResult, QonnxPass, register_pass
 
 _CONV_OPS = ("Conv", "ConvTranspose")
@@ -69,25 +70,25 @@ def _rank(node: ir.Node) -> int | None:
 
 
 
-def extract_bias(node: ir.Node, state: _State) -> str | None:
+def extract_bias(node: ir.Node, state: _State) -> Decline | None:
     """Split the bias off one conv; None on success, else why it was left alone."""
     graph = node.graph
     if graph is None or len(node.inputs) < 3 or node.inputs[2] is None:
-        return "no bias"
+        return Decline("no bias")
     x, w, bias = node.inputs[0], node.inputs[1], node.inputs[2]
     rank = _rank(node)
     if rank is None:
-        return "rank unknown (run infer-shapes first)"
+        return Decline("rank unknown (run infer-shapes first)")
     if rank < 3:
-        return f"rank {rank} < 3"
+        return Decline(f"rank {rank} < 3")
     if state.opset < 7:
-        return "ai.onnx opset < 7 (Add would need the legacy broadcast attribute); run opset-upgrade first"
+        return Decline("ai.onnx opset < 7 (Add would need the legacy broadcast attribute); run opset-upgrade first")
     base = node.name or node.outputs[0].name or node.op_type.lower()
     new_nodes: list[ir.Node] = []
     array = constant_array(bias, overridable=False)
     if array is not None:
         if array.ndim != 1:
-            return f"bias of shape {array.shape} is not 1-D"
+            return Decline(f"bias of shape {array.shape} is not 1-D", bias)
         key = ("const", id(bias), rank, id(graph))
         if key not in state.cache:
             shaped = array.reshape((1, -1) + (1,) * (rank - 2))
@@ -142,11 +143,7 @@ class ExtractConvBias(QonnxPass):
         "Conv/ConvTranspose with a bias -> bias-free conv + Add of the bias reshaped to (1, C, 1, ...)"
     )
 
-    def __post_init__(self) -> None:
-        self.declined: list[str] = []  # after a run: one line per biased conv left alone, with the reason
-
     def call(self, model: ir.Model) -> PassResult:
-        self.declined = []
         convs = [
             node
             for node in ir.traversal.RecursiveGraphIterator(model.graph)
@@ -157,9 +154,8 @@ class ExtractConvBias(QonnxPass):
         ]
         if not convs:
             return PassResult(model, False)
-        opset = {canonical_domain(d): v for d, v in model.opset_imports.items()}.get(STANDARD, 1)
-        state = _State(all_value_names(model), opset)
-        modified, self.declined = rewrite_each(convs, lambda node: extract_bias(node, state))
+        state = _State(all_value_names(model), opset_of(model, STANDARD, 1))
+        modified = self.rewrite_each(convs, lambda node: extract_bias(node, state))
         for value in state.sources:
             drop_if_unused(value)
         return PassResult(model, modified)

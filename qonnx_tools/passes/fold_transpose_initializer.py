@@ -29,38 +29,42 @@ from typing import ClassVar
 import numpy as np
 
 from qonnx_tools._ir import ir
+from qonnx_tools.decline import Decline
 from qonnx_tools.domains import STANDARD, canonical_domain
+from qonnx_tools.passes._rewrite import all_value_names, quantizer_of_constants, replace_constant_input
 from qonnx_tools.passes.base import PassResult, QonnxPass, register_pass
 
 
-def _perm(node: ir.Node, rank: int) -> list[int] | str:
-    attr = node.attributes.get("perm")
-    if attr is None:
+def _perm(node: ir.Node, rank: int) -> list[int] | Decline:
+    perm = node.attributes.get_ints("perm")
+    if perm is None:
         return list(range(rank))[::-1]
-    perm = [int(p) for p in attr.value]
+    perm = [int(p) for p in perm]
     if sorted(perm) != list(range(rank)):
-        return f"perm {perm} is not a permutation of rank {rank}"
+        return Decline(f"perm {perm} is not a permutation of rank {rank}")
     return perm
 
 
-def fold_transpose(node: ir.Node) -> ir.Value | str:
+def fold_transpose(node: ir.Node) -> ir.Value | Decline:
     """Replace one Transpose of an initializer by the new initializer (returned), else say why not."""
     graph = node.graph
     source = node.inputs[0] if node.inputs else None
     if graph is None or source is None:
-        return "no input"
+        return Decline("no input")
     if not source.is_initializer() or source.const_value is None:
-        return "input is not an initializer"
+        return Decline("input is not an initializer", source)
     if source.is_graph_input():
-        return f"initializer {source.name!r} is also a graph input (overridable; run remove-static-inputs first)"
+        return Decline(
+            f"initializer {source.name!r} is also a graph input (overridable; run remove-static-inputs first)", source
+        )
     if graph.initializers.get(source.name) is not source:
-        return "input is an initializer of an enclosing graph"
+        return Decline("input is an initializer of an enclosing graph", source)
     out = node.outputs[0]
     if len(node.outputs) != 1 or out.is_graph_input():
-        return "unexpected outputs"
+        return Decline("unexpected outputs")
     array = np.asarray(source.const_value.numpy())
     perm = _perm(node, array.ndim)
-    if isinstance(perm, str):
+    if isinstance(perm, Decline):
         return perm
     transposed = np.ascontiguousarray(np.transpose(array, perm))
     name = out.name
@@ -95,19 +99,15 @@ class FoldTransposeIntoInitializer(QonnxPass):
         "(in place when the Transpose was its only consumer)"
     )
 
-    def __post_init__(self) -> None:
-        self.declined: list[str] = []  # after a run: Transposes of initializers left alone, with the reason
-
     def call(self, model: ir.Model) -> PassResult:
-        self.declined = []
         # A worklist, so that Transpose(Transpose(W)) folds completely in one run.
         work = [node for node in ir.traversal.RecursiveGraphIterator(model.graph) if _is_candidate(node)]
         modified = False
         while work:
             node = work.pop()
             result = fold_transpose(node)
-            if isinstance(result, str):
-                self.declined.append(f"node {node.name!r} (Transpose): {result}")
+            if isinstance(result, Decline):
+                self.decline(result, node)
                 continue
             modified = True
             work.extend(user for user, _ in result.uses() if _is_candidate(user))
@@ -126,27 +126,25 @@ def _is_candidate(node: ir.Node) -> bool:
 
 # -- Transpose(quantizer(W)) -> quantizer(W^T) --------------------------------------------------------
 
-def move_transpose_into_quantizer(node: ir.Node, used: set[str]) -> ir.Node | str:
+def move_transpose_into_quantizer(node: ir.Node, used: set[str]) -> ir.Node | Decline:
     """``Transpose(Q(W, params))`` -> ``Q(W^T, params^T)`` for constant W and params; else say why not.
 
     Transposed copies are new initializers (names unique in ``used``); the originals go when
     nothing else reads them. Exact: the quantizer is elementwise."""
-    from qonnx_tools.passes._rewrite import quantizer_of_constants, replace_constant_input
-
     quant = quantizer_of_constants(node.inputs[0] if node.inputs else None)
-    if isinstance(quant, str):
+    if isinstance(quant, Decline):
         return quant
     if node.outputs[0].is_graph_output():
-        return "the transposed weight is a graph output (its name must stay)"
+        return Decline("the transposed weight is a graph output (its name must stay)")
     rank = len(quant.inputs[0].shape or ())
     perm = _perm(node, rank)
-    if isinstance(perm, str):
+    if isinstance(perm, Decline):
         return perm
     moved: dict[int, np.ndarray] = {}
     for index, value in enumerate(quant.inputs):  # all checked before anything changes
         array = np.asarray(value.const_value.numpy())
         if array.ndim > rank:
-            return f"parameter {value.name!r} has more dimensions than the weight"
+            return Decline(f"parameter {value.name!r} has more dimensions than the weight", value)
         if array.ndim:
             moved[index] = np.transpose(array.reshape((1,) * (rank - array.ndim) + array.shape), perm)
     for index, array in moved.items():
@@ -170,13 +168,8 @@ class MoveTransposeIntoWeightQuant(QonnxPass):
         "quantizer of W^T with parameters transposed alike (exact: quantizers are elementwise)"
     )
 
-    def __post_init__(self) -> None:
-        self.declined: list[str] = []
-
     def call(self, model: ir.Model) -> PassResult:
-        from qonnx_tools.passes._rewrite import all_value_names, rewrite_each
-
         used = all_value_names(model)
         candidates = [n for n in model.graph if n.op_type == "Transpose" and canonical_domain(n.domain) == STANDARD]
-        modified, self.declined = rewrite_each(candidates, lambda node: move_transpose_into_quantizer(node, used))
+        modified = self.rewrite_each(candidates, lambda node: move_transpose_into_quantizer(node, used))
         return PassResult(model, modified)

@@ -45,17 +45,12 @@ import numpy as np
 
 from qonnx_tools._ir import ir
 from qonnx_tools.constants import constant_array
-from qonnx_tools.domains import STANDARD, canonical_domain
-from qonnx_tools.passes._rewrite import all_value_names, drop_if_unused, new_initializer, rewrite_each, unique_name
+from qonnx_tools.decline import Decline
+from qonnx_tools.domains import STANDARD, canonical_domain, opset_of
+from qonnx_tools.passes._rewrite import all_value_names, drop_if_unused, new_initializer, unique_name
 from qonnx_tools.passes.base import PassResult, QonnxPass, register_pass
 
 _LEGACY = "ai.onnx opset < 7 (Add/Mul would need legacy broadcast attributes); run opset-upgrade first"
-
-
-def _attr(node: ir.Node, key: str, default):
-    attr = node.attributes.get(key)
-    return default if attr is None else attr.value
-
 
 @dataclass
 class _Rewriter:
@@ -103,16 +98,16 @@ def _element_type(node: ir.Node, arrays: list[np.ndarray | None]) -> ir.DataType
     return None
 
 
-def convert_gemm(node: ir.Node, state: _Rewriter) -> str | None:
+def convert_gemm(node: ir.Node, state: _Rewriter) -> Decline | None:
     """Replace one Gemm; returns None on success, else why it was left alone."""
     graph = node.graph
     if graph is None or len(node.inputs) < 2 or node.inputs[0] is None or node.inputs[1] is None:
-        return "missing inputs"
+        return Decline("missing inputs")
     a, b = node.inputs[0], node.inputs[1]
     c = node.inputs[2] if len(node.inputs) > 2 else None
-    alpha = float(_attr(node, "alpha", 1.0))
-    beta = float(_attr(node, "beta", 1.0))
-    trans_a, trans_b = bool(_attr(node, "transA", 0)), bool(_attr(node, "transB", 0))
+    alpha = node.attributes.get_float("alpha", 1.0)
+    beta = node.attributes.get_float("beta", 1.0)
+    trans_a, trans_b = bool(node.attributes.get_int("transA", 0)), bool(node.attributes.get_int("transB", 0))
     a_arr, b_arr = constant_array(a, overridable=False), constant_array(b, overridable=False)
     c_arr = constant_array(c, overridable=False) if c is not None else None
     if c is not None and beta == 0.0:
@@ -121,13 +116,13 @@ def convert_gemm(node: ir.Node, state: _Rewriter) -> str | None:
     is_float = dtype is not None and dtype.is_floating_point()
     if dtype is not None and not is_float:
         if alpha != 1.0:
-            return f"integer Gemm ({dtype.name}) with alpha={alpha}"
+            return Decline(f"integer Gemm ({dtype.name}) with alpha={alpha}")
         if c is not None and beta != 1.0:
-            return f"integer Gemm ({dtype.name}) with beta={beta}"
+            return Decline(f"integer Gemm ({dtype.name}) with beta={beta}")
     needs_alpha_mul = alpha != 1.0 and a_arr is None and b_arr is None
     needs_beta_mul = c is not None and beta != 1.0 and c_arr is None
     if (needs_alpha_mul or needs_beta_mul) and dtype is None:
-        return "element type unknown, needed for a scalar factor (run infer-shapes first)"
+        return Decline("element type unknown, needed for a scalar factor (run infer-shapes first)")
 
     base = node.name or node.outputs[0].name or "gemm"
     new_nodes: list[ir.Node] = []
@@ -190,11 +185,7 @@ class GemmToMatMul(QonnxPass):
         "alpha/beta as constant Mul factors (folded into constants when possible)"
     )
 
-    def __post_init__(self) -> None:
-        self.declined: list[str] = []  # after a run: one line per Gemm left alone, with the reason
-
     def call(self, model: ir.Model) -> PassResult:
-        self.declined = []
         gemms = [
             node
             for node in ir.traversal.RecursiveGraphIterator(model.graph)
@@ -203,7 +194,7 @@ class GemmToMatMul(QonnxPass):
         if not gemms:
             return PassResult(model, False)
         state = _Rewriter(all_value_names(model))
-        opset = {canonical_domain(d): v for d, v in model.opset_imports.items()}.get(STANDARD, 0)
-        modified, self.declined = rewrite_each(gemms, lambda node: _LEGACY if opset < 7 else convert_gemm(node, state))
+        opset = opset_of(model, STANDARD)
+        modified = self.rewrite_each(gemms, lambda node: Decline(_LEGACY) if opset < 7 else convert_gemm(node, state))
         state.drop_unused_sources()
         return PassResult(model, modified)

@@ -66,7 +66,7 @@ from qonnx_tools import ops as qonnx_ops
 from qonnx_tools._ir import ir, subgraphs
 from qonnx_tools.annotations import get_datatype, set_datatype
 from qonnx_tools.datatypes import FLOAT32, DataType, smallest_int_type
-from qonnx_tools.domains import CHANNELS_LAST, QONNX, STANDARD, canonical_domain
+from qonnx_tools.domains import CHANNELS_LAST, QONNX, STANDARD, canonical_domain, opset_of
 from qonnx_tools.errors import InvalidDataTypeError, QonnxToolsError
 from qonnx_tools.executor.attributes import decode_attributes
 from qonnx_tools.executor.registry import NodeContext
@@ -109,7 +109,7 @@ class InferDatatypes(QonnxPass):
 
 class _DatatypeRun:
     def __init__(self, model: ir.Model) -> None:
-        self.opsets = {canonical_domain(d): int(v) for d, v in model.opset_imports.items()}
+        self.model = model
         self.dts: dict[int, DataType | None] = {}  # id(value) -> datatype (None: not quantized / unknown)
         self.exact: dict[int, Range] = {}  # id(value) -> exact [min, max] of integer constants
         self.floaty: dict[int, bool] = {}  # id(value) -> element type is float
@@ -227,7 +227,7 @@ class _DatatypeRun:
             self.changed |= set_datatype(value, annotation)
 
     def qonnx_node(self, node: ir.Node, domain: str) -> Sequence[DataType | None]:
-        op = qonnx_ops.get_op(domain, node.op_type, self.opsets.get(domain) or None)
+        op = qonnx_ops.get_op(domain, node.op_type, opset_of(self.model, domain) or None)
         if op is None:
             return ()
         where = f"node {node.name!r} ({node.op_type})"
@@ -236,7 +236,7 @@ class _DatatypeRun:
                 name=node.name or "",
                 op_type=node.op_type,
                 domain=domain,
-                opset=self.opsets.get(domain, 0),
+                opset=opset_of(self.model, domain),
                 attrs=op.resolve_attributes(decode_attributes(node), where),
                 n_outputs=len(node.outputs),
             )
@@ -264,8 +264,8 @@ class _DatatypeRun:
         if node.op_type in _INT_PRODUCERS:
             guess = False
         elif node.op_type == "Cast":
-            to = node.attributes.get("to")
-            guess = to is None or ir.DataType(to.value).is_floating_point()
+            to = node.attributes.get_int("to")
+            guess = to is None or ir.DataType(to).is_floating_point()
         elif node.op_type in _PASS_THROUGH or node.op_type in ("Concat", "Pad", "Resize", "Upsample", "Relu"):
             first = node.inputs[0] if node.inputs else None
             guess = first is None or self.is_float(first)
@@ -288,7 +288,7 @@ def _pass_through(run: _DatatypeRun, node: ir.Node) -> list[DataType | None]:
 
 
 def _resize(run: _DatatypeRun, node: ir.Node) -> list[DataType | None]:
-    mode = _attr(node, "mode", "nearest")
+    mode = node.attributes.get_string("mode", "nearest")
     return _pass_through(run, node) if mode == "nearest" else [None]
 
 
@@ -296,10 +296,10 @@ def _pad(run: _DatatypeRun, node: ir.Node) -> list[DataType | None]:
     datatype = run.datatype(node.inputs[0]) if node.inputs else None
     if datatype is None:
         return [None]
-    if _attr(node, "mode", "constant") != "constant":
+    if node.attributes.get_string("mode", "constant") != "constant":
         return [datatype]
-    if run.opsets.get(STANDARD, 11) < 11:
-        pad_value = float(_attr(node, "value", 0.0))
+    if opset_of(run.model, STANDARD, 11) < 11:
+        pad_value = node.attributes.get_float("value", 0.0)
     else:
         pad_input = node.inputs[2] if len(node.inputs) > 2 else None
         if pad_input is None:
@@ -374,17 +374,17 @@ def _matmul(run: _DatatypeRun, node: ir.Node) -> list[DataType | None]:
 
 
 def _gemm(run: _DatatypeRun, node: ir.Node) -> list[DataType | None]:
-    if len(node.inputs) < 2 or _attr(node, "alpha", 1.0) != 1.0:
+    if len(node.inputs) < 2 or node.attributes.get_float("alpha", 1.0) != 1.0:
         return [None]
     a, b = node.inputs[0], node.inputs[1]
-    a_axis = 0 if _attr(node, "transA", 0) else -1
-    b_axis = -1 if _attr(node, "transB", 0) else 0
+    a_axis = 0 if node.attributes.get_int("transA", 0) else -1
+    b_axis = -1 if node.attributes.get_int("transB", 0) else 0
     bounds = _dot_bounds(run, a, b, a_axis=a_axis, b_axis=b_axis)
     if bounds is None:
         return [None]
     c = node.inputs[2] if len(node.inputs) > 2 else None
     if c is not None:
-        if _attr(node, "beta", 1.0) != 1.0:
+        if node.attributes.get_float("beta", 1.0) != 1.0:
             return [None]
         c_range = run.range(c)
         if c_range is None:
@@ -569,14 +569,6 @@ def _dtype_range_type(value: ir.Value) -> DataType | None:
     if dtype == ir.DataType.BOOL:
         return DataType.int(1, signed=False)
     return None
-
-
-def _attr(node: ir.Node, key: str, default):
-    attr = node.attributes.get(key)
-    if attr is None or attr.is_ref():
-        return default
-    value = attr.value
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def _size(shape) -> int:

@@ -43,7 +43,7 @@ import onnx.helper
 import onnx.version_converter
 
 from qonnx_tools._ir import ir
-from qonnx_tools.domains import STANDARD, canonical_domain
+from qonnx_tools.domains import STANDARD, opset_of
 from qonnx_tools.errors import BadInputError
 from qonnx_tools.passes.base import PassResult, QonnxPass, register_pass
 
@@ -155,10 +155,10 @@ class OpsetUpgrade(QonnxPass):
 
     @staticmethod
     def _current(model: ir.Model) -> int:
-        for domain, version in model.opset_imports.items():
-            if canonical_domain(domain) == STANDARD:
-                return int(version)
-        raise BadInputError("opset-upgrade: the model does not import the ai.onnx opset")
+        current = opset_of(model, STANDARD)
+        if not current:
+            raise BadInputError("opset-upgrade: the model does not import the ai.onnx opset")
+        return current
 
     @staticmethod
     def _raise_ir_version(proto: onnx.ModelProto) -> None:

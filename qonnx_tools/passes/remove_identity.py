@@ -19,7 +19,7 @@ import numpy as np
 
 from qonnx_tools._ir import common_passes, ir
 from qonnx_tools.constants import constant_array
-from qonnx_tools.domains import STANDARD, canonical_domain
+from qonnx_tools.domains import STANDARD, canonical_domain, opset_of
 from qonnx_tools.passes._rewrite import bypass, can_bypass
 from qonnx_tools.passes.base import PassResult, QonnxPass, register_pass
 
@@ -28,10 +28,6 @@ _HIDDEN_IDENTITY = "Identity::kept-by-remove-identity"
 
 def _standard(node: ir.Node, op_type: str) -> bool:
     return node.op_type == op_type and canonical_domain(node.domain) == STANDARD
-
-
-def _opset(model: ir.Model) -> int:
-    return int(model.opset_imports.get(STANDARD, 1) or 1)
 
 
 @dataclass
@@ -70,7 +66,7 @@ class RemoveIdentity(QonnxPass):
 
     @staticmethod
     def _remove_dropouts(model: ir.Model) -> bool:
-        opset = _opset(model)
+        opset = opset_of(model, STANDARD, 1)
         modified = False
         for node in list(ir.traversal.RecursiveGraphIterator(model.graph)):
             if not _standard(node, "Dropout") or not node.inputs or node.inputs[0] is None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from qonnx_tools._ir import ir
+from qonnx_tools.decline import Decline
 from qonnx_tools.errors import BadInputError, ConversionError
 from qonnx_tools.prepare import rules_finn, rules_hls4ml, rules_ort
 from qonnx_tools.prepare.rules import Rule, Violation, run_rules
@@ -110,11 +111,13 @@ def tensorrt_refusals(model: ir.Model) -> list[Violation]:
     """QONNX quantizers whose QCDQ form TensorRT cannot run: non-zero zero-point or not 8 bits."""
     from qonnx_tools.prepare.rules import is_int_quant, nonzero_zeropoint, scalar
 
-    def not_8bit(node: ir.Node, model: ir.Model) -> str | None:
+    def not_8bit(node: ir.Node, model: ir.Model) -> Decline | None:
         if _is_bias(node.inputs[0] if node.inputs else None):
             return None  # int32 bias quantizers become an int32 initializer -> DequantizeLinear
         bits = scalar(node.inputs[3]) if len(node.inputs) > 3 else None
-        return None if bits == 8 else f"bit width {bits:g}" if bits is not None else "bit width not constant"
+        if bits == 8:
+            return None
+        return Decline(f"bit width {bits:g}" if bits is not None else "bit width not constant")
 
     table = [
         Rule("symmetric-zero-point", is_int_quant, nonzero_zeropoint,

@@ -1,9 +1,9 @@
 """Readiness rules: a Rule is data (name, which nodes it applies to, a check, a message, a fix).
 
-``check_fn(node, model)`` returns None when the node is fine, else a short precise
-description of the problem (which input, which value). ``run_rules`` applies every
-rule of a table to every node it applies to and returns one Violation per
-(node, rule) broken, in graph order.
+``check_fn(node, model)`` returns None when the node is fine, else a ``Decline`` whose
+reason is a short precise description of the problem (which input, which value).
+``run_rules`` applies every rule of a table to every node it applies to and returns one
+Violation per (node, rule) broken, in graph order (``problem`` is the decline's reason).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import numpy as np
 
 from qonnx_tools._ir import ir
 from qonnx_tools.constants import constant_array
+from qonnx_tools.decline import Decline
 from qonnx_tools.domains import CHANNELS_LAST, QONNX, STANDARD, canonical_domain
 
 
@@ -22,7 +23,7 @@ from qonnx_tools.domains import CHANNELS_LAST, QONNX, STANDARD, canonical_domain
 class Rule:
     name: str
     applies_to: Callable[[ir.Node], bool]
-    check_fn: Callable[[ir.Node, ir.Model], str | None]
+    check_fn: Callable[[ir.Node, ir.Model], Decline | None]
     message: str
     fix: str
 
@@ -49,22 +50,17 @@ def run_rules(model: ir.Model, rules: list[Rule]) -> list[Violation]:
         for rule in rules:
             if not rule.applies_to(node):
                 continue
-            problem = rule.check_fn(node, model)
-            if problem is not None:
+            why = rule.check_fn(node, model)
+            if why is not None:
                 found.append(
                     Violation(
-                        rule.name, node.name or f"<unnamed #{index}>", node.op_type, problem, rule.message, rule.fix
+                        rule.name, node.name or f"<unnamed #{index}>", node.op_type, why.reason, rule.message, rule.fix
                     )
                 )
     return found
 
 
 # -- predicates and helpers shared by the tables ----------------------------------------------
-
-
-def attr(node: ir.Node, key: str, default):
-    a = node.attributes.get(key)
-    return default if a is None else a.value
 
 
 def is_op(*ops: str, domain: str | tuple[str, ...] = STANDARD) -> Callable[[ir.Node], bool]:
@@ -96,7 +92,7 @@ def rank(value: ir.Value | None) -> int | None:
     return None if value is None or value.shape is None else len(value.shape)
 
 
-def unknown_shapes(node: ir.Node, model: ir.Model) -> str | None:
+def unknown_shapes(node: ir.Node, model: ir.Model) -> Decline | None:
     bad = []
     for v in node.outputs:
         if v is None or not (v.uses() or v.is_graph_output()):
@@ -105,14 +101,14 @@ def unknown_shapes(node: ir.Node, model: ir.Model) -> str | None:
             bad.append(f"{v.name!r} has no shape")
         elif any(not isinstance(d, int) for d in v.shape):
             bad.append(f"{v.name!r} has shape {[d if isinstance(d, int) else str(d) for d in v.shape]}")
-    return "; ".join(bad) or None
+    return Decline("; ".join(bad)) if bad else None
 
 
-def unnamed(node: ir.Node, model: ir.Model) -> str | None:
-    return "node has no name" if not node.name else None
+def unnamed(node: ir.Node, model: ir.Model) -> Decline | None:
+    return Decline("node has no name") if not node.name else None
 
 
-def non_constant_params(node: ir.Node, model: ir.Model) -> str | None:
+def non_constant_params(node: ir.Node, model: ir.Model) -> Decline | None:
     names = {"IntQuant": ("scale", "zeropt", "bitwidth"), "Quant": ("scale", "zeropt", "bitwidth"),
              "BipolarQuant": ("scale",), "Trunc": ("scale", "zeropt", "input_bit_width", "output_bit_width"),
              "FloatQuant": ("scale", "exponent_bitwidth", "mantissa_bitwidth", "exponent_bias", "max_val"),
@@ -122,23 +118,23 @@ def non_constant_params(node: ir.Node, model: ir.Model) -> str | None:
         for label, v in zip(names, node.inputs[1:])
         if v is not None and constant_array(v, overridable=False) is None
     ]
-    return ("computed at run time: " + ", ".join(bad)) if bad else None
+    return Decline("computed at run time: " + ", ".join(bad)) if bad else None
 
 
-def nonzero_zeropoint(node: ir.Node, model: ir.Model) -> str | None:
+def nonzero_zeropoint(node: ir.Node, model: ir.Model) -> Decline | None:
     zp = input_input(node, 2)  # IntQuant/Trunc zeropt and QuantizeLinear/DequantizeLinear y/x_zero_point
     if zp is None:
         return None
     arr = constant_array(zp)
     if arr is None:
-        return f"zero-point {zp.name!r} is not a constant"
+        return Decline(f"zero-point {zp.name!r} is not a constant", zp)
     if np.any(arr != 0):
         shown = arr.reshape(-1)[:4].tolist()
-        return f"zero-point {zp.name!r} = {shown}{'...' if arr.size > 4 else ''}"
+        return Decline(f"zero-point {zp.name!r} = {shown}{'...' if arr.size > 4 else ''}", zp)
     return None
 
 
-def reshape_elements(node: ir.Node, model: ir.Model) -> str | None:
+def reshape_elements(node: ir.Node, model: ir.Model) -> Decline | None:
     """A Reshape whose static input and output shapes hold different element counts (onnx's own
     shape inference does not compare them; execution fails)."""
     data, out = input_input(node, 0), node.outputs[0] if node.outputs else None
@@ -148,7 +144,7 @@ def reshape_elements(node: ir.Node, model: ir.Model) -> str | None:
     counts = [int(np.prod(list(s), dtype=np.int64)) for s in shapes]
     if counts[0] == counts[1]:
         return None
-    return f"reshapes {counts[0]} elements {list(shapes[0])} into {list(shapes[1])} ({counts[1]} elements)"
+    return Decline(f"reshapes {counts[0]} elements {list(shapes[0])} into {list(shapes[1])} ({counts[1]} elements)")
 
 
 #: A rule of every target's table: a Reshape hard-coding another input size cannot run.

@@ -4,21 +4,24 @@ from __future__ import annotations
 
 from qonnx_tools._ir import ir
 from qonnx_tools.constants import constant_array
+from qonnx_tools.decline import Decline
 from qonnx_tools.domains import QONNX, STANDARD, canonical_domain
-from qonnx_tools.prepare.rules import RESHAPE_ELEMENTS, Rule, attr, is_channels_last, is_int_quant, is_op, nonzero_zeropoint, rank, scalar
+from qonnx_tools.prepare.rules import (
+    RESHAPE_ELEMENTS, Rule, is_channels_last, is_int_quant, is_op, nonzero_zeropoint, rank, scalar,
+)
 
 
-def _activation_bits(node: ir.Node, model: ir.Model) -> str | None:
+def _activation_bits(node: ir.Node, model: ir.Model) -> Decline | None:
     data = node.inputs[0] if node.inputs else None
     if data is None or constant_array(data) is not None:
         return None  # a weight quantizer
     bits = scalar(node.inputs[3]) if len(node.inputs) > 3 else None
     if bits is None:
-        return "bit width not a constant scalar"
-    return f"activation quantized to {bits:g} bits" if bits > 8 else None
+        return Decline("bit width not a constant scalar")
+    return Decline(f"activation quantized to {bits:g} bits") if bits > 8 else None
 
 
-def _trunc_after_avgpool(node: ir.Node, model: ir.Model) -> str | None:
+def _trunc_after_avgpool(node: ir.Node, model: ir.Model) -> Decline | None:
     data = node.inputs[0] if node.inputs else None
     producer = data.producer() if data is not None else None
     # the pool's sum may pass through a Mul by the window size first
@@ -26,17 +29,19 @@ def _trunc_after_avgpool(node: ir.Node, model: ir.Model) -> str | None:
         if producer is None:
             return None
         if canonical_domain(producer.domain) == STANDARD and producer.op_type in ("AveragePool", "GlobalAveragePool"):
-            mode = str(attr(node, "rounding_mode", "FLOOR")).upper()
-            return None if mode == "FLOOR" else f"Trunc after {producer.name!r} ({producer.op_type}) rounds with {mode}"
+            mode = node.attributes.get_string("rounding_mode", "FLOOR").upper()
+            if mode == "FLOOR":
+                return None
+            return Decline(f"Trunc after {producer.name!r} ({producer.op_type}) rounds with {mode}", producer)
         if producer.op_type not in ("Mul", "Div"):
             return None
         producer = producer.inputs[0].producer() if producer.inputs and producer.inputs[0] is not None else None
     return None
 
 
-def _not_nchw(node: ir.Node, model: ir.Model) -> str | None:
+def _not_nchw(node: ir.Node, model: ir.Model) -> Decline | None:
     r = rank(node.inputs[0]) if node.inputs else None
-    return f"channels-last {node.op_type} on a rank-{r if r is not None else '?'} tensor"
+    return Decline(f"channels-last {node.op_type} on a rank-{r if r is not None else '?'} tensor")
 
 
 RULES = [

@@ -13,29 +13,30 @@ variable names, rewrites some of them inconsistently, and reserves ``input``).
 from __future__ import annotations
 
 from qonnx_tools._ir import ir
+from qonnx_tools.decline import Decline
 from qonnx_tools.domains import CHANNELS_LAST, QONNX, STANDARD, canonical_domain
 from qonnx_tools.prepare.rules import (
     RESHAPE_ELEMENTS,
-    Rule, any_node, attr, input_input, is_int_quant, is_op, is_quantizer, non_constant_params, rank, scalar,
+    Rule, any_node, input_input, is_int_quant, is_op, is_quantizer, non_constant_params, rank, scalar,
     unknown_shapes, unnamed,
 )
 
 
-def _nchw(node: ir.Node, model: ir.Model) -> str | None:
+def _nchw(node: ir.Node, model: ir.Model) -> Decline | None:
     r = rank(node.inputs[0]) if node.inputs else None
     if r is None or r < 3:
         return None
-    return f"standard (NCHW) {node.op_type} on a rank-{r} tensor"
+    return Decline(f"standard (NCHW) {node.op_type} on a rank-{r} tensor")
 
 
-def _rounding(node: ir.Node, model: ir.Model) -> str | None:
-    mode = str(attr(node, "rounding_mode", "ROUND")).upper()
-    return None if mode in ("ROUND", "FLOOR") else f"rounding_mode={mode}"
+def _rounding(node: ir.Node, model: ir.Model) -> Decline | None:
+    mode = node.attributes.get_string("rounding_mode", "ROUND").upper()
+    return None if mode in ("ROUND", "FLOOR") else Decline(f"rounding_mode={mode}")
 
 
-def _narrow_unsigned(node: ir.Node, model: ir.Model) -> str | None:
-    if not int(attr(node, "signed", 1)) and int(attr(node, "narrow", 0)):
-        return "signed=0 with narrow=1"
+def _narrow_unsigned(node: ir.Node, model: ir.Model) -> Decline | None:
+    if not node.attributes.get_int("signed", 1) and node.attributes.get_int("narrow", 0):
+        return Decline("signed=0 with narrow=1")
     return None
 
 
@@ -53,68 +54,68 @@ RESERVED_NAMES = frozenset({"input"})
 MERGE_OPS = ("Add", "Sub", "Mul", "Div", "Max", "Min", "Sum", "Concat")
 
 
-def _unsupported_op(node: ir.Node, model: ir.Model) -> str | None:
+def _unsupported_op(node: ir.Node, model: ir.Model) -> Decline | None:
     domain = canonical_domain(node.domain)
     if domain == QONNX:
-        return None if node.op_type in SUPPORTED_QONNX_OPS else f"{node.op_type} (QONNX) has no hls4ml handler"
+        return None if node.op_type in SUPPORTED_QONNX_OPS else Decline(f"{node.op_type} (QONNX) has no hls4ml handler")
     if domain in (STANDARD, CHANNELS_LAST) and node.op_type in SUPPORTED_OPS:
         return None
     if domain == STANDARD and node.op_type == "Gemm":
         return None  # reported by no-gemm, which has a fix
-    return f"{node.op_type} ({domain or 'ai.onnx'}) has no hls4ml handler"
+    return Decline(f"{node.op_type} ({domain or 'ai.onnx'}) has no hls4ml handler")
 
 
-def _conv_shape(node: ir.Node, model: ir.Model) -> str | None:
+def _conv_shape(node: ir.Node, model: ir.Model) -> Decline | None:
     r = rank(node.inputs[0]) if node.inputs else None
     if r is not None and r not in (3, 4):
-        return f"{r - 2}-D convolution"
-    group = int(attr(node, "group", 1))
+        return Decline(f"{r - 2}-D convolution")
+    group = node.attributes.get_int("group", 1)
     shape = node.inputs[0].shape if node.inputs and node.inputs[0] is not None else None
     if group == 1 or shape is None:
         return None
     channels = shape[-1] if canonical_domain(node.domain) == CHANNELS_LAST else shape[1]
     if isinstance(channels, int) and group != channels:
-        return f"group={group} with {channels} input channels (only group 1 or depthwise)"
+        return Decline(f"group={group} with {channels} input channels (only group 1 or depthwise)")
     return None
 
 
-def _merge_shape(node: ir.Node, model: ir.Model) -> str | None:
+def _merge_shape(node: ir.Node, model: ir.Model) -> Decline | None:
     if len(node.inputs) > 2:
-        return f"{len(node.inputs)} inputs (at most 2)"
+        return Decline(f"{len(node.inputs)} inputs (at most 2)")
     r = rank(node.inputs[0]) if node.op_type == "Concat" and node.inputs else None
     if r is not None and r - 1 > 3:
-        return f"Concat of rank-{r} tensors (at most rank 3 without the batch)"
+        return Decline(f"Concat of rank-{r} tensors (at most rank 3 without the batch)")
     return None
 
 
-def _pad(node: ir.Node, model: ir.Model) -> str | None:
-    mode = str(attr(node, "mode", "constant"))
+def _pad(node: ir.Node, model: ir.Model) -> Decline | None:
+    mode = node.attributes.get_string("mode", "constant")
     if mode != "constant":
-        return f"mode={mode}"
+        return Decline(f"mode={mode}")
     value = scalar(input_input(node, 2))
     if input_input(node, 2) is not None and value != 0:
-        return f"pad value {value}"
+        return Decline(f"pad value {value}", input_input(node, 2))
     if input_input(node, 3) is not None:
-        return "explicit axes input"
+        return Decline("explicit axes input", input_input(node, 3))
     return None
 
 
-def _shared_initializers(node: ir.Node, model: ir.Model) -> str | None:
+def _shared_initializers(node: ir.Node, model: ir.Model) -> Decline | None:
     shared = [
         v.name for v in node.inputs
         if v is not None and v.is_initializer() and len(v.uses()) > 1
     ]
-    return ("read by other nodes too: " + ", ".join(repr(n) for n in shared)) if shared else None
+    return Decline("read by other nodes too: " + ", ".join(repr(n) for n in shared)) if shared else None
 
 
-def _names(node: ir.Node, model: ir.Model) -> str | None:
+def _names(node: ir.Node, model: ir.Model) -> Decline | None:
     from qonnx_tools.passes.naming import is_c_identifier
 
     names = [node.name] + [v.name for v in node.outputs if v is not None] + [
         v.name for v in node.inputs if v is not None and (v.is_graph_input() or v.is_initializer())
     ]
     bad = sorted({n for n in names if n and (n in RESERVED_NAMES or not is_c_identifier(n))})
-    return ", ".join(repr(n) for n in bad) if bad else None
+    return Decline(", ".join(repr(n) for n in bad)) if bad else None
 
 
 RULES = [
@@ -126,7 +127,7 @@ RULES = [
     Rule("shape-known", any_node, unknown_shapes, "every tensor needs a static shape",
          "prepare (without --check-only) sets batch 1 and infers shapes itself; a shape still unknown after "
          "it comes from an op upstream with a data-dependent or unknown shape: replace that op"),
-    Rule("no-gemm", is_op("Gemm"), lambda n, m: "Gemm node", "hls4ml reads MatMul + Add, not Gemm",
+    Rule("no-gemm", is_op("Gemm"), lambda n, m: Decline("Gemm node"), "hls4ml reads MatMul + Add, not Gemm",
          "run gemm-to-matmul"),
     Rule("channels-last", is_op("Conv", "MaxPool", "BatchNormalization"), _nchw,
          "Conv, BatchNormalization and pools must be channels-last", "run to-channels-last"),

@@ -10,7 +10,10 @@ Conventions used by every rule:
 * a rule that rewires a consumer away from a ``Mul``/``Add`` by a constant never
   changes what the other consumers of that node see: the node stays for them
   and is removed only when nothing uses it any more. This is how fan-out
-  (residual branches) is handled: the scale is in effect duplicated per consumer.
+  (residual branches) is handled: the scale is in effect duplicated per consumer;
+* a rule, a planner or a converter that leaves a node alone returns a ``Decline``
+  (``RulePass.visit``: ``None`` = not this rule's business, a ``Decline`` = why not,
+  a list = rewritten, the nodes to visit again).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import numpy as np
 
 from qonnx_tools._ir import ir
 from qonnx_tools.constants import constant_array
+from qonnx_tools.decline import Decline
 from qonnx_tools.domains import QONNX, STANDARD, canonical_domain, canonical_op
 from qonnx_tools.graph_order import topological_order
 from qonnx_tools.passes._rewrite import all_value_names, new_initializer, unique_name
@@ -46,9 +50,13 @@ def is_mt(node: ir.Node | None) -> bool:
     return is_op(node, "MultiThreshold", QONNX)
 
 
-def attr(node: ir.Node, key: str, default=None):
-    value = node.attributes.get(key)
-    return default if value is None else value.value
+def float_attr(node: ir.Node, key: str, default: float) -> float:
+    """A QONNX float attribute (MultiThreshold ``out_scale``/``out_bias``): files may store it as an
+    INT, which the loader accepts for float attributes of QONNX ops, so both are read."""
+    attribute = node.attributes.get(key)
+    if attribute is None:
+        return default
+    return float(attribute.as_int() if attribute.type == ir.AttributeType.INT else attribute.as_float())
 
 
 def set_attr(node: ir.Node, key: str, value) -> None:
@@ -107,19 +115,21 @@ def varying_axes(c: np.ndarray) -> tuple[int, ...]:
     return tuple(a for a, n in enumerate(c.shape) if n > 1)
 
 
-def single_axis_vector(c: np.ndarray, r: int | None, what: str = "constant") -> tuple[np.ndarray, int | None] | str:
+def single_axis_vector(
+    c: np.ndarray, r: int | None, what: str = "constant"
+) -> tuple[np.ndarray, int | None] | Decline:
     """(values of ``c`` as a vector, the one axis of a rank-``r`` tensor it varies along; None for a
-    single value), or a reason when it varies along several axes (or the rank is unknown)."""
+    single value), or why not: it varies along several axes (or the rank is unknown)."""
     if c.size == 1:
         return c.reshape(1), None
     if r is None:
-        return "rank unknown (run infer-shapes)"
+        return Decline("rank unknown (run infer-shapes)")
     cf = expand_to_rank(c, r)
     if cf is None:
-        return f"{what} has more axes than the tensor"
+        return Decline(f"{what} has more axes than the tensor")
     vary = varying_axes(cf)
     if len(vary) != 1:
-        return f"{what} varies along several axes"
+        return Decline(f"{what} varies along several axes")
     return cf.reshape(-1), vary[0]
 
 
@@ -293,26 +303,25 @@ class Editor:
 class RulePass(QonnxPass):
     """A pass that visits nodes with a worklist (topological order first, then whatever changed).
 
-    Subclasses implement ``visit(node, editor)``. Each successful rewrite returns the
-    nodes worth visiting again (e.g. a Mul that moved further down), so a scale
-    travels as far as it can in one run; the total work is proportional to the
-    number of nodes plus the number of rewrites.
+    Subclasses implement ``visit(node, editor)``, which returns None (not this rule's
+    business), a ``Decline`` (left alone, and why) or, after a rewrite, the nodes worth
+    visiting again (e.g. a Mul that moved further down), so a scale travels as far as it
+    can in one run; the total work is proportional to the number of nodes plus the
+    number of rewrites. A node's last decline is recorded (``QonnxPass.decline``) at the
+    end of the run, unless a later visit rewrote it or the node is gone.
     """
 
     #: Safety bound on rewrites per run, relative to the node count (a rule bug must not hang).
     MAX_REWRITES_PER_NODE: ClassVar[int] = 64
 
-    def __post_init__(self) -> None:
-        self.declined: list[str] = []
-
-    def visit(self, node: ir.Node, editor: Editor):  # pragma: no cover - abstract
+    def visit(self, node: ir.Node, editor: Editor) -> list[ir.Node | None] | Decline | None:  # pragma: no cover
         raise NotImplementedError
 
     def call(self, model: ir.Model) -> PassResult:
         editor = Editor(model)
         graph = model.graph
         queue = deque(topological_order(graph))
-        declined: dict[int, tuple[ir.Node, str]] = {}
+        pending: dict[int, tuple[ir.Node, Decline]] = {}
         modified = False
         budget = self.MAX_REWRITES_PER_NODE * (len(queue) + 1)
         while queue and budget > 0:
@@ -322,17 +331,17 @@ class RulePass(QonnxPass):
             result = self.visit(node, editor)
             if result is None:
                 continue
-            if isinstance(result, str):
-                declined[id(node)] = (node, result)
+            if isinstance(result, Decline):
+                pending[id(node)] = (node, result)
                 continue
             modified = True
             budget -= 1
-            declined.pop(id(node), None)
+            pending.pop(id(node), None)
             for again in reversed(result):
                 if again is not None:
                     queue.appendleft(again)
         editor.cleanup()
-        self.declined = [
-            f"node {n.name!r} ({n.op_type}): {reason}" for n, reason in declined.values() if n.graph is graph
-        ]
+        for node, why in pending.values():
+            if node.graph is graph:
+                self.decline(why, node)
         return PassResult(model, modified)

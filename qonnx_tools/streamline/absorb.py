@@ -43,13 +43,14 @@ import numpy as np
 
 from qonnx_tools._ir import ir
 from qonnx_tools.annotations import get_datatype
+from qonnx_tools.decline import Decline
 from qonnx_tools.ops.multithreshold import channel_axis
 from qonnx_tools.passes.base import PassResult, register_pass
 from qonnx_tools.streamline._graph import (
     Editor,
     RulePass,
-    attr,
     fits,
+    float_attr,
     is_mt,
     is_op,
     rank,
@@ -79,16 +80,17 @@ def _thresholds(mt: ir.Node, editor: Editor) -> np.ndarray | None:
 
 
 def plan_absorb(mt: ir.Node, editor: Editor, kinds: tuple[str, ...]):
-    """How to absorb the op producing ``mt``'s input: (producer, new input, thresholds, scale, bias, layout)."""
+    """How to absorb the op producing ``mt``'s input: (producer, new input, thresholds, scale, bias, layout);
+    a ``Decline`` when it cannot be absorbed, None when there is nothing of ``kinds`` to absorb."""
     x = mt.inputs[0]
     producer = x.producer() if x is not None else None
     if producer is None:
         return None
     t = _thresholds(mt, editor)
     if t is None:
-        return "thresholds are not constant"
-    out_scale, out_bias = float(attr(mt, "out_scale", 1.0)), float(attr(mt, "out_bias", 0.0))
-    layout = str(attr(mt, "data_layout", "NCHW")).upper()
+        return Decline("thresholds are not constant")
+    out_scale, out_bias = float_attr(mt, "out_scale", 1.0), float_attr(mt, "out_bias", 0.0)
+    layout = mt.attributes.get_string("data_layout", "NCHW").upper()
     if is_op(producer, "Relu"):
         if "Relu" not in kinds:
             return None
@@ -99,10 +101,10 @@ def plan_absorb(mt: ir.Node, editor: Editor, kinds: tuple[str, ...]):
     node, y, c = found
     r = rank(x)
     if not fits(c, y):
-        return f"{node.op_type} constant broadcasts the tensor to a larger shape"
+        return Decline(f"{node.op_type} constant broadcasts the tensor to a larger shape", node)
     rows = t.shape[0]
     found = single_axis_vector(c, r, f"{node.op_type} constant")
-    if isinstance(found, str):
+    if isinstance(found, Decline):
         return found
     vec, axis = found
     if axis is not None:
@@ -110,21 +112,25 @@ def plan_absorb(mt: ir.Node, editor: Editor, kinds: tuple[str, ...]):
             try:
                 mt_axis = channel_axis(layout, r)
             except ValueError:
-                return f"data_layout {layout} does not fit a rank-{r} input"
+                return Decline(f"data_layout {layout} does not fit a rank-{r} input")
             if mt_axis != axis:
-                return f"{node.op_type} constant varies along axis {axis}, thresholds along axis {mt_axis}"
+                return Decline(
+                    f"{node.op_type} constant varies along axis {axis}, thresholds along axis {mt_axis}", node
+                )
             if vec.size != rows:
-                return "constant and thresholds disagree on the channel count"
+                return Decline("constant and thresholds disagree on the channel count", node)
         else:
             new_layout = layout_for(r, axis)
             if new_layout is None:
-                return f"{node.op_type} constant varies along axis {axis} (no data layout has channels there)"
+                return Decline(
+                    f"{node.op_type} constant varies along axis {axis} (no data layout has channels there)", node
+                )
             layout = new_layout
             t = np.broadcast_to(t, (vec.size, t.shape[1]))
     col = vec.reshape(-1, 1)
     result = absorb(t, node.op_type, col.astype(F32) if col.dtype != F64 else col)
-    if isinstance(result, str):
-        return f"{node.op_type} {node.name!r}: {result}"
+    if isinstance(result, Decline):
+        return Decline(f"{node.op_type} {node.name!r}: {result.reason}", node)
     new_t, flipped = result
     if flipped:
         out_bias = out_bias + out_scale * t.shape[1]
@@ -156,7 +162,7 @@ class _AbsorbPass(RulePass):
             plan = plan_absorb(mt, editor, self.kinds)
             if plan is None:
                 break
-            if isinstance(plan, str):
+            if isinstance(plan, Decline):
                 reason = plan
                 break
             apply_absorb(mt, editor, plan)
@@ -248,49 +254,49 @@ def _set_signed_weight(editor: Editor, linear: ir.Node, w_idx: int, new_w: np.nd
 
 
 def plan_sign_upward(editor: Editor, x: ir.Value, c: np.ndarray):
-    """Apply-callable pushing ``Mul(x, c)`` (c in {-1,0,1}) into the MatMul/Conv producing x, or a reason."""
+    """Apply-callable pushing ``Mul(x, c)`` (c in {-1,0,1}) into the MatMul/Conv producing x, or a ``Decline``."""
     r = rank(x)
     chain: list[ir.Node] = []
     v = x
     while True:
         producer = v.producer()
         if producer is None:
-            return "no MatMul/Conv above (graph input)"
+            return Decline("no MatMul/Conv above (graph input)", v)
         if len(v.uses()) != 1 or v.is_graph_output():
-            return f"{producer.op_type} {producer.name!r} output has other consumers"
+            return Decline(f"{producer.op_type} {producer.name!r} output has other consumers", producer)
         if is_op(producer, "MatMul") or is_op(producer, "Conv"):
             break
         found = editor.scaled(v, ("Mul", "Add"))
         if found is None:
-            return f"{producer.op_type} {producer.name!r} between the sign and the weights"
+            return Decline(f"{producer.op_type} {producer.name!r} between the sign and the weights", producer)
         chain.append(found[0])
         v = found[1]
     linear = producer
     weight = _linear_weight(linear, editor)
     if weight is None:
-        return f"{linear.op_type} {linear.name!r} has no constant weight operand"
+        return Decline(f"{linear.op_type} {linear.name!r} has no constant weight operand", linear)
     w_idx, w = weight
     found = single_axis_vector(c, r, "sign")
-    if isinstance(found, str):
+    if isinstance(found, Decline):
         return found
     sign_vec, out_axis_x = found
     if is_op(linear, "Conv"):
         w_axis = 0
         if out_axis_x is not None and out_axis_x != 1:
-            return "sign does not vary along the Conv output channels"
+            return Decline("sign does not vary along the Conv output channels", linear)
         if len(linear.inputs) > 2 and linear.inputs[2] is not None and editor.const(linear.inputs[2]) is None:
-            return "Conv bias is not constant"
+            return Decline("Conv bias is not constant", linear)
     elif w_idx == 1:  # x @ W: output channels on the last axis
         w_axis = w.ndim - 1
         if out_axis_x is not None and out_axis_x != r - 1:
-            return "sign does not vary along the MatMul output columns"
+            return Decline("sign does not vary along the MatMul output columns", linear)
     else:  # W @ x: output rows (axis -2)
         w_axis = w.ndim - 2 if w.ndim >= 2 else None
         if w_axis is None or out_axis_x is not None and out_axis_x != r - 2:
-            return "sign does not vary along the MatMul output rows"
+            return Decline("sign does not vary along the MatMul output rows", linear)
     n_out = w.shape[w_axis]
     if sign_vec.size not in (1, n_out):
-        return "sign length does not match the output channels"
+        return Decline("sign length does not match the output channels", linear)
     sign_full = np.broadcast_to(sign_vec, (n_out,)).astype(F32)
 
     def apply(mul: ir.Node) -> None:
@@ -311,37 +317,37 @@ def plan_sign_upward(editor: Editor, x: ir.Value, c: np.ndarray):
 
 
 def plan_sign_downward(editor: Editor, x: ir.Value, c: np.ndarray, consumer: ir.Node, idx: int):
-    """Apply-callable folding ``Mul(x, c)`` into the weights of the MatMul/Conv ``consumer``, or a reason."""
+    """Apply-callable folding ``Mul(x, c)`` into the weights of the MatMul/Conv ``consumer``, or a ``Decline``."""
     weight = _linear_weight(consumer, editor)
     if weight is None:
-        return f"{consumer.op_type} {consumer.name!r} is not a MatMul/Conv with constant weights"
+        return Decline(f"{consumer.op_type} {consumer.name!r} is not a MatMul/Conv with constant weights", consumer)
     w_idx, w = weight
     if w_idx == idx:
-        return "the sign multiplies the weights themselves"
+        return Decline("the sign multiplies the weights themselves", consumer)
     r = rank(x)
     found = single_axis_vector(c, r, "sign")
-    if isinstance(found, str):
+    if isinstance(found, Decline):
         return found
     sign_vec, axis_x = found
     if is_op(consumer, "Conv"):
         if axis_x is not None and axis_x != 1:
-            return "sign does not vary along the Conv input channels"
-        group = int(attr(consumer, "group", 1))
+            return Decline("sign does not vary along the Conv input channels", consumer)
+        group = consumer.attributes.get_int("group", 1)
         cout, cin_g = w.shape[0], w.shape[1]
         cin = cin_g * group
         if sign_vec.size not in (1, cin):
-            return "sign length does not match the input channels"
+            return Decline("sign length does not match the input channels", consumer)
         vec = np.broadcast_to(sign_vec, (cin,))
         index = (np.arange(cout) // max(cout // group, 1))[:, None] * cin_g + np.arange(cin_g)[None, :]
         factor = vec[index].reshape((cout, cin_g) + (1,) * (w.ndim - 2))
     elif idx == 0:  # x @ W: x's last axis is the reduction axis = W's axis -2
         if axis_x is not None and axis_x != r - 1 or w.ndim < 2:
-            return "sign does not vary along the reduction axis"
+            return Decline("sign does not vary along the reduction axis", consumer)
         k = w.shape[-2]
         factor = np.broadcast_to(sign_vec, (k,)).reshape((k, 1))
     else:  # W @ x: x's axis -2 is the reduction axis = W's last axis
         if axis_x is not None and (r is None or axis_x != r - 2):
-            return "sign does not vary along the reduction axis"
+            return Decline("sign does not vary along the reduction axis", consumer)
         k = w.shape[-1]
         factor = np.broadcast_to(sign_vec, (k,)).reshape((k,))
 
@@ -371,23 +377,23 @@ class AbsorbSignMulIntoLinear(RulePass):
         if not is_sign_constant(c) or not fits(c, x):
             return None
         up = plan_sign_upward(editor, x, c)
-        if not isinstance(up, str):
+        if not isinstance(up, Decline):
             producer = x.producer()
             up(node)
             return [producer] if producer is not None else []
-        reasons = [f"up: {up}"]
+        reasons = [f"up: {up.reason}"]
         done = False
         for use in node.outputs[0].uses():
             down = plan_sign_downward(editor, x, c, use.node, use.idx)
-            if isinstance(down, str):
-                reasons.append(f"down: {down}")
+            if isinstance(down, Decline):
+                reasons.append(f"down: {down.reason}")
                 continue
             down(node)
             done = True
         if done:
             editor.drop_if_dead(node)
             return []
-        return "; ".join(reasons)
+        return Decline("; ".join(reasons))
 
 
 # -- round-thresholds ----------------------------------------------------------------------------------
@@ -414,13 +420,13 @@ class RoundThresholds(RulePass):
             return None
         dt = get_datatype(mt.inputs[0])
         if dt is None or not dt.is_integer:
-            return "input is not integer-typed"
+            return Decline("input is not integer-typed", mt.inputs[0])
         t = _thresholds(mt, editor)
         if t is None:
-            return "thresholds are not constant"
+            return Decline("thresholds are not constant")
         lo, hi = float(dt.min), float(dt.max)
         if not (np.isfinite(lo) and np.isfinite(hi)) or max(abs(lo), abs(hi)) > 2.0**24:
-            return f"input range {dt} too wide for exact float32 integer thresholds"
+            return Decline(f"input range {dt} too wide for exact float32 integer thresholds", mt.inputs[0])
         new = round_to_integer_input(t, lo, hi)
         old_shape_t = editor.const(mt.inputs[1])
         if new.shape == np.shape(old_shape_t) and np.array_equal(new, old_shape_t):
@@ -444,7 +450,7 @@ class SignToThreshold(RulePass):
             return None
         x = node.inputs[0]
         if x.dtype is not None and x.dtype != ir.DataType.FLOAT:
-            return f"input is {x.dtype.name}, not float32"
+            return Decline(f"input is {x.dtype.name}, not float32", x)
         tiny = np.nextafter(F32(0), F32(1))
         thresholds = np.array([[0.0, tiny]], dtype=F32)
         r = rank(x)

@@ -22,6 +22,7 @@ from typing import ClassVar
 import numpy as np
 
 from qonnx_tools._ir import ir
+from qonnx_tools.decline import Decline
 from qonnx_tools.passes.base import register_pass
 from qonnx_tools.streamline._graph import Editor, RulePass, fits
 from qonnx_tools.streamline.absorb import plan_sign_downward, plan_sign_upward
@@ -58,9 +59,9 @@ class CollapseRepeatedOps(RulePass):
             return None
         first, x, a = found
         if node.op_type == "Mul" and (is_pure_sign(a) or is_pure_sign(b)):
-            return "one factor is a pure sign vector (kept for absorb-sign-mul-into-linear)"
+            return Decline("one factor is a pure sign vector (kept for absorb-sign-mul-into-linear)")
         if not fits(a, x) or not fits(b, x):
-            return "constants would broadcast the tensor to a larger shape"
+            return Decline("constants would broadcast the tensor to a larger shape")
         combined = _combine(node.op_type, a, b)
         editor.set_input(node, 1 - b_idx, x)
         editor.set_input(node, b_idx, editor.initializer(combined, f"{node.name or node.op_type}_combined"))
@@ -92,10 +93,10 @@ class FactorOutMulSign(RulePass):
         sign = np.where(a < 0, F32(-1), F32(1)).astype(F32)
         if self.require_absorbable:
             up = plan_sign_upward(editor, x, sign)
-            if isinstance(up, str):
+            if isinstance(up, Decline):
                 downs = [plan_sign_downward(editor, x, sign, u.node, u.idx) for u in node.outputs[0].uses()]
-                if not downs or any(isinstance(d, str) for d in downs):
-                    return f"sign cannot be absorbed into integer weights ({up})"
+                if not downs or any(isinstance(d, Decline) for d in downs):
+                    return Decline(f"sign cannot be absorbed into integer weights ({up.reason})")
         base = node.name or "mul"
         sign_node = ir.node("Mul", [x, editor.initializer(sign, f"{base}_sign")], name=editor.fresh(f"{base}_sign"))
         out = sign_node.outputs[0]

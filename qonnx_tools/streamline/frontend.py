@@ -66,7 +66,8 @@ import numpy as np
 from qonnx_tools._ir import ir
 from qonnx_tools.annotations import set_datatype
 from qonnx_tools.datatypes import BIPOLAR, DataType, smallest_int_type
-from qonnx_tools.domains import QONNX, STANDARD, canonical_domain
+from qonnx_tools.decline import Decline
+from qonnx_tools.domains import QONNX, STANDARD, canonical_domain, opset_of
 from qonnx_tools.executor.engine import bind_kernel
 from qonnx_tools.ops._rounding import int_bounds
 from qonnx_tools.passes.base import PassResult, register_pass
@@ -75,7 +76,6 @@ from qonnx_tools.streamline._graph import (
     DATA_MOVEMENT,
     Editor,
     RulePass,
-    attr,
     expand_to_rank,
     is_mt,
     is_op,
@@ -122,10 +122,12 @@ def layout_for(r: int | None, axis: int | None) -> str | None:
     return None
 
 
-def channel_params(arrays: dict[str, np.ndarray], r: int | None) -> tuple[int | None, int, dict[str, np.ndarray]] | str:
+def channel_params(
+    arrays: dict[str, np.ndarray], r: int | None
+) -> tuple[int | None, int, dict[str, np.ndarray]] | Decline:
     """Common channel axis of parameter arrays and each as an (R, 1) column.
 
-    Returns (axis or None for per-tensor, R, columns) or a reason.
+    Returns (axis or None for per-tensor, R, columns) or why they have none.
     """
     axes: set[int] = set()
     full: dict[str, np.ndarray] = {}
@@ -135,15 +137,15 @@ def channel_params(arrays: dict[str, np.ndarray], r: int | None) -> tuple[int | 
             full[key] = a.reshape(1)
             continue
         if r is None:
-            return f"{key} is not per-tensor and the input rank is unknown (run infer-shapes)"
+            return Decline(f"{key} is not per-tensor and the input rank is unknown (run infer-shapes)")
         e = expand_to_rank(a, r)
         if e is None:
-            return f"{key} of shape {a.shape} has more dimensions than the input"
+            return Decline(f"{key} of shape {a.shape} has more dimensions than the input")
         vary = varying_axes(e)
         axes.update(vary)
         full[key] = e
     if len(axes) > 1:
-        return f"parameters vary along several axes {sorted(axes)} (only per-tensor or per-channel)"
+        return Decline(f"parameters vary along several axes {sorted(axes)} (only per-tensor or per-channel)")
     if not axes:
         return None, 1, {k: v.reshape(1, 1) for k, v in full.items()}
     (axis,) = axes
@@ -155,7 +157,7 @@ def channel_params(arrays: dict[str, np.ndarray], r: int | None) -> tuple[int | 
         else:
             cols[key] = v.reshape(-1)[:, None] if v.shape[axis] == v.size else None
             if cols[key] is None:
-                return f"{key} varies along more than the channel axis"
+                return Decline(f"{key} varies along more than the channel axis")
     return axis, size, cols
 
 
@@ -201,7 +203,7 @@ def make_multithreshold(
 
 
 def _ensure_qonnx_opset(model: ir.Model) -> None:
-    if not any(canonical_domain(d) == QONNX for d in model.opset_imports):
+    if not opset_of(model, QONNX):
         model.opset_imports[QONNX] = 1
 
 
@@ -220,30 +222,32 @@ class FoldStaticShape(RulePass):
             return None
         shape = static_shape(node.inputs[0])
         if shape is None:
-            return "input shape not fully static"
-        start, end = attr(node, "start", 0), attr(node, "end", None)
+            return Decline("input shape not fully static")
+        start, end = node.attributes.get_int("start", 0), node.attributes.get_int("end")
         dims = np.array(shape[start:end] if end is not None else shape[start:], dtype=np.int64)
         out = node.outputs[0]
         value = editor.initializer(dims, f"{out.name or 'shape'}_static")
         if not editor.bypass(node, value):
-            return "cannot replace the output"
+            return Decline("cannot replace the output")
         return []
 
 
 # -- fold-weight-quant -------------------------------------------------------------------------
 
 
-def _weight_codes(node: ir.Node, editor: Editor) -> tuple[np.ndarray, np.ndarray, np.ndarray, DataType | None] | str:
-    """(integer codes q - zp as float32, full-size float32 scale, dequantized y, datatype) or a reason."""
+def _weight_codes(
+    node: ir.Node, editor: Editor
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, DataType | None] | Decline:
+    """(integer codes q - zp as float32, full-size float32 scale, dequantized y, datatype) or why not."""
     x = editor.const(node.inputs[0])
     params = [editor.const(v) for v in node.inputs[1:]]
     if any(p is None for p in params):
-        return "quantizer parameters are not constant"
+        return Decline("quantizer parameters are not constant")
     x = np.asarray(x).astype(F32)
     try:
         y = np.asarray(run_kernel(node, editor.model, x, *params))
     except Exception as exc:  # illegal parameters: the executor reports them on run
-        return f"quantizer cannot be evaluated ({exc})"
+        return Decline(f"quantizer cannot be evaluated ({exc})")
     if is_op(node, "BipolarQuant", QONNX):
         codes = np.where(x >= 0, F32(1), F32(-1))
         scale = np.broadcast_to(np.asarray(params[0], dtype=F32), x.shape)
@@ -253,14 +257,15 @@ def _weight_codes(node: ir.Node, editor: Editor) -> tuple[np.ndarray, np.ndarray
         scale = np.broadcast_to(scale_arr.astype(F32), x.shape)
         zp = np.broadcast_to(zp.astype(F32), x.shape)
         if not np.all(zp == np.round(zp)):
-            return "zero-point is not an integer (integer weights impossible)"
+            return Decline("zero-point is not an integer (integer weights impossible)")
         with np.errstate(divide="ignore", invalid="ignore"):
             codes = np.rint((y / scale).astype(np.float64)).astype(F32)
         dtype = None
         if np.all(zp == 0) and np.unique(bits).size == 1:
-            dtype = DataType.int(int(np.asarray(bits).reshape(-1)[0]), signed=bool(attr(node, "signed", 1)))
+            signed = bool(node.attributes.get_int("signed", 1))
+            dtype = DataType.int(int(np.asarray(bits).reshape(-1)[0]), signed=signed)
     if not np.array_equal((codes * scale).astype(F32), y.astype(F32)):
-        return "codes times scale do not reproduce the quantizer output"
+        return Decline("codes times scale do not reproduce the quantizer output")
     if dtype is None and codes.size:
         try:
             dtype = smallest_int_type(float(codes.min()), float(codes.max()))
@@ -301,24 +306,24 @@ def _through_chain(chain: list[ir.Node], array: np.ndarray, editor: Editor) -> n
     return array
 
 
-def _output_scale(consumer: ir.Node, idx: int, scale: np.ndarray) -> np.ndarray | str:
+def _output_scale(consumer: ir.Node, idx: int, scale: np.ndarray) -> np.ndarray | Decline:
     """The scale as a constant to multiply the consumer's output with, or why impossible."""
     if is_op(consumer, "MatMul"):
         if scale.ndim == 1:
             return scale[:1].reshape(()) if np.all(scale == scale[0]) else "1-D weight with a varying scale"
         if idx == 1:  # y = x @ W: W is (..., K, N); the scale must not vary along K
             if not np.all(scale == scale[..., :1, :]):
-                return "weight scale varies along the reduction axis (per-input-channel)"
+                return Decline("weight scale varies along the reduction axis (per-input-channel)")
             return scale[..., :1, :]
         if not np.all(scale == scale[..., :, :1]):  # y = W @ x: W is (..., M, K)
-            return "weight scale varies along the reduction axis (per-input-channel)"
+            return Decline("weight scale varies along the reduction axis (per-input-channel)")
         return scale[..., :, :1]
     if is_op(consumer, "Conv"):
         flat = scale.reshape(scale.shape[0], -1)
         if not np.all(flat == flat[:, :1]):
-            return "weight scale is not per output channel"
+            return Decline("weight scale is not per output channel")
         return flat[:, 0].reshape((1, -1) + (1,) * (scale.ndim - 2))
-    return f"not a weight input ({consumer.op_type})"
+    return Decline(f"not a weight input ({consumer.op_type})")
 
 
 def _compact(c: np.ndarray) -> np.ndarray:
@@ -345,9 +350,9 @@ class FoldWeightQuant(RulePass):
             return None  # an activation quantizer
         out = node.outputs[0]
         if out.is_graph_output():
-            return "quantized constant is a graph output"
+            return Decline("quantized constant is a graph output")
         plan = _weight_codes(node, editor)
-        if isinstance(plan, str):
+        if isinstance(plan, Decline):
             return self._fold_float(node, editor, plan)
         codes, scale, y, dtype = plan
         base = node.name or out.name or "weight"
@@ -362,13 +367,13 @@ class FoldWeightQuant(RulePass):
             if why is None:
                 moved = _through_chain(chain, scale, editor)
                 s_out = _output_scale(consumer, idx, moved)
-                if isinstance(s_out, str):
+                if isinstance(s_out, Decline):
                     why, s_out = s_out, None
             first = chain[0] if chain else consumer
             first_idx = 0 if chain else idx
             if why is not None:
-                line = f"use by {consumer.op_type} {consumer.name!r}: {why}"
-                (infos if why.startswith(_NOT_A_WEIGHT) else reasons).append(line)
+                line = f"use by {consumer.op_type} {consumer.name!r}: {why.reason}"
+                (infos if why.reason.startswith(_NOT_A_WEIGHT) else reasons).append(line)
                 if float_value is None:
                     float_value = editor.initializer(y, f"{out.name or base}_dequant")
                 editor.set_input(first, first_idx, float_value)
@@ -384,26 +389,27 @@ class FoldWeightQuant(RulePass):
                 revisit.append(mul)
         editor.drop_if_dead(node)
         if reasons:
-            self._decline(node, "kept as float: " + "; ".join(reasons))
+            self._refused.append((node, Decline("kept as float: " + "; ".join(reasons))))
         if infos:
             self._note(node, "dequantized to a float constant (" + "; ".join(infos) + ")")
         return revisit
 
-    def _slot_problem(self, consumer: ir.Node, idx: int, editor: Editor) -> str | None:
+    def _slot_problem(self, consumer: ir.Node, idx: int, editor: Editor) -> Decline | None:
         if is_op(consumer, "MatMul") and idx in (0, 1):
             other = consumer.inputs[1 - idx]
             if editor.const(other) is not None:
-                return "both MatMul operands are constant"
+                return Decline("both MatMul operands are constant")
             return None
         if is_op(consumer, "Conv") and idx == 1:
             if len(consumer.inputs) > 2 and consumer.inputs[2] is not None:
-                return "Conv still has its bias input (run extract-conv-bias first)"
+                return Decline("Conv still has its bias input (run extract-conv-bias first)")
             return None
         if is_op(consumer, "Gemm"):
-            return "Gemm (run gemm-to-matmul first)"
-        return f"{_NOT_A_WEIGHT} ({consumer.op_type} input {idx}, e.g. a bias)"
+            return Decline("Gemm (run gemm-to-matmul first)")
+        return Decline(f"{_NOT_A_WEIGHT} ({consumer.op_type} input {idx}, e.g. a bias)")
 
-    def _fold_float(self, node: ir.Node, editor: Editor, why: str):
+    def _fold_float(self, node: ir.Node, editor: Editor, why: Decline):
+        """Replace the quantizer by its dequantized float constant; the refusal ``why`` is recorded."""
         out = node.outputs[0]
         x = editor.const(node.inputs[0])
         params = [editor.const(v) for v in node.inputs[1:]]
@@ -415,20 +421,20 @@ class FoldWeightQuant(RulePass):
             return why
         value = editor.initializer(y, f"{out.name or node.name}_dequant")
         editor.bypass(node, value)
-        self._decline(node, f"folded to a float constant: {why}")
+        self._refused.append((node, Decline(f"folded to a float constant: {why.reason}", *why.where)))
         return []
 
     def _note(self, node: ir.Node, text: str) -> None:
         self.notes.append(f"node {node.name!r} ({node.op_type}): {text}")
 
-    def _decline(self, node: ir.Node, text: str) -> None:
-        self.refused.append(f"node {node.name!r} ({node.op_type}): {text}")
-
     def call(self, model: ir.Model) -> PassResult:
         self.notes: list[str] = []  # informational: biases and other non-weight constants dequantized
-        self.refused: list[str] = []
+        # Quantizers converted to float constants anyway (gone from the graph, so not RulePass's
+        # pending declines): recorded after the run's other declines.
+        self._refused: list[tuple[ir.Node, Decline]] = []
         result = super().call(model)
-        self.declined = self.declined + self.refused
+        for node, why in self._refused:
+            self.decline(why, node)
         return result
 
 
@@ -436,17 +442,19 @@ class FoldWeightQuant(RulePass):
 
 
 def plan_activation_quant(node: ir.Node, editor: Editor, max_bits: int):
-    """A builder for the MultiThreshold form of an activation quantizer, or why there is none."""
+    """A builder for the MultiThreshold form of an activation quantizer, a ``Decline`` (why there is
+    none), or None (a weight quantizer: not this converter's business). The builder returns the
+    MultiThreshold parameters or a ``Decline``."""
     x = node.inputs[0]
     if x is None:
-        return "missing input"
+        return Decline("missing input")
     if editor.const(x) is not None:
         return None  # weights: fold-weight-quant
     params = node.inputs[1:]
     arrays = [editor.const(v) for v in params]
     if any(a is None for a in arrays):
         missing = [v.name for v, a in zip(params, arrays) if a is None]
-        return f"non-constant parameters {missing} (computed at run time)"
+        return Decline(f"non-constant parameters {missing} (computed at run time)")
     r = rank(x)
     if is_op(node, "BipolarQuant", QONNX):
         scale = np.asarray(arrays[0], dtype=F32)
@@ -458,33 +466,33 @@ def plan_activation_quant(node: ir.Node, editor: Editor, max_bits: int):
         return build_bipolar
     scale, zp, bits = (np.asarray(a) for a in arrays[:3])
     if np.any(zp != 0):
-        return "non-zero zero-point (asymmetric quantization has no threshold form here)"
+        return Decline("non-zero zero-point (asymmetric quantization has no threshold form here)")
     if np.unique(bits).size != 1:
-        return "bit width varies per channel"
+        return Decline("bit width varies per channel")
     nbits = int(np.asarray(bits).reshape(-1)[0])
     if nbits > max_bits:
-        return f"{nbits}-bit activation exceeds max_bits={max_bits} ({2 ** nbits - 1} thresholds per channel)"
+        return Decline(f"{nbits}-bit activation exceeds max_bits={max_bits} ({2 ** nbits - 1} thresholds per channel)")
     scale = scale.astype(F32)
     if not np.all(np.isfinite(scale)) or np.any(scale <= 0):
-        return "scale is not positive and finite"
+        return Decline("scale is not positive and finite")
     channels = channel_params({"scale": scale}, r)
-    if isinstance(channels, str):
+    if isinstance(channels, Decline):
         return channels
     axis, rows, cols = channels
     layout = layout_for(r, axis)
     if layout is None:
-        return f"per-channel scale on axis {axis} of a rank-{r} tensor (channel axis must be 1 or last)"
-    signed, narrow = bool(attr(node, "signed", 1)), bool(attr(node, "narrow", 0))
+        return Decline(f"per-channel scale on axis {axis} of a rank-{r} tensor (channel axis must be 1 or last)")
+    signed, narrow = bool(node.attributes.get_int("signed", 1)), bool(node.attributes.get_int("narrow", 0))
     lo, hi = (float(v) for v in int_bounds(signed, narrow, nbits))
     if hi <= lo:
-        return f"degenerate integer range [{lo:g}, {hi:g}]"
+        return Decline(f"degenerate integer range [{lo:g}, {hi:g}]")
 
     def build_int():
         levels_int = np.arange(lo + 1, hi + 1, dtype=np.float64)[None, :]
         s_col = cols["scale"].astype(F32)
         levels = (levels_int.astype(F32) * s_col).astype(F32)
         if levels.shape[1] > 1 and np.any(np.diff(levels, axis=1) <= 0):
-            return "scale too small: quantizer levels collide in float32"
+            return Decline("scale too small: quantizer levels collide in float32")
         zero, nb = np.zeros((), dtype=F32), np.asarray(bits).reshape(-1)[:1].reshape(())
 
         def f(t):
@@ -499,13 +507,13 @@ def plan_activation_quant(node: ir.Node, editor: Editor, max_bits: int):
     return build_int
 
 
-def _materialise(node: ir.Node, editor: Editor, plan) -> list[ir.Node] | str | None:
+def _materialise(node: ir.Node, editor: Editor, plan) -> list[ir.Node] | Decline | None:
     """Carry out a converter's plan (``plan_activation_quant`` / ``plan_trunc``): the quantizer
-    becomes MultiThreshold (+ Mul by its scale). A refusal (str) or "not mine" (None) passes through."""
-    if plan is None or isinstance(plan, str):
+    becomes MultiThreshold (+ Mul by its scale). A ``Decline`` or "not mine" (None) passes through."""
+    if plan is None or isinstance(plan, Decline):
         return plan
     built = plan()
-    if isinstance(built, str):
+    if isinstance(built, Decline):
         return built
     thresholds, out_scale, out_bias, layout, scale, dtype = built
     base = node.name or node.outputs[0].name or "act"
@@ -549,38 +557,39 @@ class QuantToMultiThreshold(RulePass):
 
 
 def plan_trunc(node: ir.Node, editor: Editor, max_bits: int):
+    """A builder for the MultiThreshold form of a Trunc, or a ``Decline`` (why there is none)."""
     if len(node.inputs) < 6:
-        return "Trunc version 1 does not clamp its output (unbounded levels); only Trunc v2 is converted"
+        return Decline("Trunc version 1 does not clamp its output (unbounded levels); only Trunc v2 is converted")
     x = node.inputs[0]
     arrays = [editor.const(v) for v in node.inputs[1:6]]
     if any(a is None for a in arrays):
-        return "non-constant parameters (computed at run time)"
+        return Decline("non-constant parameters (computed at run time)")
     scale, zp, in_bits, out_scale, out_bits = (np.asarray(a) for a in arrays)
     if np.any(zp != 0):
-        return "non-zero zero-point"
+        return Decline("non-zero zero-point")
     if np.unique(out_bits).size != 1 or np.unique(in_bits).size != 1:
-        return "bit widths vary per channel"
+        return Decline("bit widths vary per channel")
     nbits = int(out_bits.reshape(-1)[0])
     if nbits > max_bits:
-        return f"{nbits}-bit output exceeds max_bits={max_bits}"
+        return Decline(f"{nbits}-bit output exceeds max_bits={max_bits}")
     if np.any(scale <= 0) or np.any(out_scale <= 0):
-        return "scales are not positive"
+        return Decline("scales are not positive")
     r = rank(x)
     channels = channel_params({"scale": scale.astype(F32), "out_scale": out_scale.astype(F32)}, r)
-    if isinstance(channels, str):
+    if isinstance(channels, Decline):
         return channels
     axis, rows, cols = channels
     layout = layout_for(r, axis)
     if layout is None:
-        return f"per-channel parameters on axis {axis} (channel axis must be 1 or last)"
-    signed, narrow = bool(attr(node, "signed", 1)), bool(attr(node, "narrow", 0))
+        return Decline(f"per-channel parameters on axis {axis} (channel axis must be 1 or last)")
+    signed, narrow = bool(node.attributes.get_int("signed", 1)), bool(node.attributes.get_int("narrow", 0))
     lo, hi = (float(v) for v in int_bounds(signed, narrow, nbits))
 
     def build():
         levels_int = np.arange(lo + 1, hi + 1, dtype=F32)[None, :]
         levels = (levels_int * cols["out_scale"].astype(F32)).astype(F32)
         if levels.shape[1] > 1 and np.any(np.diff(levels, axis=1) <= 0):
-            return "output scale too small: levels collide in float32"
+            return Decline("output scale too small: levels collide in float32")
         zero = np.zeros((), dtype=F32)
 
         def f(t):
@@ -631,30 +640,30 @@ class AvgPoolToSumPool(RulePass):
         out = node.outputs[0]
         uses = out.uses()
         if not uses or out.is_graph_output() or not all(is_mt(u.node) and u.idx == 0 for u in uses):
-            return "output is not only thresholded (no integer form needed)"
+            return Decline("output is not only thresholded (no integer form needed)")
         x = node.inputs[0]
         shape = static_shape(x) if glob else None
         r = rank(x)
         if r is None or r < 3 or x.shape is None or not isinstance(x.shape[1], int):
-            return "channel count unknown (run infer-shapes)"
+            return Decline("channel count unknown (run infer-shapes)")
         channels = int(x.shape[1])
         if glob:
             if shape is None:
-                return "spatial size unknown"
+                return Decline("spatial size unknown")
             kernel = list(shape[2:])
             attrs: dict = {"kernel_shape": kernel, "group": channels}
         else:
-            kernel = list(attr(node, "kernel_shape", []))
-            pads = list(attr(node, "pads", [0] * (2 * len(kernel))) or [0] * (2 * len(kernel)))
-            auto_pad = attr(node, "auto_pad", "NOTSET")
+            kernel = list(node.attributes.get_ints("kernel_shape", ()))
+            pads = node.attributes.get_ints("pads", ())
+            auto_pad = node.attributes.get_string("auto_pad", "NOTSET")
             padded = any(pads) or auto_pad not in ("NOTSET", "VALID")
-            if padded and not attr(node, "count_include_pad", 0):
-                return "count_include_pad=0 with padding: the divisor varies at the borders"
-            if attr(node, "ceil_mode", 0):
-                return "ceil_mode=1 (partial windows)"
+            if padded and not node.attributes.get_int("count_include_pad", 0):
+                return Decline("count_include_pad=0 with padding: the divisor varies at the borders")
+            if node.attributes.get_int("ceil_mode", 0):
+                return Decline("ceil_mode=1 (partial windows)")
             attrs = {"kernel_shape": kernel, "group": channels}
             for key in ("strides", "pads", "dilations"):
-                value = attr(node, key)
+                value = node.attributes.get_ints(key)
                 if value is not None:
                     attrs[key] = list(value)
             if auto_pad != "NOTSET":
@@ -699,7 +708,7 @@ class QonnxToFinn(CompositePass):
     max_bits: int = 8
 
     def __post_init__(self) -> None:
-        self.declined: list[str] = []  # quantizers (and pools) that could not be converted, with the reason
+        super().__post_init__()  # declined: quantizers (and pools) that could not be converted, with the reason
         self.notes: list[str] = []  # informational (e.g. quantized biases dequantized to float constants)
 
     def pipeline_text(self) -> str:
@@ -707,7 +716,7 @@ class QonnxToFinn(CompositePass):
 
     def collect(self, pipeline: Pipeline) -> None:
         converters = [p for p in pipeline.passes if getattr(p, "name", "") in _CONVERTERS]
-        self.declined = collect_declined(converters)
+        self.declined.extend(collect_declined(converters))
         self.notes = [line for p in converters for line in getattr(p, "notes", ())]
 
 

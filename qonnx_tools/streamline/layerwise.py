@@ -32,6 +32,7 @@ import numpy as np
 from qonnx_tools._ir import ir
 from qonnx_tools.compare import OutputComparison, compare_outputs
 from qonnx_tools.constants import constant_array
+from qonnx_tools.decline import Decline
 from qonnx_tools.domains import QONNX
 from qonnx_tools.executor import Executor
 from qonnx_tools.executor.engine import bind_kernel
@@ -114,8 +115,8 @@ def compare_layers(
         if not is_mt(node):
             continue
         traced = _expected_levels(node, producers, reference)
-        if isinstance(traced, str):
-            result.untraced.append(f"{node.name}: {traced}")
+        if isinstance(traced, Decline):
+            result.untraced.append(f"{node.name}: {traced.reason}")
             continue
         quantizer, levels = traced
         expected[node.outputs[0].name] = (node, quantizer, levels)
@@ -130,19 +131,20 @@ def compare_layers(
     return result
 
 
-def _expected_levels(mt: ir.Node, producers, reference) -> tuple[ir.Node, np.ndarray] | str:
+def _expected_levels(mt: ir.Node, producers, reference) -> tuple[ir.Node, np.ndarray] | Decline:
+    """(the original quantizer, its output as integer levels), or why the MultiThreshold cannot be traced."""
     source = mt.metadata_props.get(QUANTIZER_KEY)
     if source is None:
-        return "not made from an activation quantizer"
+        return Decline("not made from an activation quantizer")
     quantizer = producers.get(source)
     if quantizer is None or source not in reference:
-        return f"quantizer output {source!r} not found in the original"
+        return Decline(f"quantizer output {source!r} not found in the original")
     step = _level_step(quantizer, reference)
     if step is None:
-        return f"quantizer of {source!r} has no constant step"
+        return Decline(f"quantizer of {source!r} has no constant step")
     levels = np.round(reference[source] / step).astype(np.float32)
     if mt.outputs[0].shape is not None and levels.ndim != len(mt.outputs[0].shape):
-        return f"rank differs from the original's {source!r}"
+        return Decline(f"rank differs from the original's {source!r}")
     return quantizer, levels
 
 

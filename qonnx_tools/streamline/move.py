@@ -41,12 +41,12 @@ from typing import Callable, ClassVar
 import numpy as np
 
 from qonnx_tools._ir import ir
+from qonnx_tools.decline import Decline
 from qonnx_tools.domains import STANDARD, canonical_domain
 from qonnx_tools.passes.base import register_pass
 from qonnx_tools.streamline._graph import (
     Editor,
     RulePass,
-    attr,
     expand_to_rank,
     fits,
     is_op,
@@ -59,8 +59,8 @@ from qonnx_tools.streamline.thresholds import F32
 F64 = np.float64
 
 #: A planner: (kind "Mul"/"Add", dynamic input x, constant c, consumer P, input index, editor)
-#: -> the constant to apply after P, a reason (declined), or None (P is not this pass's business).
-Planner = Callable[[str, ir.Value, np.ndarray, ir.Node, int, Editor], "np.ndarray | str | None"]
+#: -> the constant to apply after P, a Decline (why not), or None (P is not this pass's business).
+Planner = Callable[[str, ir.Value, np.ndarray, ir.Node, int, Editor], "np.ndarray | Decline | None"]
 
 
 def _scalar(c: np.ndarray) -> np.ndarray:
@@ -78,38 +78,38 @@ def plan_matmul(kind: str, x: ir.Value, c: np.ndarray, p: ir.Node, idx: int, ed:
     if not is_op(p, "MatMul") or idx not in (0, 1):
         return None
     if p.inputs[0] is p.inputs[1]:
-        return "both MatMul operands are the same tensor"
+        return Decline("both MatMul operands are the same tensor")
     r = rank(x)
     if kind == "Mul":
         if c.size == 1:
             return _scalar(c)
         if r is None:
-            return "rank unknown (run infer-shapes)"
+            return Decline("rank unknown (run infer-shapes)")
         cf = expand_to_rank(c, r)
         if cf is None or r < 2:
-            return "non-scalar factor on a 1-D operand"
+            return Decline("non-scalar factor on a 1-D operand")
         axis = -1 if idx == 0 else -2
         if cf.shape[axis] != 1:
-            return "factor varies along the reduction axis (per-input-channel): it cannot move past MatMul"
+            return Decline("factor varies along the reduction axis (per-input-channel): it cannot move past MatMul")
         return cf.astype(F32)
     other = ed.const(p.inputs[1 - idx])
     if other is None:
-        return "the other MatMul operand is not constant"
+        return Decline("the other MatMul operand is not constant")
     if r is None:
-        return "rank unknown (run infer-shapes)"
+        return Decline("rank unknown (run infer-shapes)")
     w = other.astype(F64)
     cf = expand_to_rank(c, max(r, 1)).astype(F64)
     if idx == 0:  # (x + b) @ W
         k = w.shape[-2] if w.ndim >= 2 else w.shape[0]
         if r >= 2 and cf.shape[-2] != 1:
-            return "bias varies along the rows: (x + b) W is not x W + const"
+            return Decline("bias varies along the rows: (x + b) W is not x W + const")
         cf = np.broadcast_to(cf, cf.shape[:-1] + (k,))
         out = np.matmul(cf, w)
     else:  # W @ (x + b)
         k = w.shape[-1]
         if r >= 2:
             if cf.shape[-1] != 1:
-                return "bias varies along the columns: W (x + b) is not W x + const"
+                return Decline("bias varies along the columns: W (x + b) is not W x + const")
             cf = np.broadcast_to(cf, cf.shape[:-2] + (k, 1))
         else:
             cf = np.broadcast_to(cf, (k,))
@@ -121,50 +121,47 @@ def plan_conv(kind: str, x: ir.Value, c: np.ndarray, p: ir.Node, idx: int, ed: E
     if not is_op(p, "Conv") or idx != 0:
         return None
     if len(p.inputs) > 2 and p.inputs[2] is not None:
-        return "Conv has a bias input (run extract-conv-bias)"
+        return Decline("Conv has a bias input (run extract-conv-bias)")
     w = ed.const(p.inputs[1])
-    group = int(attr(p, "group", 1))
+    group = p.attributes.get_int("group", 1)
     if kind == "Mul" and c.size == 1:
         return _scalar(c)
     if w is None:
-        return "Conv weights are not constant"
+        return Decline("Conv weights are not constant")
     r = rank(x) or w.ndim
     cf = expand_to_rank(c, r)
     if cf is None:
-        return "constant has more dimensions than the input"
+        return Decline("constant has more dimensions than the input")
     vary = varying_axes(cf)
     if vary not in ((), (1,)):
-        return "constant varies along non-channel axes"
+        return Decline("constant varies along non-channel axes")
     cout, cin_g = w.shape[0], w.shape[1]
     cin = cin_g * group
     vec = np.broadcast_to(cf.reshape(-1) if vary else cf.reshape(1), (cin,)).astype(F64)
     in_channel = (np.arange(cout) // max(cout // group, 1))[:, None] * cin_g + np.arange(cin_g)[None, :]
     if kind == "Mul":
         if cin_g != 1:
-            return "per-channel factor cannot move past a Conv that mixes channels (not depthwise)"
+            return Decline("per-channel factor cannot move past a Conv that mixes channels (not depthwise)")
         out = vec[in_channel[:, 0]]
     else:
-        pads = list(attr(p, "pads", []) or [])
-        auto_pad = attr(p, "auto_pad", "NOTSET")
+        pads = p.attributes.get_ints("pads", ())
+        auto_pad = p.attributes.get_string("auto_pad", "NOTSET")
         if any(pads) or auto_pad not in ("NOTSET", "VALID"):
-            return "Conv pads with zeros: an Add in front of it does not commute"
+            return Decline("Conv pads with zeros: an Add in front of it does not commute")
         wsum = w.astype(F64).reshape(cout, cin_g, -1).sum(axis=2)
         out = (wsum * vec[in_channel]).sum(axis=1)
     return out.reshape((1, cout) + (1,) * (w.ndim - 2)).astype(F32)
 
 
-_POOLS = ("MaxPool", "GlobalMaxPool", "AveragePool", "GlobalAveragePool")
-
-
-def _pool_constant(kind: str, x: ir.Value, c: np.ndarray, p: ir.Node) -> np.ndarray | str:
+def _pool_constant(kind: str, x: ir.Value, c: np.ndarray, p: ir.Node) -> np.ndarray | Decline:
     if c.size == 1:
         return _scalar(c)
     r = rank(x)
     if r is None:
-        return "rank unknown (run infer-shapes)"
+        return Decline("rank unknown (run infer-shapes)")
     cf = expand_to_rank(c, r)
     if cf is None or not set(varying_axes(cf)) <= {0, 1}:
-        return "constant varies along spatial axes"
+        return Decline("constant varies along spatial axes")
     return cf.astype(F32)
 
 
@@ -172,9 +169,9 @@ def plan_maxpool(kind: str, x: ir.Value, c: np.ndarray, p: ir.Node, idx: int, ed
     if canonical_domain(p.domain) != STANDARD or p.op_type not in ("MaxPool", "GlobalMaxPool") or idx != 0:
         return None
     if _other_outputs_used(p):
-        return "MaxPool indices output is used"
+        return Decline("MaxPool indices output is used")
     if kind == "Mul" and not np.all(c > 0):
-        return "factor is not positive: max(a x) = a max(x) only for a > 0"
+        return Decline("factor is not positive: max(a x) = a max(x) only for a > 0")
     return _pool_constant(kind, x, c, p)
 
 
@@ -182,10 +179,10 @@ def plan_avgpool(kind: str, x: ir.Value, c: np.ndarray, p: ir.Node, idx: int, ed
     if canonical_domain(p.domain) != STANDARD or p.op_type not in ("AveragePool", "GlobalAveragePool") or idx != 0:
         return None
     if kind == "Add" and p.op_type == "AveragePool":
-        pads = list(attr(p, "pads", []) or [])
-        padded = any(pads) or attr(p, "auto_pad", "NOTSET") not in ("NOTSET", "VALID")
-        if padded and attr(p, "count_include_pad", 0):
-            return "AveragePool counts zero padding: an Add in front of it does not commute"
+        pads = p.attributes.get_ints("pads", ())
+        padded = any(pads) or p.attributes.get_string("auto_pad", "NOTSET") not in ("NOTSET", "VALID")
+        if padded and p.attributes.get_int("count_include_pad", 0):
+            return Decline("AveragePool counts zero padding: an Add in front of it does not commute")
     return _pool_constant(kind, x, c, p)
 
 
@@ -193,9 +190,9 @@ def plan_relu(kind: str, x: ir.Value, c: np.ndarray, p: ir.Node, idx: int, ed: E
     if not is_op(p, "Relu"):
         return None
     if kind != "Mul":
-        return "an Add does not commute with Relu"
+        return Decline("an Add does not commute with Relu")
     if not np.all(c > 0):
-        return "factor is not positive: relu(a x) = a relu(x) only for a > 0"
+        return Decline("factor is not positive: relu(a x) = a relu(x) only for a > 0")
     return c.astype(F32) if c.size > 1 else _scalar(c)
 
 
@@ -209,29 +206,29 @@ def plan_reshape(kind: str, x: ir.Value, c: np.ndarray, p: ir.Node, idx: int, ed
         return _scalar(c)
     r = rank(x)
     if r is None:
-        return "rank unknown (run infer-shapes)"
+        return Decline("rank unknown (run infer-shapes)")
     cf = expand_to_rank(c, r)
     if cf is None:
-        return "constant has more dimensions than the input"
+        return Decline("constant has more dimensions than the input")
     if p.op_type == "Transpose":
-        perm = attr(p, "perm")
+        perm = p.attributes.get_ints("perm")
         perm = list(perm) if perm is not None else list(range(r))[::-1]
         return cf.transpose(perm).astype(F32)
     out = p.outputs[0]
     if x.shape is None or out.shape is None:
-        return "shapes unknown (run infer-shapes)"
+        return Decline("shapes unknown (run infer-shapes)")
     in_dims, out_dims = list(x.shape), list(out.shape)
     if cf.shape[0] != 1:
-        return "constant varies along the batch axis"
+        return Decline("constant varies along the batch axis")
     if not in_dims or not out_dims or in_dims[0] != out_dims[0]:
-        return f"{p.op_type} changes the batch axis; only a scalar can move past it"
+        return Decline(f"{p.op_type} changes the batch axis; only a scalar can move past it")
     rest_in, rest_out = in_dims[1:], out_dims[1:]
     if not all(isinstance(d, int) for d in rest_in + rest_out):
-        return "non-batch dimensions are not static"
+        return Decline("non-batch dimensions are not static")
     full = np.broadcast_to(cf, (1, *rest_in)).reshape((1, *rest_out))
     vary = value_varying_axes(full)
     if len(vary) > 1:
-        return "per-channel constant would become per-element after the reshape"
+        return Decline("per-channel constant would become per-element after the reshape")
     index = tuple(slice(None) if a in vary else slice(0, 1) for a in range(full.ndim))
     return np.ascontiguousarray(full[index]).astype(F32)
 
@@ -266,8 +263,8 @@ class _MovePass(RulePass):
                     break
             if plan is None:
                 continue
-            if isinstance(plan, str):
-                reasons.append(f"not past {p.op_type} {p.name!r}: {plan}")
+            if isinstance(plan, Decline):
+                reasons.append(f"not past {p.op_type} {p.name!r}: {plan.reason}")
                 continue
             if _other_outputs_used(p):
                 reasons.append(f"not past {p.op_type} {p.name!r}: it has several outputs")
@@ -278,7 +275,7 @@ class _MovePass(RulePass):
         if moved:
             editor.drop_if_dead(node)
             return moved + [x.producer()]  # the op feeding x may now be able to move too
-        return "; ".join(reasons) if reasons else None
+        return Decline("; ".join(reasons)) if reasons else None
 
 
 @dataclass
@@ -347,7 +344,7 @@ class MoveAddPastMul(RulePass):
             return None
         add, x, b = found
         if not fits(b, x) or not fits(a, x):
-            return "constants would broadcast the tensor to a larger shape"
+            return Decline("constants would broadcast the tensor to a larger shape")
         ba = (b.astype(F64) * a.astype(F64)).astype(F32)
         if ba.size == 1:
             ba = ba.reshape(())

@@ -62,7 +62,7 @@ class Streamline(CompositePass):
     frontend: bool = True
 
     def __post_init__(self) -> None:
-        self.declined: list[str] = []  # front-end refusals; what remains non-integer: streamline_report()
+        super().__post_init__()  # declined: front-end refusals; what remains non-integer: streamline_report()
         self.notes: list[str] = []
 
     def pipeline_text(self) -> str:
@@ -70,7 +70,7 @@ class Streamline(CompositePass):
 
     def collect(self, pipeline: Pipeline) -> None:
         front = [p for p in pipeline.passes if getattr(p, "name", "") == "qonnx-to-finn"]
-        self.declined = [line for p in front for line in p.declined]
+        self.declined.extend(line for p in front for line in p.declined)
         self.notes = [line for p in front for line in p.notes]
 
 

@@ -16,9 +16,10 @@ import numpy as np
 
 from qonnx_tools._ir import ir
 from qonnx_tools.annotations import get_datatype
+from qonnx_tools.decline import Decline
 from qonnx_tools.domains import QONNX, STANDARD, canonical_domain
 from qonnx_tools.graph_order import topological_order
-from qonnx_tools.streamline._graph import Editor, is_mt, is_op
+from qonnx_tools.streamline._graph import Editor, float_attr, is_mt, is_op
 from qonnx_tools.streamline.absorb import _linear_weight, plan_absorb
 from qonnx_tools.streamline.frontend import plan_activation_quant, plan_trunc
 from qonnx_tools.streamline.move import (
@@ -47,10 +48,10 @@ def streamline_report(model: ir.Model, *, max_bits: int = 8) -> list[tuple[str, 
     tail = _trailing_nodes(model, editor)
     rows = []
     for node in topological_order(model.graph):
-        reason = _reason(node, editor, tail, max_bits)
-        if reason:
+        why = _reason(node, editor, tail, max_bits)
+        if why is not None and why.reason:
             op = node.op_type if canonical_domain(node.domain) in (STANDARD, QONNX) else f"{node.domain}:{node.op_type}"
-            rows.append((node.name or "", op, reason))
+            rows.append((node.name or "", op, why.reason))
     return rows
 
 
@@ -81,16 +82,15 @@ def _trailing_nodes(model: ir.Model, editor: Editor) -> set[int]:
     return allowed
 
 
-def _reason(node: ir.Node, editor: Editor, tail: set[int], max_bits: int) -> str | None:
+def _reason(node: ir.Node, editor: Editor, tail: set[int], max_bits: int) -> Decline | None:
     domain = canonical_domain(node.domain)
     if is_mt(node):
         t = editor.const(node.inputs[1]) if len(node.inputs) > 1 else None
         if t is None:
-            return "thresholds are not constant"
-        scale = float(node.attributes["out_scale"].value) if "out_scale" in node.attributes else 1.0
-        bias = float(node.attributes["out_bias"].value) if "out_bias" in node.attributes else 0.0
+            return Decline("thresholds are not constant")
+        scale, bias = float_attr(node, "out_scale", 1.0), float_attr(node, "out_bias", 0.0)
         if scale != round(scale) or bias != round(bias):
-            return f"non-integer output (out_scale={scale:g}, out_bias={bias:g})"
+            return Decline(f"non-integer output (out_scale={scale:g}, out_bias={bias:g})")
         return None
     if domain == STANDARD and node.op_type in ("MatMul", "Conv"):
         return _linear_reason(node, editor)
@@ -100,40 +100,42 @@ def _reason(node: ir.Node, editor: Editor, tail: set[int], max_bits: int) -> str
         return _arith_reason(node, editor, tail)
     if domain == QONNX and node.op_type in ("Quant", "IntQuant", "BipolarQuant"):
         plan = plan_activation_quant(node, editor, max_bits)
-        return f"quantizer not converted: {plan if isinstance(plan, str) else 'convertible (run quant-to-multithreshold)'}"
+        why = plan.reason if isinstance(plan, Decline) else "convertible (run quant-to-multithreshold)"
+        return Decline(f"quantizer not converted: {why}")
     if domain == QONNX and node.op_type == "Trunc":
         plan = plan_trunc(node, editor, max_bits)
-        return f"Trunc not converted: {plan if isinstance(plan, str) else 'convertible (run trunc-to-multithreshold)'}"
+        why = plan.reason if isinstance(plan, Decline) else "convertible (run trunc-to-multithreshold)"
+        return Decline(f"Trunc not converted: {why}")
     if domain == STANDARD and node.op_type == "Relu":
         users = [u.node for u in node.outputs[0].uses()]
         if any(is_mt(u) for u in users):
-            return "Relu in front of a MultiThreshold not absorbed"
-        return "Relu with no MultiThreshold after it (float activation)"
+            return Decline("Relu in front of a MultiThreshold not absorbed")
+        return Decline("Relu with no MultiThreshold after it (float activation)")
     if domain == STANDARD and node.op_type in ("AveragePool", "GlobalAveragePool"):
-        return "average pool not in integer form (needs a MultiThreshold consumer: avgpool-to-sumpool)"
-    return f"{node.op_type} is not part of the integer dataflow form"
+        return Decline("average pool not in integer form (needs a MultiThreshold consumer: avgpool-to-sumpool)")
+    return Decline(f"{node.op_type} is not part of the integer dataflow form")
 
 
-def _linear_reason(node: ir.Node, editor: Editor) -> str | None:
+def _linear_reason(node: ir.Node, editor: Editor) -> Decline | None:
     weight = _linear_weight(node, editor)
     if weight is None:
-        return "no constant weight operand (both operands dynamic)"
+        return Decline("no constant weight operand (both operands dynamic)")
     w_idx, w = weight
     if not np.all(np.isfinite(w)) or not np.array_equal(w, np.round(w)):
-        return "weights are not integer-valued (weight quantizer not folded into integers)"
+        return Decline("weights are not integer-valued (weight quantizer not folded into integers)")
     if is_op(node, "Conv") and len(node.inputs) > 2 and node.inputs[2] is not None:
-        return "Conv keeps a bias input"
+        return Decline("Conv keeps a bias input")
     data = node.inputs[1 - w_idx] if is_op(node, "MatMul") else node.inputs[0]
     if _is_int(data):
         return None
     if data.is_graph_input():
-        return f"data input {data.name!r} is a float graph input (the model has no input quantizer)"
+        return Decline(f"data input {data.name!r} is a float graph input (the model has no input quantizer)")
     producer = data.producer()
     where = f"{producer.op_type} {producer.name!r}" if producer is not None else "?"
-    return f"data input is not integer-typed (from {where})"
+    return Decline(f"data input is not integer-typed (from {where})")
 
 
-def _arith_reason(node: ir.Node, editor: Editor, tail: set[int]) -> str | None:
+def _arith_reason(node: ir.Node, editor: Editor, tail: set[int]) -> Decline | None:
     split = editor.split_const(node)
     if split is None:
         if len(node.inputs) == 2 and all(_is_int(v) for v in node.inputs) and node.op_type in ("Add", "Sub"):
@@ -141,9 +143,9 @@ def _arith_reason(node: ir.Node, editor: Editor, tail: set[int]) -> str | None:
         if node.op_type in ("Add", "Sub"):
             a, b = (editor.scaled(v, ("Mul",)) for v in node.inputs)
             if a is not None and b is not None:
-                return f"residual {node.op_type} of streams with different scales"
-            return f"residual {node.op_type} of non-integer streams"
-        return f"{node.op_type} of two dynamic tensors"
+                return Decline(f"residual {node.op_type} of streams with different scales")
+            return Decline(f"residual {node.op_type} of non-integer streams")
+        return Decline(f"{node.op_type} of two dynamic tensors")
     if id(node) in tail:
         return None
     x, c, _ = split
@@ -155,20 +157,20 @@ def _arith_reason(node: ir.Node, editor: Editor, tail: set[int]) -> str | None:
     for use in out.uses():
         p, idx = use.node, use.idx
         reasons.append(f"-> {p.op_type} {p.name!r}: {_consumer_reason(node, x, c, p, idx, editor)}")
-    return "; ".join(reasons) or "unused"
+    return Decline("; ".join(reasons) or "unused")
 
 
 def _consumer_reason(node: ir.Node, x, c, p: ir.Node, idx: int, editor: Editor) -> str:
     if is_mt(p):
         plan = plan_absorb(p, editor, ("Relu", "Add", "Sub", "Mul", "Div"))
-        return plan if isinstance(plan, str) else "absorbable (fixpoint bound reached?)"
+        return plan.reason if isinstance(plan, Decline) else "absorbable (fixpoint bound reached?)"
     if node.op_type not in ("Mul", "Add"):
         return f"{node.op_type} by a constant (not canonicalised to Mul/Add)"
     for planner in _MOVE_PLANNERS:
         plan = planner(node.op_type, x, c, p, idx, editor)
         if plan is None:
             continue
-        return plan if isinstance(plan, str) else "movable (fixpoint bound reached?)"
+        return plan.reason if isinstance(plan, Decline) else "movable (fixpoint bound reached?)"
     if node.op_type == "Add" and is_op(p, "Mul"):
         return "movable (fixpoint bound reached?)"
     if is_op(p, node.op_type):

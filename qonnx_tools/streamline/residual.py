@@ -24,8 +24,9 @@ from typing import ClassVar
 import numpy as np
 
 from qonnx_tools._ir import ir
+from qonnx_tools.decline import Decline
 from qonnx_tools.passes.base import register_pass
-from qonnx_tools.streamline._graph import Editor, RulePass, attr, expand_to_rank, fits, is_op, rank, varying_axes
+from qonnx_tools.streamline._graph import Editor, RulePass, expand_to_rank, fits, is_op, rank, varying_axes
 from qonnx_tools.streamline.thresholds import F32
 
 
@@ -70,9 +71,9 @@ class MoveScalePastJoin(RulePass):
         if sa is not None and sb is not None:
             (na, xa, ca), (nb, xb, cb) = sa, sb
             if not _same(ca, cb):
-                return f"operand scales differ ({_show(ca)} vs {_show(cb)}): not an integer join"
+                return Decline(f"operand scales differ ({_show(ca)} vs {_show(cb)}): not an integer join")
             if not fits(ca, xa) or not fits(cb, xb):
-                return "scales broadcast the operands"
+                return Decline("scales broadcast the operands")
             c = ca if ca.size >= cb.size else cb
             editor.set_input(node, 0, xa)
             editor.set_input(node, 1, xb)
@@ -94,7 +95,7 @@ class MoveScalePastJoin(RulePass):
             editor.drop_if_dead(add)
             return [node, new, x.producer()]
         if (sa is None) != (sb is None):
-            return "only one operand is scaled"
+            return Decline("only one operand is scaled")
         return None
 
     def _concat(self, node: ir.Node, editor: Editor):
@@ -112,22 +113,22 @@ class MoveScalePastJoin(RulePass):
             else:
                 r = rank(out)
                 if r is None:
-                    return "rank unknown (run infer-shapes)"
-                axis = int(attr(node, "axis", 0)) % r
+                    return Decline("rank unknown (run infer-shapes)")
+                axis = node.attributes.get_int("axis", 0) % r
                 parts = []
                 for (prod, x, c) in found:
                     if x.shape is None or not isinstance(x.shape[axis], int):
-                        return "operand sizes along the concat axis unknown"
+                        return Decline("operand sizes along the concat axis unknown")
                     cf = expand_to_rank(c, r)
                     if cf is None or not set(varying_axes(cf)) <= {axis}:
-                        return f"{kind} constants vary along a non-concat axis"
+                        return Decline(f"{kind} constants vary along a non-concat axis")
                     shape = [1] * r
                     shape[axis] = int(x.shape[axis])
                     parts.append(np.broadcast_to(cf, shape))
                 c_after = np.concatenate(parts, axis=axis).astype(F32)
             for idx, (prod, x, c) in enumerate(found):
                 if not fits(c, x):
-                    return "constants broadcast the operands"
+                    return Decline("constants broadcast the operands")
             producers = []
             for idx, (prod, x, c) in enumerate(found):
                 editor.set_input(node, idx, x)
@@ -140,11 +141,9 @@ class MoveScalePastJoin(RulePass):
 
 
 def _split_sizes(node: ir.Node, editor: Editor, axis: int, total: int | None) -> list[int] | None:
-    split = None
+    split = node.attributes.get_ints("split")  # Split < 13
     if len(node.inputs) > 1 and node.inputs[1] is not None:
         split = editor.const(node.inputs[1])
-    elif attr(node, "split") is not None:
-        split = np.asarray(attr(node, "split"))
     if split is not None:
         return [int(s) for s in np.asarray(split).reshape(-1)]
     if total is None:
@@ -171,15 +170,15 @@ class MoveScalePastSplit(RulePass):
             return None
         prod, x, c = found
         if not fits(c, x):
-            return "constant broadcasts the input"
+            return Decline("constant broadcasts the input")
         r = rank(x)
         pieces: list[np.ndarray]
         if c.size == 1:
             pieces = [c.reshape(()).astype(F32)] * len(node.outputs)
         else:
             if r is None or x.shape is None:
-                return "rank unknown (run infer-shapes)"
-            axis = int(attr(node, "axis", 0)) % r
+                return Decline("rank unknown (run infer-shapes)")
+            axis = node.attributes.get_int("axis", 0) % r
             cf = expand_to_rank(c, r)
             if axis not in varying_axes(cf):
                 pieces = [cf.astype(F32)] * len(node.outputs)
@@ -187,7 +186,7 @@ class MoveScalePastSplit(RulePass):
                 total = x.shape[axis] if isinstance(x.shape[axis], int) else None
                 sizes = _split_sizes(node, editor, axis, total)
                 if sizes is None or sum(sizes) != cf.shape[axis]:
-                    return "split sizes unknown"
+                    return Decline("split sizes unknown")
                 bounds = np.cumsum([0] + sizes)
                 pieces = [np.take(cf, np.arange(bounds[i], bounds[i + 1]), axis=axis).astype(F32) for i in range(len(sizes))]
         editor.set_input(node, 0, x)

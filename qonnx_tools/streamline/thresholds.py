@@ -27,6 +27,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from qonnx_tools.decline import Decline
+
 F32 = np.float32
 #: Bit pattern (as a non-negative key) of the largest finite float32.
 _MAX_KEY = 0x7F7FFFFF
@@ -138,14 +140,14 @@ def _apply(op: str, x: np.ndarray, c: np.ndarray) -> np.ndarray:
     raise ValueError(op)
 
 
-def absorb(thresholds: np.ndarray, op: str, c: np.ndarray) -> tuple[np.ndarray, bool] | str:
+def absorb(thresholds: np.ndarray, op: str, c: np.ndarray) -> tuple[np.ndarray, bool] | Decline:
     """Thresholds ``t'`` for ``x`` such that counting ``x op c >= t`` equals counting on ``x``.
 
     ``thresholds`` is (R, T); ``c`` broadcasts to (R, 1) (one value per row, or one for all).
     Returns ``(t', flipped)``. When ``flipped`` is False, ``[fl(x op c) >= t] == [x >= t']``.
     When True (every factor negative or zero), ``[fl(x op c) >= t] == 1 - [x >= t']``: the
     caller negates ``out_scale`` and adds ``out_scale * T`` to ``out_bias``. Mixed-sign
-    factors cannot be expressed with one comparison direction: returns a reason.
+    factors cannot be expressed with one comparison direction: returns a ``Decline``.
     """
     t = np.asarray(thresholds, dtype=F32)
     rows = t.shape[0]
@@ -155,12 +157,12 @@ def absorb(thresholds: np.ndarray, op: str, c: np.ndarray) -> tuple[np.ndarray, 
         decreasing = False
     else:
         if np.any(np.isnan(c)):
-            return "factor contains NaN"
+            return Decline("factor contains NaN")
         if op == "Div" and np.any(c == 0):
-            return "divisor contains zero"
+            return Decline("divisor contains zero")
         neg, pos = bool(np.any(c < 0)), bool(np.any(c > 0))
         if neg and pos:
-            return "mixed-sign per-channel factor (factor out its sign first)"
+            return Decline("mixed-sign per-channel factor (factor out its sign first)")
         decreasing = neg
     c = c.astype(F32) if c.dtype != np.float64 else c
     guesses = [_inverse(op, t, c)]
