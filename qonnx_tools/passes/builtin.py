@@ -18,6 +18,7 @@ from qonnx_tools.passes.gemm_to_matmul import GemmToMatMul
 from qonnx_tools.passes.infer_datatypes import InferDatatypes
 from qonnx_tools.passes.infer_shapes import InferShapes
 from qonnx_tools.passes.merge_reshapes import MergeReshapes
+from qonnx_tools.passes.move_into_integer_domain import MoveIntoIntegerDomain
 from qonnx_tools.passes.naming import NameNodes, SanitizeNames
 from qonnx_tools.passes.opset_upgrade import OpsetUpgrade
 from qonnx_tools.passes.remove_identity import RemoveIdentity, RemoveNoopArith
@@ -51,7 +52,7 @@ BUILTIN_PASSES = (
     # canonical forms
     AttrsToInputs, OpsetUpgrade, ChangeBatchSize, SubToAdd, DivToMul, GemmToMatMul, ExtractConvBias,
     BatchNormToAffine, FoldTransposeIntoInitializer, MoveTransposeIntoWeightQuant, AbsorbTransposeIntoMatMul,
-    ToChannelsLast, ToChannelsFirst,
+    ToChannelsLast, ToChannelsFirst, MoveIntoIntegerDomain,
     # streamlining (qonnx_tools.streamline)
     FoldStaticShape, FoldWeightQuant, QuantToMultiThreshold, TruncToMultiThreshold, AvgPoolToSumPool, QonnxToFinn,
     AbsorbIntoMultiThreshold, AbsorbAddIntoMultiThreshold, AbsorbMulIntoMultiThreshold, AbsorbReluIntoMultiThreshold,
