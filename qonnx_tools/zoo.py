@@ -9,15 +9,19 @@ QONNX ops; an ``io.npz`` beside a file (the shared Brevitas corpus) is its refer
 Per model: ``check`` (sha256 when the manifest gives one, load, ``onnx.checker``),
 then each flow:
 
-* ``exec``: the executor's outputs equal the reference outputs (within one
-  quantization step on at most 0.1% of elements for quantized outputs, else
-  1e-5 absolute + 1e-5 relative); without a reference, the model only has to run;
-* ``cleanup``: ``run_passes(model, "cleanup")`` leaves the outputs unchanged;
+* ``exec``: the executor's outputs agree with the reference outputs; without a
+  reference, the model only has to run (finite outputs);
+* ``cleanup``: ``run_passes(model, "cleanup")`` leaves the executor's outputs unchanged;
 * ``convert:qcdq`` / ``convert:qop`` / ``convert:qonnx``: the conversion succeeds
-  with no unconverted node and the result (onnxruntime when only standard ops
-  remain, optimisations off; the executor otherwise) equals the executor's run
-  of the original, with the same step tolerance;
-* ``streamline``: the ``streamline`` pass (when registered) keeps the outputs.
+  with no unconverted node and the result (backend ``auto``: onnxruntime with
+  optimisations off when only standard ops remain and it can load them, else the
+  executor) agrees with the executor's run of the original;
+* ``streamline``: the ``streamline`` pass (when registered) keeps the executor's outputs.
+
+"Agrees" is ``qonnx_tools.verify``'s rule with its default ``Tolerance()``, the
+same as ``qonnx verify`` and every ``--verify``; a failed flow keeps its
+``VerifyReport`` (printed as the verify table under the failure, in JSON under
+``"verify"``).
 
 Reference files: ``input:<name>`` / ``output:<name>`` arrays, or ``input`` /
 ``output`` for a single-input, single-output model (the corpus' io.npz).
@@ -30,19 +34,16 @@ import sys
 import time
 import tomllib
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
 from qonnx_tools.errors import BadInputError
+from qonnx_tools.verify import Tolerance, VerifyReport
 
 FLOWS = ("exec", "cleanup", "convert:qcdq", "convert:qop", "convert:qonnx", "streamline")
-#: Tolerance for quantized outputs: at most MAX_STEPS steps, on at most MAX_OFF_FRACTION of elements.
-MAX_STEPS = 1.0
-MAX_OFF_FRACTION = 0.001
-ATOL = RTOL = 1e-5
 SEED = 0
 
 
@@ -65,6 +66,11 @@ class FlowResult:
     ok: bool
     seconds: float
     detail: str = ""  # the reason on failure, a short remark on success
+    report: VerifyReport | None = None  # the output comparison, for flows that compare outputs
+
+    def to_dict(self) -> dict:
+        return {"flow": self.flow, "ok": self.ok, "seconds": self.seconds, "detail": self.detail,
+                "verify": None if self.report is None else self.report.to_dict()}
 
 
 @dataclass
@@ -78,7 +84,7 @@ class ModelResult:
         return all(r.ok for r in self.results)
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "path": self.path, "ok": self.ok, "results": [asdict(r) for r in self.results]}
+        return {"name": self.name, "path": self.path, "ok": self.ok, "results": [r.to_dict() for r in self.results]}
 
 
 # -- discovery ---------------------------------------------------------------------------------
@@ -181,11 +187,12 @@ def validate_model(entry: ModelEntry, flows: Sequence[str] | None = None) -> Mod
     for flow in wanted:
         start = time.perf_counter()
         try:
-            detail = _FLOW_FUNCS[flow](entry, base)
+            detail, report = _FLOW_FUNCS[flow](entry, base)
             extra = base.seconds if flow == "exec" else 0.0
-            result.results.append(FlowResult(flow, True, time.perf_counter() - start + extra, detail))
+            result.results.append(FlowResult(flow, True, time.perf_counter() - start + extra, detail, report))
         except Exception as exc:
-            result.results.append(FlowResult(flow, False, time.perf_counter() - start, _reason(exc)))
+            result.results.append(FlowResult(flow, False, time.perf_counter() - start, _reason(exc),
+                                             getattr(exc, "report", None)))
     return result
 
 
@@ -226,9 +233,9 @@ class _Baseline:
     """Inputs, reference outputs (if any) and the executor's outputs on the original model."""
 
     def __init__(self, entry: ModelEntry) -> None:
-        from qonnx_tools.compare import output_steps
         from qonnx_tools.executor import Executor
         from qonnx_tools.model_io import load
+        from qonnx_tools.verify import output_steps
 
         start = time.perf_counter()
         model = load(entry.path)
@@ -271,31 +278,33 @@ class _Baseline:
         return feeds
 
 
-def _compare(expected: dict, got: dict, steps: dict, what: str) -> str:
-    from qonnx_tools.compare import compare_outputs
+class FlowMismatch(AssertionError):
+    """A flow's outputs disagree; ``report`` holds the comparison."""
 
-    worst = []
-    for cmp in compare_outputs(expected, got, atol=ATOL, rtol=RTOL, steps=steps):
-        if cmp.max_steps is not None:
-            off = 100.0 - cmp.pct_exact
-            ok = cmp.max_steps <= MAX_STEPS + 1e-6 and off <= 100.0 * MAX_OFF_FRACTION
-            if not ok:
-                raise AssertionError(
-                    f"{what}: output {cmp.name!r} off by up to {cmp.max_steps:.3g} steps on {off:.3g}% of elements"
-                )
-            worst.append(cmp.max_steps)
-        elif not cmp.ok:
-            raise AssertionError(f"{what}: output {cmp.name!r} max abs diff {cmp.max_abs:.3g} (rel {cmp.max_rel:.3g})")
-    return f"max {max(worst):.3g} steps" if worst and max(worst) > 0 else "exact" if worst else "within tolerance"
+    def __init__(self, message: str, report: VerifyReport) -> None:
+        super().__init__(message)
+        self.report = report
 
 
-def _flow_exec(entry: ModelEntry, base: _Baseline) -> str:
+def _compare(expected: dict, got: dict, steps: dict, what: str, backend_a: str, backend_b: str,
+             notes: Sequence[str] = ()) -> tuple[str, VerifyReport]:
+    """(short remark, report) when the outputs agree under the default Tolerance; FlowMismatch otherwise."""
+    from qonnx_tools.verify import compare, summary
+
+    report = compare(expected, got, steps=steps, tolerance=Tolerance(), backend_a=backend_a, backend_b=backend_b,
+                     notes=notes)
+    if not report.ok:
+        raise FlowMismatch(f"{what}: {summary(report)}", report)
+    return summary(report), report
+
+
+def _flow_exec(entry: ModelEntry, base: _Baseline) -> tuple[str, VerifyReport | None]:
     if base.reference is None:
         bad = [n for n, v in base.outputs.items() if np.asarray(v).dtype.kind == "f" and not np.all(np.isfinite(v))]
         if bad:
             raise AssertionError(f"non-finite values in output(s) {bad} (no reference to compare with)")
-        return "ran (no reference)"
-    return _compare(base.reference, base.outputs, base.steps, "executor vs reference")
+        return "ran (no reference)", None
+    return _compare(base.reference, base.outputs, base.steps, "executor vs reference", "reference", "executor")
 
 
 def _fresh(entry: ModelEntry):
@@ -304,8 +313,8 @@ def _fresh(entry: ModelEntry):
     return load(entry.path)
 
 
-def _flow_pass(pipeline: str) -> Callable[[ModelEntry, _Baseline], str]:
-    def run(entry: ModelEntry, base: _Baseline) -> str:
+def _flow_pass(pipeline: str) -> Callable[[ModelEntry, _Baseline], tuple[str, VerifyReport | None]]:
+    def run(entry: ModelEntry, base: _Baseline) -> tuple[str, VerifyReport | None]:
         from qonnx_tools.executor import Executor
         from qonnx_tools.passes import registered_passes, run_passes
 
@@ -314,29 +323,29 @@ def _flow_pass(pipeline: str) -> Callable[[ModelEntry, _Baseline], str]:
         model = _fresh(entry)
         run_passes(model, pipeline)
         got = Executor(model).run(base.inputs)
-        return _compare(base.outputs, got, base.steps, f"after {pipeline}")
+        return _compare(base.outputs, got, base.steps, f"after {pipeline}", "executor", "executor")
 
     return run
 
 
-def _flow_convert(target: str) -> Callable[[ModelEntry, _Baseline], str]:
-    def run(entry: ModelEntry, base: _Baseline) -> str:
+def _flow_convert(target: str) -> Callable[[ModelEntry, _Baseline], tuple[str, VerifyReport | None]]:
+    def run(entry: ModelEntry, base: _Baseline) -> tuple[str, VerifyReport | None]:
         from qonnx_tools.convert import convert
-        from qonnx_tools.executor import Executor
-        from qonnx_tools.runtime import only_standard_ops, run_onnxruntime
+        from qonnx_tools.verify import Runner
 
         model = _fresh(entry)
         convert(model, to=target, allow_partial=False)
-        if only_standard_ops(model):
-            got, backend = run_onnxruntime(model, base.inputs), "onnxruntime"
-        else:
-            got, backend = Executor(model).run(base.inputs), "executor"
-        return f"{_compare(base.outputs, got, base.steps, f'{target} in {backend} vs original')} ({backend})"
+        runner = Runner(model, "auto", label="B")
+        got = runner.run(base.inputs)
+        notes = [runner.note] if runner.note else []
+        what = f"{target} in {runner.backend} vs original"
+        detail, report = _compare(base.outputs, got, base.steps, what, "executor", runner.backend, notes)
+        return f"{detail} ({runner.backend})", report
 
     return run
 
 
-_FLOW_FUNCS: dict[str, Callable[[ModelEntry, _Baseline], str]] = {
+_FLOW_FUNCS: dict[str, Callable[[ModelEntry, _Baseline], tuple[str, VerifyReport | None]]] = {
     "exec": _flow_exec,
     "cleanup": _flow_pass("cleanup"),
     "convert:qcdq": _flow_convert("qcdq"),
@@ -382,7 +391,10 @@ def validate(
 
 
 def format_table(results: Sequence[ModelResult], elapsed: float | None = None) -> str:
-    """A model x flow table (✓ time / ✗), the failure reasons below it, and a summary line."""
+    """A model x flow table (✓ time / ✗), the failure reasons below it (with the verify table of
+    failed comparisons), and a summary line."""
+    from qonnx_tools.verify import format_table as format_verify_table
+
     columns = ["check"] + [f for f in FLOWS if any(r.flow == f for m in results for r in m.results)]
     cells = []
     failures = []
@@ -396,7 +408,7 @@ def format_table(results: Sequence[ModelResult], elapsed: float | None = None) -
             elif r.ok:
                 row.append(f"✓ {r.seconds:.2f}s")
             else:
-                failures.append((m.name, col, r.detail))
+                failures.append((m.name, col, r.detail, r.report))
                 row.append(f"✗ [{len(failures)}]")
         cells.append(row)
     header = ["model"] + columns
@@ -405,8 +417,10 @@ def format_table(results: Sequence[ModelResult], elapsed: float | None = None) -
     lines.append("  ".join("-" * w for w in widths))
     for row in cells:
         lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths)))
-    for k, (model, flow, detail) in enumerate(failures, 1):
+    for k, (model, flow, detail, report) in enumerate(failures, 1):
         lines.append(f"[{k}] {model} {flow}: {detail}")
+        if report is not None:
+            lines.append(format_verify_table(report, indent="    "))
     n_flows = sum(len(m.results) for m in results)
     failed_models = sum(not m.ok for m in results)
     summary = (

@@ -41,6 +41,36 @@ def test_perturbed_reference_fails_naming_model_and_flow(tmp_path, capsys):
     assert code == 1
     failures = [line for line in out.splitlines() if line.startswith("[")]
     assert len(failures) == 1 and "generated/trunc_v2 exec" in failures[0] and "y0" in failures[0]
+    # the verify table of the failed comparison follows the failure line; every one of the
+    # 2 x 32 elements of y0 moved by at least 1.0
+    lines = out.splitlines()
+    k = lines.index(failures[0])
+    assert lines[k + 1].startswith("    verify: A reference vs B executor")
+    (row,) = [line for line in lines[k + 2:] if line.split()[:1] == ["y0"]]
+    assert "64 (100.00 %)" in row and row.rstrip().endswith("MISMATCH")
+
+
+def test_one_step_off_on_a_quantized_output_fails_by_default(tmp_path, capsys):
+    """Same rule as ``qonnx verify``: a quantization step is never accepted unless max_steps allows it."""
+    dest = _copy_zoo(tmp_path)
+    npz = dest / "generated" / "intquant_rounding_modes.npz"
+    with np.load(npz) as data:
+        arrays = {k: data[k] for k in data.files}
+    arrays["output:y_floor"][0, 0] += np.float32(0.25)  # the IntQuant scale: one step, on 1 of 2 x 64 elements
+    np.savez(npz, **arrays)
+    code = main(["zoo", "validate", str(dest), "--flows", "exec", "--json"])
+    assert code == 1
+    report = json.loads(capsys.readouterr().out)
+    (model,) = [m for m in report["models"] if not m["ok"]]
+    assert model["name"] == "generated/intquant_rounding_modes"
+    (flow,) = [r for r in model["results"] if not r["ok"]]
+    assert flow["flow"] == "exec"
+    assert "output 'y_floor': max abs 0.25" in flow["detail"] and "max steps 1," in flow["detail"]
+    assert "1 (0.78 %) elements differing" in flow["detail"]  # 1 / 128 = 0.78125 %
+    verify = flow["verify"]
+    assert (verify["backend_a"], verify["backend_b"]) == ("reference", "executor")
+    bad = [o for o in verify["outputs"] if not o["ok"]]
+    assert [(o["name"], o["max_steps"], o["differing"], o["elements"]) for o in bad] == [("y_floor", 1.0, 1, 128)]
 
 
 def test_checksum_mismatch_fails(tmp_path, capsys):

@@ -1,4 +1,4 @@
-"""Argument helpers shared by sub-commands: input arrays and safe output paths."""
+"""Argument helpers shared by sub-commands: input arrays, safe output paths, verification options."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from qonnx_tools.atomic import write_bytes_atomic
 from qonnx_tools.errors import BadInputError
 from qonnx_tools.model_io import data_name_candidates, external_data_files
 from qonnx_tools.runtime import random_inputs
+from qonnx_tools.verify import ATOL, MAX_OFF_FRACTION, MAX_STEPS, RTOL, Tolerance
 
 
 def add_input_options(p: argparse.ArgumentParser) -> None:
@@ -140,3 +141,35 @@ def op_table(
     lines += [f"{indent}{label:<{width}} {b:>7} {a:>7}" for label, b, a in rows]
     return lines
 
+
+_TOLERANCE_FLAGS = ("atol", "rtol", "max_steps", "max_off_fraction")
+
+
+def add_tolerance_options(p: argparse.ArgumentParser) -> None:
+    """``--atol/--rtol/--max-steps/--max-off-fraction``: ``qonnx_tools.verify``'s rule, its defaults everywhere."""
+    g = p.add_argument_group("verification tolerance (agree when exact, within atol/rtol, or within max-steps)")
+    g.add_argument("--atol", type=float, default=None, metavar="X",
+                   help=f"float outputs: accept |a-b| <= atol + rtol*|a| (default {ATOL:g})")
+    g.add_argument("--rtol", type=float, default=None, metavar="X", help=f"see --atol (default {RTOL:g})")
+    g.add_argument("--max-steps", type=float, default=None, metavar="K",
+                   help="quantized outputs: accept differences of up to K quantization steps on at most "
+                        f"--max-off-fraction of the elements (default {MAX_STEPS:g}: none)")
+    g.add_argument("--max-off-fraction", type=float, default=None, metavar="F",
+                   help="with --max-steps: largest share of elements allowed off "
+                        f"(default {MAX_OFF_FRACTION:g}, i.e. {100 * MAX_OFF_FRACTION:g} %%)")
+
+
+def add_verify_options(p: argparse.ArgumentParser, *, help: str) -> None:
+    """``--verify`` of a command that transforms a model, with the tolerance options."""
+    p.add_argument("--verify", action="store_true", help=help)
+    add_tolerance_options(p)
+
+
+def tolerance_from_args(args: argparse.Namespace, *, needs_verify: bool = False) -> Tolerance:
+    """The Tolerance of the given flags (library defaults for the others); BadInputError for bad values,
+    or (``needs_verify``) for tolerance flags given without ``--verify``."""
+    given = {k: getattr(args, k) for k in _TOLERANCE_FLAGS if getattr(args, k, None) is not None}
+    if needs_verify and given and not getattr(args, "verify", False):
+        flags = ", ".join("--" + k.replace("_", "-") for k in given)
+        raise BadInputError(f"{flags}: only meaningful with --verify")
+    return Tolerance(**given)

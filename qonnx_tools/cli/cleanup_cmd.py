@@ -6,13 +6,20 @@ import argparse
 from collections import Counter
 
 from qonnx_tools._ir import ir
-from qonnx_tools.cli._common import add_input_options, add_output_options, check_output_path, gather_inputs, op_table
-from qonnx_tools.compare import compare_outputs
+from qonnx_tools.cli._common import (
+    add_input_options,
+    add_output_options,
+    add_verify_options,
+    check_output_path,
+    gather_inputs,
+    op_table,
+    tolerance_from_args,
+)
 from qonnx_tools.errors import VerificationError
-from qonnx_tools.executor import Executor
 from qonnx_tools.info import op_counts
 from qonnx_tools.model_io import load, save
 from qonnx_tools.passes import parse_pipeline
+from qonnx_tools.verify import format_table, reference_run, verify_against
 
 
 def default_pipeline() -> str:
@@ -26,13 +33,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("model")
     p.add_argument("--passes", help="pipeline string to run instead of the default cleanup pipeline")
     p.add_argument("--fix-batch", type=int, metavar="N", help="set the batch size of inputs/outputs to N first")
-    p.add_argument("--verify", action="store_true", help="check executor outputs before/after (exit 1 on mismatch)")
+    add_verify_options(p, help="compare executor outputs before/after (exit 1 and nothing written when they differ)")
     add_input_options(p)
     add_output_options(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    tolerance = tolerance_from_args(args, needs_verify=True)
     out = check_output_path(args.output, inputs=(args.model,), force=args.force, in_place=args.in_place)
     model = load(args.model)
     text = args.passes or default_pipeline()
@@ -42,8 +50,7 @@ def run(args: argparse.Namespace) -> int:
     before = _stats(model)
     reference = None
     if args.verify:
-        feeds = gather_inputs(args, model)
-        reference = (feeds, Executor(model).run(feeds))
+        reference = reference_run(model, gather_inputs(args, model))
     pipeline(model)
     after = _stats(model)
     _print_table(before, after)
@@ -51,14 +58,12 @@ def run(args: argparse.Namespace) -> int:
     for record in pipeline.records:
         print(f"  {record.name:<48} {record.seconds * 1e3:9.1f} ms  {'changed' if record.modified else '-'}")
     if reference is not None:
-        feeds, expected = reference
         if args.fix_batch is not None:
             raise VerificationError("--verify cannot compare across --fix-batch (different input shapes)")
-        rows = compare_outputs(expected, Executor(model).run(feeds))
-        for row in rows:
-            print(f"verify {row.name}: max abs {row.max_abs:.3g} ({'ok' if row.ok else 'MISMATCH'})")
-        if not all(row.ok for row in rows):
-            raise VerificationError(f"{args.model}: cleanup changed outputs")
+        verified = verify_against(reference, model, backend="executor", tolerance=tolerance)
+        print(format_table(verified))
+        if not verified.ok:
+            raise VerificationError(f"{args.model}: cleanup changed outputs {verified.mismatched}")
     save(model, out)
     print(f"wrote {out}")
     return 0

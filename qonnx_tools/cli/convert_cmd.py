@@ -1,9 +1,10 @@
 """``qonnx convert --to {qcdq,qop,qonnx} MODEL -o OUT``: change a model's quantization form.
 
-With ``--verify`` the converted model is run (onnxruntime when it has only standard
-ops, optimisations off) against the NumPy executor on the original, and the
-differences are reported in output quantization steps; exit 1 when they exceed
-one step on more than 0.1% of elements (or 1e-5 relative for unquantized outputs).
+With ``--verify`` the converted model is run (``auto``: onnxruntime with
+optimisations off when it has only standard ops and onnxruntime can load it, else
+the executor) against the NumPy executor on the original, under
+``qonnx_tools.verify``'s rule (``--atol/--rtol/--max-steps/--max-off-fraction``,
+the same defaults as ``qonnx verify``); exit 1 and nothing written when they differ.
 """
 
 from __future__ import annotations
@@ -12,18 +13,20 @@ import argparse
 import json
 import os
 
-from qonnx_tools.cli._common import add_input_options, add_output_options, check_output_path, gather_inputs, op_table
-from qonnx_tools.compare import compare_outputs, output_steps
+from qonnx_tools.cli._common import (
+    add_input_options,
+    add_output_options,
+    add_verify_options,
+    check_output_path,
+    gather_inputs,
+    op_table,
+    tolerance_from_args,
+)
 from qonnx_tools.convert import TARGETS, convert
 from qonnx_tools.errors import VerificationError
-from qonnx_tools.executor import Executor
 from qonnx_tools.info import op_counts
 from qonnx_tools.model_io import load, save
-from qonnx_tools.runtime import only_standard_ops, run_onnxruntime
-
-#: --verify tolerance for quantized outputs: at most one step, on at most this share of elements
-MAX_STEPS = 1.0
-MAX_OFF_FRACTION = 0.001
+from qonnx_tools.verify import VerifyReport, format_table, reference_run, verify_against
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -33,7 +36,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--opset", type=int, help="ai.onnx opset of the result (default: lowest that expresses it)")
     p.add_argument("--keep-float-weights", action="store_true", help="qcdq: keep float weights behind Q->Clip->DQ")
     p.add_argument("--allow-partial", action="store_true", help="write the result even if some nodes stay unconverted")
-    p.add_argument("--verify", action="store_true", help="compare outputs before/after (see --inputs/--random)")
+    add_verify_options(p, help="compare outputs before/after (see --inputs/--random): the original in the executor, "
+                               "the result in onnxruntime when it can run it, else the executor; exit 1 and nothing "
+                               "written when they differ")
     add_input_options(p)
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     add_output_options(p)
@@ -41,14 +46,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    tolerance = tolerance_from_args(args, needs_verify=True)
     out = check_output_path(args.output, inputs=(args.model,), force=args.force, in_place=args.in_place)
     model = load(args.model)
     bytes_before = os.path.getsize(args.model)
     before = op_counts(model), dict(model.opset_imports)
     reference = None
     if args.verify:
-        feeds = gather_inputs(args, model)
-        reference = (feeds, Executor(model).run(feeds), output_steps(model))
+        reference = reference_run(model, gather_inputs(args, model))
     options = {"allow_partial": args.allow_partial}
     if args.to in ("qcdq", "qop"):
         options["opset"] = args.opset
@@ -65,37 +70,26 @@ def run(args: argparse.Namespace) -> int:
         "unconverted": [str(u) for u in result.unconverted],
         "notes": list(result.notes),
     }
-    verified = None
+    verified: VerifyReport | None = None
     if reference is not None:
-        verified = _verify(model, reference)
-        report["verify"] = verified
+        verified = verify_against(reference, model, backend="auto", tolerance=tolerance)
+        report["verify"] = verified.to_dict()
     report["bytes_before"] = bytes_before
     report["output"] = str(out)
-    if verified is not None and not all(row["ok"] for row in verified):
+    if verified is not None and not verified.ok:
         # a failed verification is a failed run: nothing is written
         report["bytes_after"] = None
-        print(json.dumps(report, indent=2) if args.json else _format(report))
-        raise VerificationError(f"{args.model}: converted model differs beyond tolerance; {out} not written")
+        print(json.dumps(report, indent=2) if args.json else _format(report, verified))
+        raise VerificationError(
+            f"{args.model}: converted model differs beyond tolerance (outputs {verified.mismatched}); {out} not written"
+        )
     save(model, out)
     report["bytes_after"] = os.path.getsize(out)
-    print(json.dumps(report, indent=2) if args.json else _format(report))
+    print(json.dumps(report, indent=2) if args.json else _format(report, verified))
     return 0
 
 
-def _verify(model, reference) -> list[dict]:
-    feeds, expected, steps = reference
-    got = run_onnxruntime(model, feeds) if only_standard_ops(model) else Executor(model).run(feeds)
-    rows = []
-    for cmp in compare_outputs(expected, got, atol=0.0, rtol=1e-5, steps=steps):
-        row = cmp.to_dict()
-        if cmp.max_steps is not None:
-            row["ok"] = cmp.max_steps <= MAX_STEPS + 1e-6 and (100.0 - cmp.pct_exact) <= 100.0 * MAX_OFF_FRACTION
-        row["backend"] = "onnxruntime" if only_standard_ops(model) else "numpy"
-        rows.append(row)
-    return rows
-
-
-def _format(report: dict) -> str:
+def _format(report: dict, verified: VerifyReport | None = None) -> str:
     lines = [f"{report['model']} -> {report['output']} ({report['to']})"]
     lines += op_table(report["ops_before"], report["ops_after"], indent="  ", width=44)
     fmt = lambda d: ", ".join(f"{k}={v}" for k, v in sorted(d.items()))  # noqa: E731
@@ -106,10 +100,6 @@ def _format(report: dict) -> str:
         lines.append(f"  not converted: {item}")
     for note in report["notes"]:
         lines.append(f"  note: {note}")
-    for row in report.get("verify", []):
-        steps = "-" if row["max_steps"] is None else f"{row['max_steps']:.3g}"
-        lines.append(
-            f"  verify {row['name']} ({row['backend']}): max abs {row['max_abs']:.3g}, max steps {steps}, "
-            f"{row['pct_exact']:.2f}% exact: {'ok' if row['ok'] else 'MISMATCH'}"
-        )
+    if verified is not None:
+        lines.append(format_table(verified, indent="  "))
     return "\n".join(lines)

@@ -5,12 +5,19 @@ from __future__ import annotations
 import argparse
 
 from qonnx_tools._ir import ir
-from qonnx_tools.cli._common import add_input_options, add_output_options, check_output_path, gather_inputs, op_table
-from qonnx_tools.compare import compare_outputs
+from qonnx_tools.cli._common import (
+    add_input_options,
+    add_output_options,
+    add_verify_options,
+    check_output_path,
+    gather_inputs,
+    op_table,
+    tolerance_from_args,
+)
 from qonnx_tools.errors import BadInputError, VerificationError
-from qonnx_tools.executor import Executor
 from qonnx_tools.info import op_counts
 from qonnx_tools.model_io import load, save
+from qonnx_tools.verify import format_table, reference_run, verify_against
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -22,10 +29,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-bits", type=int, default=8, metavar="N",
                    help="largest activation bit width turned into thresholds (default 8: 255 thresholds)")
     p.add_argument("--steps", type=int, default=None, metavar="K", help="bound of the rule fixpoint (default 12)")
-    p.add_argument(
-        "--verify", action="store_true",
-        help="check executor outputs before/after; when they differ, check each MultiThreshold layer on the "
-             "original's own layer inputs and accept only float32 near-ties (exit 1 otherwise)",
+    add_verify_options(
+        p,
+        help="compare executor outputs before/after; when they differ beyond tolerance, check each MultiThreshold "
+             "layer on the original's own layer inputs and accept only float32 near-ties (exit 1 otherwise)",
     )
     p.add_argument("--report", action="store_true", help="list every node that is still not integer, and why")
     add_input_options(p)
@@ -39,13 +46,13 @@ def run(args: argparse.Namespace) -> int:
 
     if args.max_bits < 1:
         raise BadInputError(f"--max-bits must be >= 1, got {args.max_bits}")
+    tolerance = tolerance_from_args(args, needs_verify=True)
     out = check_output_path(args.output, inputs=(args.model,), force=args.force, in_place=args.in_place)
     model = load(args.model)
     before = op_counts(model)
     reference = None
     if args.verify:
-        feeds = gather_inputs(args, model)
-        reference = (feeds, Executor(model).run(feeds))
+        reference = reference_run(model, gather_inputs(args, model))
     pass_ = Streamline(max_bits=args.max_bits, steps=args.steps or DEFAULT_STEPS)
     pass_(model)
     after = op_counts(model)
@@ -60,13 +67,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"non-integer nodes: {len(rows)} (use --report for the list)")
     if reference is not None:
-        feeds, expected = reference
-        got = Executor(model).run(feeds)
-        compared = compare_outputs(expected, got)
-        for row in compared:
-            print(f"verify {row.name}: max abs {row.max_abs:.3g} ({'ok' if row.ok else 'MISMATCH'})")
-        if not all(row.ok for row in compared):
-            _verify_layers(args.model, model, feeds)
+        verified = verify_against(reference, model, backend="executor", tolerance=tolerance)
+        print(format_table(verified))
+        if not verified.ok:
+            _verify_layers(args.model, model, reference.feeds)
     save(model, out)
     print(f"wrote {out}")
     return 0

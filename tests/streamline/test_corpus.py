@@ -209,7 +209,7 @@ def test_mobilenet_cli_verify_accepts_near_ties_only_after_the_layer_check(tmp_p
     if "MISMATCH" in text:  # on the machines measured so far: 0.068 off, from one near-tie
         assert "verify per layer: 28 MultiThreshold layers" in text and "verify: accepted" in text
     else:  # a BLAS whose summation order happens to round that element alike
-        assert "verify output: max abs" in text and "(ok)" in text
+        assert any(line.split()[:1] == ["output"] and "ok:" in line.split() for line in text.splitlines()), text
     assert out.exists()
 
 
