@@ -27,6 +27,24 @@ def only_standard_ops(model: ir.Model) -> bool:
     return all(node.domain == STANDARD for node in ir.traversal.RecursiveGraphIterator(model.graph))
 
 
+def ort_session(proto, *, optimize: bool = False):
+    """An onnxruntime CPU session for ``proto`` (an ``ir.Model`` or ModelProto), graph optimisations
+    off unless ``optimize`` (off is the exact reference); ExecutionError when onnxruntime refuses it."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = (
+        ort.GraphOptimizationLevel.ORT_ENABLE_ALL if optimize else ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    )
+    options.log_severity_level = 3
+    try:
+        if isinstance(proto, ir.Model):
+            proto = ir.to_proto(proto)
+        return ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:
+        raise ExecutionError(f"onnxruntime cannot load the model: {first_line(exc)}") from exc
+
+
 def run_onnxruntime(
     model: ir.Model,
     inputs: Mapping[str, np.ndarray],
@@ -39,29 +57,25 @@ def run_onnxruntime(
     ``extra_outputs`` names intermediate tensors to return as well (for per-layer
     comparisons); they are added as graph outputs of a serialised copy.
     """
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.graph_optimization_level = (
-        ort.GraphOptimizationLevel.ORT_ENABLE_ALL if optimize else ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    )
-    options.log_severity_level = 3
+    proto = ir.to_proto(model)
+    existing = {o.name for o in proto.graph.output}
+    types = {v.name: v.type for v in proto.graph.value_info}
+    for name in extra_outputs:
+        if name not in existing:
+            info = proto.graph.output.add(name=name)
+            if name in types:
+                info.type.CopyFrom(types[name])
+    session = ort_session(proto, optimize=optimize)
     try:
-        proto = ir.to_proto(model)
-        existing = {o.name for o in proto.graph.output}
-        types = {v.name: v.type for v in proto.graph.value_info}
-        for name in extra_outputs:
-            if name not in existing:
-                info = proto.graph.output.add(name=name)
-                if name in types:
-                    info.type.CopyFrom(types[name])
-        session = ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
         feeds = {i.name: np.asarray(inputs[i.name]) for i in session.get_inputs() if i.name in inputs}
         names = [o.name for o in session.get_outputs()]
         return dict(zip(names, session.run(names, feeds)))
     except Exception as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise ExecutionError(f"onnxruntime could not run the model: {first}") from exc
+        raise ExecutionError(f"onnxruntime could not run the model: {first_line(exc)}") from exc
+
+
+def first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def random_inputs(model: ir.Model, *, seed: int = 0, batch: int | None = None) -> dict[str, np.ndarray]:

@@ -69,6 +69,7 @@ from qonnx_tools._ir import ir
 from qonnx_tools.constants import constant_array
 from qonnx_tools.domains import QONNX, STANDARD
 from qonnx_tools.errors import BadInputError, ExecutionError
+from qonnx_tools.runtime import first_line, ort_session
 
 BACKENDS = ("executor", "onnxruntime", "auto")
 
@@ -183,11 +184,11 @@ class Runner:
                 self.note = f"{who}auto chose the executor: the model has non-standard ops ({shown})"
             else:
                 try:
-                    self._session = _ort_session(model)
+                    self._session = ort_session(model)
                 except ExecutionError as exc:
                     self.note = f"{who}auto fell back to the executor: {exc}"
         elif backend == "onnxruntime":
-            self._session = _ort_session(model)
+            self._session = ort_session(model)
         if self._session is None:
             from qonnx_tools.executor import Executor
 
@@ -203,25 +204,7 @@ class Runner:
         try:
             return dict(zip(names, session.run(names, inputs)))
         except Exception as exc:
-            raise ExecutionError(f"onnxruntime could not run the model: {_first_line(exc)}") from exc
-
-
-def _ort_session(model: ir.Model):
-    """An onnxruntime CPU session with graph optimisations off (the exact reference), or ExecutionError."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    options.log_severity_level = 3
-    try:
-        data = ir.to_proto(model).SerializeToString()
-        return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
-    except Exception as exc:
-        raise ExecutionError(f"onnxruntime cannot load the model: {_first_line(exc)}") from exc
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise ExecutionError(f"onnxruntime could not run the model: {first_line(exc)}") from exc
 
 
 # -- the report --------------------------------------------------------------------------------
