@@ -7,7 +7,7 @@ parameters whose location passed validation.
 
 What is checked (``Finding`` severity ``error`` unless noted):
 
-* everything ``model_io.validate_proto`` refuses at load time: tensor data types, dims,
+* everything ``validate.validate_proto`` refuses at load time: tensor data types, dims,
   sizes (``max_tensor_bytes``) and stored data; external data locations (no absolute
   path, no ``..``, nothing outside the model's directory), files, offsets and lengths;
   declared shapes without negative dimensions; inputs that nobody produces; values
@@ -63,20 +63,21 @@ import onnx.shape_inference
 
 from qonnx_tools.domains import CHANNELS_LAST, QONNX, STANDARD, canonical_domain
 from qonnx_tools.errors import InvalidAttributeError, InvalidDataTypeError
-from qonnx_tools.model_io import (
+from qonnx_tools.model_io import _all_external_tensors
+from qonnx_tools.validate import (
     DEFAULT_QONNX_OPSET,
     MAX_PROTO_FILE_BYTES,
     ERROR,
     WARNING,
     Finding,
     PathLike,
-    _all_external_tensors,
     ProtoValidator,
     max_tensor_bytes_default,
     node_label,
     onnx_schema,
     op_label,
     read_proto,
+    topological_indices,
     validate_proto,
 )
 
@@ -321,7 +322,7 @@ class _Checker:
                     op_label(graph.node[indices[1]]),
                 )
 
-        for i in _topological_indices(graph):
+        for i in topological_indices(graph):
             node = graph.node[i]
             label = labels[i]
             try:
@@ -457,11 +458,10 @@ class _Checker:
             if not name and not spec.optional:
                 self.add(f"required input {spec.name!r} is empty", label, op_name)
         attrs = op.resolve_attributes(_decode_attributes(node), where)
-        kind = op.name if op.name != "Trunc" else f"Trunc{op.since_version}"
-        params = _Params(self, node, label, op_name, scope)
-        rule = _PARAMETER_RULES.get(kind)
-        if rule is not None:
-            rule(params, attrs)
+        params = _Params(self, node, label, op_name, scope).readable(op)
+        x_shape = scope.shapes.get(node.input[0]) if node.input else None
+        for problem in op.check_params(attrs, params, x_shape):
+            self.add(problem.message, label, op_name, problem.severity)
         x = node.input[0] if node.input else ""
         x_type = scope.types.get(x, 0)
         if op.name in ("IntQuant", "BipolarQuant", "Trunc", "FloatQuant", "MultiThreshold"):
@@ -512,7 +512,8 @@ class _Checker:
 
 
 class _Params:
-    """Access to one QONNX node's constant inputs, and checks that add findings."""
+    """One QONNX node's constant parameter inputs as the op's ``check_params`` takes them; inputs
+    that are no numbers (declared non-numeric, empty) are reported here, as they name the value."""
 
     def __init__(self, checker: _Checker, node: onnx.NodeProto, label: str, op: str, scope: _Scope) -> None:
         self.checker = checker
@@ -547,198 +548,15 @@ class _Params:
             return None
         return arr
 
-    def x_shape(self) -> tuple | None:
-        return self.scope.shapes.get(self.name(0))
-
-    # checks: each returns the value when it is legal, None otherwise
-    def integer(self, index: int, what: str, lo: int, hi: int | None, note: str = "") -> np.ndarray | None:
-        arr = self.value(index, what)
-        if arr is None:
-            return None
-        values = arr.astype(np.float64)
-        bad = ~np.isfinite(values)
-        bad |= np.where(bad, False, values != np.round(np.nan_to_num(values)))
-        bad |= values < lo
-        if hi is not None:
-            bad |= values > hi
-        if bad.any():
-            bound = f"{lo}..{hi}" if hi is not None else f">= {lo}"
-            self.error(f"{what} must be an integer in {bound}{note}, got {_shown(arr, bad)}")
-            return None
-        self.broadcasts(index, what, arr)
-        return values.astype(np.int64)
-
-    def positive(self, index: int, what: str) -> np.ndarray | None:
-        arr = self.value(index, what)
-        if arr is None:
-            return None
-        values = arr.astype(np.float64)
-        bad = ~(np.isfinite(values) & (values > 0))
-        if bad.any():
-            self.error(f"{what} must be finite and > 0, got {_shown(arr, bad)}")
-            return None
-        self.broadcasts(index, what, arr)
-        return values
-
-    def finite(self, index: int, what: str) -> np.ndarray | None:
-        arr = self.value(index, what)
-        if arr is None:
-            return None
-        values = arr.astype(np.float64)
-        bad = ~np.isfinite(values)
-        if bad.any():
-            self.error(f"{what} must be finite, got {_shown(arr, bad)}")
-            return None
-        self.broadcasts(index, what, arr)
-        return values
-
-    def broadcasts(self, index: int, what: str, arr: np.ndarray) -> None:
-        """Report a parameter that does not broadcast to X's (known) shape without growing it."""
-        x_shape = self.x_shape()
-        if x_shape is None:
-            return
-        shape = arr.shape
-        ok = len(shape) <= len(x_shape)
-        if ok:
-            for p, x in zip(reversed(shape), reversed(x_shape)):
-                if p != 1 and isinstance(x, int) and p != x:
-                    ok = False
-        if not ok:
-            shown = "(" + ", ".join("?" if not isinstance(d, int) else str(d) for d in x_shape) + ")"
-            self.error(f"{what} of shape {tuple(shape)} does not broadcast to X's shape {shown}")
-
-
-def _int_quant(p: _Params, attrs: dict) -> None:
-    signed, narrow = bool(attrs["signed"]), bool(attrs["narrow"])
-    p.positive(1, "scale")
-    zeropt = p.finite(2, "zeropt")
-    bits = p.integer(3, "bitwidth", 1, 64)
-    if bits is not None and narrow and np.any(bits == 1):
-        p.error("bitwidth 1 with narrow=1 leaves a single value (0): the quantizer outputs a constant")
-        return
-    if bits is not None and zeropt is not None:
-        _zero_point_in_range(p, zeropt, bits, signed, narrow, "bitwidth")
-
-
-def _zero_point_in_range(p: _Params, zeropt: np.ndarray, bits: np.ndarray, signed: bool, narrow: bool, what: str) -> None:
-    from qonnx_tools.ops._rounding import int_bounds
-
-    try:
-        lo, hi = int_bounds(signed, narrow, bits)
-        bad = (zeropt < lo) | (zeropt > hi)
-    except ValueError:  # shapes that do not broadcast together: reported by the broadcast check
-        return
-    if np.any(bad):
-        kind = "signed" if signed else "unsigned"
-        if np.unique(lo).size == 1 and np.unique(hi).size == 1:
-            bounds = f"[{_number(np.ravel(lo)[0])}, {_number(np.ravel(hi)[0])}]"
-        else:
-            bounds = "of each element's bit width"
-        zp = np.broadcast_to(zeropt, np.shape(bad))
-        p.error(
-            f"zeropt must lie in the {kind}{' narrow' if narrow else ''} integer range {bounds} of {what}, "
-            f"got {_shown(zp, bad)}"
-        )
-
-
-def _bipolar_quant(p: _Params, attrs: dict) -> None:
-    p.positive(1, "scale")
-
-
-def _trunc_bits(p: _Params, in_index: int, out_index: int, severity: str) -> None:
-    in_bits = p.integer(in_index, "in_bitwidth", 1, 64)
-    out_bits = p.integer(out_index, "out_bitwidth", 1, 64)
-    if in_bits is None or out_bits is None:
-        return
-    try:
-        bad = in_bits < out_bits
-    except ValueError:
-        return
-    if np.any(bad):
-        consequence = (
-            "version 1 then multiplies the integers by 2**(out - in)"
-            if severity == ERROR
-            else "nothing is truncated; the output range is out_bitwidth's"
-        )
-        p.error(
-            f"in_bitwidth must be >= out_bitwidth (truncation drops bits), got in_bitwidth "
-            f"{_shown(np.broadcast_to(in_bits, bad.shape), bad)} < out_bitwidth "
-            f"{_shown(np.broadcast_to(out_bits, bad.shape), bad)}: {consequence}",
-            severity,
-        )
-
-
-def _trunc_v1(p: _Params, attrs: dict) -> None:
-    p.positive(1, "scale")
-    p.finite(2, "zeropt")
-    _trunc_bits(p, 3, 4, ERROR)
-
-
-def _trunc_v2(p: _Params, attrs: dict) -> None:
-    p.positive(1, "scale")
-    p.finite(2, "zeropt")
-    p.positive(4, "out_scale")
-    _trunc_bits(p, 3, 5, WARNING)  # in_bitwidth does not enter v2's arithmetic (Brevitas exports this)
-
-
-def _float_quant(p: _Params, attrs: dict) -> None:
-    from qonnx_tools.ops.floatquant import _MAX_EXPONENT_BITS, _MAX_MANTISSA_BITS
-
-    p.positive(1, "scale")
-    p.integer(2, "exponent_bitwidth", 1, _MAX_EXPONENT_BITS, " (a positive integer)")
-    p.integer(3, "mantissa_bitwidth", 1, _MAX_MANTISSA_BITS, " (a positive integer)")
-    p.integer(4, "exponent_bias", -(2**20), 2**20)
-    if len(p.node.input) > 5 and p.node.input[5]:
-        arr = p.value(5, "max_val")
-        if arr is not None:
-            values = arr.astype(np.float64)
-            bad = np.isnan(values) | (values <= 0)
-            if bad.any():
-                p.error(f"max_val must be > 0, got {_shown(arr, bad)}")
-            else:
-                p.broadcasts(5, "max_val", arr)
-
-
-def _multi_threshold(p: _Params, attrs: dict) -> None:
-    from qonnx_tools.ops.multithreshold import channel_axis
-
-    arr = p.value(1, "thresholds")
-    if arr is None:
-        return
-    if arr.ndim == 1:
-        arr = arr.reshape(1, -1)
-    if arr.ndim != 2:
-        p.error(f"thresholds must be (C, T) or (1, T), got shape {arr.shape}")
-        return
-    if arr.dtype.kind == "f" and np.isnan(arr).any():
-        p.error("thresholds contain NaN (never reached)", WARNING)
-    x_shape = p.x_shape()
-    if x_shape is None or arr.shape[0] == 1:
-        return
-    if len(x_shape) < 2:
-        p.error(f"per-channel thresholds {arr.shape} need X with a channel axis, X has shape {x_shape}")
-        return
-    try:
-        axis = channel_axis(attrs["data_layout"], len(x_shape))
-    except ValueError as exc:
-        p.error(str(exc))
-        return
-    channels = x_shape[axis]
-    if isinstance(channels, int) and channels != arr.shape[0]:
-        p.error(
-            f"thresholds have {arr.shape[0]} rows but X has {channels} channels on axis {axis} "
-            f"(data_layout {attrs['data_layout']})"
-        )
-
-
-_PARAMETER_RULES = {
-    "IntQuant": _int_quant,
-    "BipolarQuant": _bipolar_quant,
-    "Trunc1": _trunc_v1,
-    "Trunc2": _trunc_v2,
-    "FloatQuant": _float_quant,
-    "MultiThreshold": _multi_threshold,
-}
+    def readable(self, op: Any) -> dict[str, np.ndarray]:
+        """input name -> constant value, for the op's ``parameter_inputs`` that are constant and numeric."""
+        out: dict[str, np.ndarray] = {}
+        for index, spec in enumerate(op.inputs):
+            if spec.name in op.parameter_inputs():
+                arr = self.value(index, spec.name)
+                if arr is not None:
+                    out[spec.name] = arr
+        return out
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -751,38 +569,6 @@ def _all_nodes(graph: onnx.GraphProto) -> Iterable[onnx.NodeProto]:
             subgraphs = [attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs)
             for sub in subgraphs:
                 yield from _all_nodes(sub)
-
-
-def _topological_indices(graph: onnx.GraphProto) -> list[int]:
-    """Node indices in dependency order; nodes on or behind a cycle are left out (reported elsewhere)."""
-    producers: dict[str, int] = {}
-    for i, node in enumerate(graph.node):
-        for out in node.output:
-            if out:
-                producers.setdefault(out, i)
-    from qonnx_tools.model_io import subgraph_free_names
-
-    deps = []
-    for node in graph.node:
-        names = set(node.input)
-        if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute):
-            names |= subgraph_free_names(node)
-        deps.append({producers[n] for n in names if n in producers})
-    pending = [len(d) for d in deps]
-    users: list[list[int]] = [[] for _ in graph.node]
-    for j, d in enumerate(deps):
-        for i in d:
-            users[i].append(j)
-    ready = sorted((i for i, count in enumerate(pending) if count == 0), reverse=True)
-    order = []
-    while ready:
-        i = ready.pop()
-        order.append(i)
-        for j in users[i]:
-            pending[j] -= 1
-            if pending[j] == 0:
-                ready.append(j)
-    return order
 
 
 def _value_info_type(info: onnx.ValueInfoProto) -> tuple[int, tuple | None]:
@@ -836,24 +622,6 @@ def _decode_attributes(node: onnx.NodeProto) -> dict[str, Any]:
             value = tuple(v.decode("utf-8", errors="replace") if isinstance(v, bytes) else v for v in value)
         out[attr.name] = value
     return out
-
-
-def _shown(arr: np.ndarray, bad: np.ndarray) -> str:
-    """The offending elements (first four), and how many of how many when not all."""
-    arr = np.asarray(arr)
-    bad = np.broadcast_to(bad, arr.shape) if bad.shape != arr.shape else bad
-    values = arr[bad].ravel()
-    text = ", ".join(_number(v) for v in values[:4]) + (", ..." if values.size > 4 else "")
-    if arr.size == 1:
-        return text
-    return f"[{text}] ({values.size} of {arr.size} elements)"
-
-
-def _number(value: Any) -> str:
-    value = value.item() if hasattr(value, "item") else value
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _strip_where(message: str) -> str:

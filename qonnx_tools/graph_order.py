@@ -1,4 +1,9 @@
-"""Topological order of a graph's nodes, computed from use-def links in linear time."""
+"""Topological order of a graph's nodes, computed from use-def links in linear time.
+
+The protobuf counterpart, for files not yet (or never) built into the IR, is
+``validate.topological_indices``/``find_cycle``: nodes there are linked by value names
+(and by the outer names their subgraphs read), here by onnx_ir Value objects.
+"""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from qonnx_tools import model_io
+from qonnx_tools import model_io, validate
 from qonnx_tools.check import ERROR, ONNX_CHECKER, WARNING, check_file, check_proto
 from qonnx_tools.cli.main import main
 from qonnx_tools.errors import BadInputError, ModelLoadError
@@ -542,10 +542,10 @@ def test_max_tensor_bytes(tmp_path, monkeypatch):
     model_io.load(path)
     with pytest.raises(ModelLoadError, match=r"initializer 'big' declares shape \(64, 64\) FLOAT of 16.0 KiB"):
         model_io.load(path, max_tensor_bytes=1024)
-    monkeypatch.setenv(model_io.MAX_TENSOR_BYTES_ENV, "1024")
+    monkeypatch.setenv(validate.MAX_TENSOR_BYTES_ENV, "1024")
     with pytest.raises(ModelLoadError, match="max_tensor_bytes"):
         model_io.load(path)
-    monkeypatch.setenv(model_io.MAX_TENSOR_BYTES_ENV, "lots")
+    monkeypatch.setenv(validate.MAX_TENSOR_BYTES_ENV, "lots")
     with pytest.raises(BadInputError, match="QONNX_TOOLS_MAX_TENSOR_BYTES"):
         model_io.load(path)
 

@@ -1,4 +1,4 @@
-"""Loading, saving, domain normalisation, external data and atomic writes."""
+"""Loading, saving, domain normalisation, external data and atomic writes (validation: test_validate.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from onnx import TensorProto, helper, numpy_helper
 from qonnx_tools import model_io
 from qonnx_tools._ir import ir
 from qonnx_tools.domains import QONNX
-from qonnx_tools.errors import ModelLoadError, ModelSaveError
+from qonnx_tools.errors import ModelSaveError
 from qonnx_tools.testing import shared_models
 
 SHARED_MODELS = shared_models()
@@ -187,19 +187,6 @@ def test_failed_save_keeps_existing_target(tmp_path, monkeypatch):
         model_io.save(model, target)
     assert target.read_bytes() == b"previous contents"
     assert sorted(os.listdir(tmp_path)) == ["m.onnx", "out.onnx"]
-
-
-@pytest.mark.parametrize("content", [b"", b"not a protobuf at all", b"\x08\x07\x12"])
-def test_unreadable_files_raise_model_load_error(tmp_path, content):
-    path = tmp_path / "bad.onnx"
-    path.write_bytes(content)
-    with pytest.raises(ModelLoadError, match="bad.onnx"):
-        model_io.load(path)
-
-
-def test_missing_file(tmp_path):
-    with pytest.raises(ModelLoadError, match="no such file"):
-        model_io.load(tmp_path / "absent.onnx")
 
 
 @pytest.mark.shared
