@@ -62,7 +62,7 @@ import onnx.numpy_helper
 import onnx.shape_inference
 
 from qonnx_tools.domains import CHANNELS_LAST, QONNX, STANDARD, canonical_domain
-from qonnx_tools.errors import InvalidAttributeError, InvalidDataTypeError
+from qonnx_tools.errors import InvalidAttributeError, InvalidDataTypeError, first_line
 from qonnx_tools.model_io import _all_external_tensors
 from qonnx_tools.validate import (
     DEFAULT_QONNX_OPSET,
@@ -393,7 +393,7 @@ class _Checker:
         try:
             inferred = onnx.shape_inference.infer_node_outputs(schema, node, types, data, opset_imports=opsets)
         except Exception as exc:  # onnx's inference is the validator here: its complaint is the finding
-            self.add(f"type/shape inference fails: {_first_line(exc)}", label, op_label(node))
+            self.add(f"type/shape inference fails: {first_line(exc)}", label, op_label(node))
             return
         for name, type_proto in inferred.items():
             if not name or not type_proto.HasField("tensor_type"):
@@ -631,6 +631,3 @@ def _strip_where(message: str) -> str:
     return message
 
 
-def _first_line(exc: BaseException) -> str:
-    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
-    return lines[0] if lines else type(exc).__name__

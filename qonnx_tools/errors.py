@@ -53,3 +53,10 @@ class VerificationError(CheckFailedError):
 
 class ConversionError(CheckFailedError):
     """Some nodes could not be converted; the message lists each node and why (CLI exit 1)."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first non-blank line of an exception's message (its type name when there is none):
+    what a one-line error report shows of an error raised by a library we call."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__

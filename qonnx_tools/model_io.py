@@ -30,8 +30,8 @@ import onnx
 from qonnx_tools._ir import ir, subgraphs
 from qonnx_tools.atomic import atomic_target, write_bytes_atomic
 from qonnx_tools.domains import QONNX, STANDARD, canonical_domain
-from qonnx_tools.errors import ModelLoadError, ModelSaveError
-from qonnx_tools.validate import DEFAULT_QONNX_OPSET, ERROR, PathLike, _first_line, read_proto, validate_proto
+from qonnx_tools.errors import ModelLoadError, ModelSaveError, first_line
+from qonnx_tools.validate import DEFAULT_QONNX_OPSET, ERROR, PathLike, read_proto, validate_proto
 
 #: Protobuf messages cannot exceed 2 GiB; above this many initializer bytes, save externally.
 EXTERNAL_DATA_THRESHOLD_BYTES = 1_800_000_000
@@ -96,7 +96,7 @@ def _root_message(exc: BaseException) -> str:
     """First line of the innermost cause (onnx_ir wraps errors in 'Error calling ...')."""
     while exc.__cause__ is not None:
         exc = exc.__cause__
-    return f"{type(exc).__name__}: {_first_line(exc)}"
+    return f"{type(exc).__name__}: {first_line(exc)}"
 
 
 def normalise_domains(model: ir.Model) -> bool:
@@ -156,7 +156,7 @@ def save(model: ir.Model, path: PathLike, *, external_data: bool | None = None) 
     except ModelSaveError:
         raise
     except Exception as exc:
-        raise ModelSaveError(f"{path}: could not save model ({_first_line(exc)})") from exc
+        raise ModelSaveError(f"{path}: could not save model ({first_line(exc)})") from exc
     return path
 
 

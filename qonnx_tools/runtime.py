@@ -16,7 +16,7 @@ import numpy as np
 from qonnx_tools._ir import ir
 from qonnx_tools.annotations import get_datatype
 from qonnx_tools.domains import STANDARD
-from qonnx_tools.errors import BadInputError, ExecutionError
+from qonnx_tools.errors import BadInputError, ExecutionError, first_line
 
 #: Range used for random float inputs when the model declares no datatype.
 DEFAULT_FLOAT_RANGE = (-1.0, 1.0)
@@ -74,8 +74,6 @@ def run_onnxruntime(
         raise ExecutionError(f"onnxruntime could not run the model: {first_line(exc)}") from exc
 
 
-def first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def random_inputs(model: ir.Model, *, seed: int = 0, batch: int | None = None) -> dict[str, np.ndarray]:

@@ -64,7 +64,7 @@ import onnx.shape_inference
 from qonnx_tools import ops as qonnx_ops
 from qonnx_tools._ir import ir, subgraphs
 from qonnx_tools.domains import CHANNELS_LAST, QONNX, STANDARD, canonical_domain
-from qonnx_tools.errors import BadInputError, QonnxToolsError, UnsupportedOpError
+from qonnx_tools.errors import BadInputError, QonnxToolsError, UnsupportedOpError, first_line
 from qonnx_tools.executor.attributes import decode_attributes
 from qonnx_tools.executor.registry import NodeContext
 from qonnx_tools.graph_order import topological_order
@@ -168,9 +168,9 @@ class _ShapeRun:
             except QonnxToolsError as exc:  # bad attributes of a QONNX op, strict-mode conflicts
                 if self.strict:
                     raise
-                self.failures.append(f"node {node.name!r} ({_op_name(node)}): {_first_line(exc)}")
+                self.failures.append(f"node {node.name!r} ({_op_name(node)}): {first_line(exc)}")
             except Exception as exc:  # onnx InferenceError, errors of an op's infer_types...
-                self.fail(node, f"{type(exc).__name__}: {_first_line(exc)}", BadInputError, exc)
+                self.fail(node, f"{type(exc).__name__}: {first_line(exc)}", BadInputError, exc)
 
     def fail(
         self, node: ir.Node, reason: str, error: type[QonnxToolsError], exc: BaseException | None = None
@@ -670,6 +670,3 @@ def _op_name(node: ir.Node | None) -> str:
     return f"{domain}:{node.op_type}" if domain else node.op_type
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

@@ -29,7 +29,7 @@ import onnx.helper
 
 from qonnx_tools._ir import ir
 from qonnx_tools.domains import CHANNELS_LAST, QONNX, STANDARD, canonical_domain
-from qonnx_tools.errors import BadInputError, ModelLoadError
+from qonnx_tools.errors import BadInputError, ModelLoadError, first_line
 
 PathLike = str | os.PathLike
 
@@ -108,7 +108,7 @@ def read_proto(path: PathLike) -> onnx.ModelProto:
     try:
         proto = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # DecodeError, ParseError, UnicodeDecodeError, RecursionError...
-        raise ModelLoadError(f"{path}: not a readable ONNX model ({_first_line(exc)})") from exc
+        raise ModelLoadError(f"{path}: not a readable ONNX model ({first_line(exc)})") from exc
     if not proto.ir_version or proto.ir_version < 1:
         raise ModelLoadError(f"{path}: not an ONNX model (no ir_version; empty or foreign file?)")
     if proto.ir_version > onnx.IR_VERSION:
@@ -620,6 +620,3 @@ def _bytes_text(n: int) -> str:
 
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

@@ -68,8 +68,8 @@ import numpy as np
 from qonnx_tools._ir import ir
 from qonnx_tools.constants import constant_array
 from qonnx_tools.domains import QONNX, STANDARD
-from qonnx_tools.errors import BadInputError, ExecutionError
-from qonnx_tools.runtime import first_line, ort_session
+from qonnx_tools.errors import BadInputError, ExecutionError, first_line
+from qonnx_tools.runtime import ort_session
 
 BACKENDS = ("executor", "onnxruntime", "auto")
 
