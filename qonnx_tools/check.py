@@ -61,7 +61,7 @@ import onnx.helper
 import onnx.numpy_helper
 import onnx.shape_inference
 
-from qonnx_tools.domains import CHANNELS_LAST, QONNX, STANDARD, canonical_domain
+from qonnx_tools.domains import CHANNELS_LAST, ONNX_DOMAINS, QONNX, STANDARD, canonical_domain
 from qonnx_tools.errors import InvalidAttributeError, InvalidDataTypeError, first_line
 from qonnx_tools.model_io import _all_external_tensors
 from qonnx_tools.validate import (
@@ -86,8 +86,6 @@ __all__ = ["Finding", "check_file", "check_proto", "ERROR", "WARNING"]
 #: Constant parameters with more elements than this are not read (they are weights, not parameters).
 MAX_PARAMETER_ELEMENTS = 1 << 20
 
-#: Domains whose operator schemas the onnx package knows.
-_ONNX_DOMAINS = (STANDARD, "ai.onnx.ml", "ai.onnx.preview.training")
 
 #: Newest QONNX opset this package defines (Trunc v2).
 _QONNX_MAX_OPSET = 2
@@ -339,7 +337,7 @@ class _Checker:
         domain = canonical_domain(node.domain)
         if domain == STANDARD and node.op_type == "Constant":
             self.constant_node(node, scope)
-        if domain in _ONNX_DOMAINS:
+        if domain in ONNX_DOMAINS:
             self.standard_node(node, label, domain, scope)
         elif domain in (QONNX, CHANNELS_LAST):
             self.qonnx_node(node, label, domain, scope)
@@ -389,7 +387,7 @@ class _Checker:
             if isinstance(tensor, onnx.TensorProto) and _numel(tensor.dims) <= 1024 and self.tensor_ok(tensor):
                 if tensor.data_location != onnx.TensorProto.EXTERNAL:
                     data[n] = tensor
-        opsets = [onnx.helper.make_opsetid(d, v) for d, v in self.opsets.items() if d in _ONNX_DOMAINS]
+        opsets = [onnx.helper.make_opsetid(d, v) for d, v in self.opsets.items() if d in ONNX_DOMAINS]
         try:
             inferred = onnx.shape_inference.infer_node_outputs(schema, node, types, data, opset_imports=opsets)
         except Exception as exc:  # onnx's inference is the validator here: its complaint is the finding

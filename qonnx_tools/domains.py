@@ -13,6 +13,9 @@ STANDARD = ""
 QONNX = "qonnx.custom_op.general"
 CHANNELS_LAST = "qonnx.custom_op.channels_last"
 
+#: Domains whose operator schemas the onnx package itself defines (canonical spelling).
+ONNX_DOMAINS = (STANDARD, "ai.onnx.ml", "ai.onnx.preview.training")
+
 #: alias -> canonical domain
 DOMAIN_ALIASES: dict[str, str] = {
     "ai.onnx": STANDARD,

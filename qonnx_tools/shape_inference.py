@@ -63,7 +63,7 @@ import onnx.shape_inference
 
 from qonnx_tools import ops as qonnx_ops
 from qonnx_tools._ir import ir, subgraphs
-from qonnx_tools.domains import CHANNELS_LAST, QONNX, STANDARD, canonical_domain
+from qonnx_tools.domains import CHANNELS_LAST, ONNX_DOMAINS, QONNX, STANDARD, canonical_domain
 from qonnx_tools.errors import BadInputError, QonnxToolsError, UnsupportedOpError, first_line
 from qonnx_tools.executor.attributes import decode_attributes
 from qonnx_tools.executor.registry import NodeContext
@@ -74,8 +74,6 @@ from qonnx_tools.ops.base import TensorInfo
 #: Constants with at most this many elements are read and given to inference as data.
 MAX_CONSTANT_ELEMENTS = 1024
 
-#: ONNX domains whose schemas the onnx package knows.
-_ONNX_DOMAINS = ("", "ai.onnx.ml", "ai.onnx.preview.training")
 
 #: Nodes never evaluated for constant propagation (not deterministic).
 _NONDETERMINISTIC = frozenset(
@@ -190,7 +188,7 @@ class _ShapeRun:
             if op is not None:
                 self.qonnx_node(node, op, domain)
                 return
-        if domain in _ONNX_DOMAINS:
+        if domain in ONNX_DOMAINS:
             schema = self.schema(node.op_type, domain)
             if schema is not None:
                 self.standard_node(node, schema, domain)
