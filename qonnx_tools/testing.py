@@ -90,6 +90,143 @@ def make_model(*args: Any, **kwargs: Any) -> Any:
     return ir.from_proto(make_proto(*args, **kwargs))
 
 
+# -- building QONNX nodes and small graphs ----------------------------------------------------
+
+
+def quant_node(
+    x: str,
+    scale: str,
+    zeropt: str,
+    bitwidth: str,
+    out: str,
+    *,
+    signed: int | None = 1,
+    narrow: int | None = 0,
+    rounding_mode: str | None = "ROUND",
+    name: str = "",
+    op_type: str = "Quant",
+    domain: str | None = None,
+) -> Any:
+    """An ``onnx.NodeProto`` ``out = Quant(x, scale, zeropt, bitwidth)`` (value names) in the QONNX domain.
+
+    ``op_type`` may be ``"IntQuant"`` (the newer name); an attribute given as None is left out
+    (the op's default applies); an empty ``name`` leaves the node unnamed."""
+    from onnx import helper
+
+    from qonnx_tools.domains import QONNX
+
+    return helper.make_node(
+        op_type, [x, scale, zeropt, bitwidth], [out], name=name, domain=QONNX if domain is None else domain,
+        signed=signed, narrow=narrow, rounding_mode=rounding_mode,
+    )
+
+
+class GraphBuilder:
+    """Builds a float32 graph node by node: constants ``c<k>``, nodes ``<op><k>`` with output ``v<k>``,
+    random-weight convolutions drawn from ``rng``; ``model`` infers shapes."""
+
+    def __init__(self, rng: Any) -> None:
+        self.rng = rng
+        self.nodes: list[Any] = []
+        self.inits: list[Any] = []
+        self.k = 0
+
+    def const(self, array: Any, name: str | None = None) -> str:
+        import numpy as np
+        from onnx import numpy_helper
+
+        self.k += 1
+        name = name or f"c{self.k}"
+        self.inits.append(numpy_helper.from_array(np.asarray(array, np.float32), name))
+        return name
+
+    def node(self, op: str, inputs: Sequence[str], domain: str = "", **attrs: Any) -> str:
+        from onnx import helper
+
+        self.k += 1
+        out = f"v{self.k}"
+        self.nodes.append(helper.make_node(op, inputs, [out], name=f"{op.lower()}{self.k}", domain=domain, **attrs))
+        return out
+
+    def conv(self, x: str, cin: int, cout: int, k: int = 3, bias: bool = True, dims: int = 2, **attrs: Any) -> str:
+        w = self.const(self.rng.standard_normal((cout, cin) + (k,) * dims) * 0.3)
+        ins = [x, w] + ([self.const(self.rng.standard_normal(cout))] if bias else [])
+        return self.node("Conv", ins, kernel_shape=[k] * dims, pads=[k // 2] * (2 * dims))
+
+    def quant(self, x: str, scale: Any, bits: float = 4.0) -> str:
+        """A signed, not narrow, ROUND ``Quant`` of ``x`` with constant parameters (zero-point 0)."""
+        inputs = [x, self.const(scale), self.const(0.0), self.const(bits)]
+        self.k += 1
+        out = f"v{self.k}"
+        self.nodes.append(quant_node(*inputs, out, name=f"quant{self.k}"))
+        return out
+
+    def model(self, inputs: Sequence[tuple[str, Any]], outputs: Sequence[str]) -> Any:
+        """The IR model (ai.onnx 13, QONNX 1); ``inputs`` as (name, shape), outputs of unknown shape."""
+        from onnx import TensorProto, helper
+
+        from qonnx_tools._ir import ir
+        from qonnx_tools.domains import QONNX
+        from qonnx_tools.passes import run_passes
+
+        f = TensorProto.FLOAT
+        graph = helper.make_graph(
+            self.nodes, "g", [helper.make_tensor_value_info(n, f, s) for n, s in inputs],
+            [helper.make_tensor_value_info(o, f, None) for o in outputs], self.inits)
+        proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid(QONNX, 1)])
+        model = ir.from_proto(proto)
+        run_passes(model, "infer-shapes")
+        return model
+
+
+# -- running passes and comparing ----------------------------------------------------------------
+
+
+def run_pass(name: str, model: Any, **options: Any) -> Any:
+    """Run the registered pass ``name`` with ``options`` on ``model`` (in place); its PassResult."""
+    from qonnx_tools.passes import make_pass
+
+    return make_pass(name, options)(model)
+
+
+def op_types(model: Any) -> list[str]:
+    """The op types of the main graph's nodes, in graph order."""
+    return [n.op_type for n in model.graph]
+
+
+def output_names(model: Any) -> list[str]:
+    """The names of the graph outputs, in order."""
+    return [v.name for v in model.graph.outputs]
+
+
+def serialized(model: Any) -> bytes:
+    """The model's protobuf bytes (equal bytes: nothing changed)."""
+    from qonnx_tools._ir import ir
+
+    return ir.to_proto(model).SerializeToString()
+
+
+def run_before_and_after(proto: Any, model: Any, feeds: Mapping[str, Any]) -> tuple[dict, dict, dict, dict]:
+    """(executor before, executor after, onnxruntime before, onnxruntime after): ``proto`` is the model
+    before a pass, ``model`` the IR model after it."""
+    from qonnx_tools._ir import ir
+    from qonnx_tools.executor import execute
+    from qonnx_tools.runtime import run_onnxruntime
+
+    before = ir.from_proto(proto)
+    return execute(before, feeds), execute(model, feeds), run_onnxruntime(before, feeds), run_onnxruntime(model, feeds)
+
+
+def assert_bit_identical(proto: Any, model: Any, feeds: Mapping[str, Any]) -> None:
+    """Every output of ``model`` equals that of ``proto`` bit for bit, in the executor and in onnxruntime."""
+    import numpy as np
+
+    ex0, ex1, rt0, rt1 = run_before_and_after(proto, model, feeds)
+    for name in ex0:
+        np.testing.assert_array_equal(ex1[name], ex0[name])
+        np.testing.assert_array_equal(rt1[name], rt0[name])
+
+
 def prepare_corpus_model(path: Path, *, infer_shapes: bool = False) -> Any:
     """Load a corpus model and run remove-static-inputs (Brevitas lists weights as graph inputs),
     then infer-shapes when ``infer_shapes``."""
@@ -145,6 +282,20 @@ def assert_outputs_close(
                     f"(argmax equal, max diff {diff:.3g})"
                 )
         assert diff <= rel * scale, f"{name}: max abs diff {diff:.3g} (scale {scale:.3g})"
+
+
+_CORPUS_REFERENCE: dict[Path, Any] = {}
+
+
+def assert_corpus_outputs_unchanged(path: Path, pass_: Any) -> None:
+    """Run ``pass_`` on the corpus model ``path`` (after remove-static-inputs) and compare its outputs with
+    the executor's on the model before (``assert_outputs_close``; the reference is computed once per path)."""
+    x = corpus_input(path)
+    if path not in _CORPUS_REFERENCE:
+        _CORPUS_REFERENCE[path] = run_executor(prepare_corpus_model(path), x)
+    model = prepare_corpus_model(path)
+    pass_(model)
+    assert_outputs_close(path, _CORPUS_REFERENCE[path], run_executor(model, x))
 
 
 @functools.lru_cache(maxsize=1)

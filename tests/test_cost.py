@@ -14,7 +14,7 @@ from qonnx_tools.cli.main import main
 from qonnx_tools.cost import inference_cost
 from qonnx_tools.domains import QONNX
 from qonnx_tools.model_io import load
-from qonnx_tools.testing import shared_models
+from qonnx_tools.testing import quant_node, shared_models
 
 F = TensorProto.FLOAT
 ZOO_TFC = shared_models("qonnx-model-zoo/tfc/TFC_2W2A.onnx")
@@ -22,8 +22,7 @@ ZOO_TFC = shared_models("qonnx-model-zoo/tfc/TFC_2W2A.onnx")
 
 def _quant(name, x, bits, signed=1, narrow=0):
     return [
-        helper.make_node("Quant", [x, f"{name}_s", f"{name}_z", f"{name}_b"], [f"{name}_q"], name=name,
-                         domain=QONNX, signed=signed, narrow=narrow, rounding_mode="ROUND"),
+        quant_node(x, f"{name}_s", f"{name}_z", f"{name}_b", f"{name}_q", signed=signed, narrow=narrow, name=name),
     ], [
         numpy_helper.from_array(np.array(0.5, np.float32), f"{name}_s"),
         numpy_helper.from_array(np.array(0.0, np.float32), f"{name}_z"),

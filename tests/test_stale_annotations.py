@@ -27,7 +27,13 @@ from qonnx_tools.model_io import normalise_domains
 from qonnx_tools.passes import run_passes
 from qonnx_tools.prepare import prepare
 from qonnx_tools.streamline import streamline
-from qonnx_tools.testing import brevitas_models, executed_values, with_stale_value_info, without_value_info
+from qonnx_tools.testing import (
+    brevitas_models,
+    executed_values,
+    quant_node,
+    with_stale_value_info,
+    without_value_info,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 QONNX = "qonnx.custom_op.general"
@@ -42,8 +48,7 @@ def espcn_proto() -> onnx.ModelProto:
         return numpy_helper.from_array(np.asarray(array, np.float32), name)
 
     def quant(x, scale, bits, out, signed=1):
-        return helper.make_node("Quant", [x, scale, "zero", bits], [out], domain=QONNX, signed=signed, narrow=0,
-                                rounding_mode="ROUND")
+        return quant_node(x, scale, "zero", bits, out, signed=signed)
 
     nodes = [
         quant("x", "s_in", "b8", "xq", signed=0),

@@ -1,4 +1,5 @@
-"""Canonical arithmetic: ``sub-to-add`` (x - c -> x + (-c)) and ``div-to-mul`` (x / c -> x * (1/c)).
+"""Shared machinery of ``sub-to-add`` (sub_to_add.py) and ``div-to-mul`` (div_to_mul.py):
+a one-node rewrite ``Op(x, c) -> NewOp(x, f(c))`` for a constant right operand ``c``.
 
 Downstream tools (streamlining, absorbing scalar ops into thresholds or into the
 next layer) only need to handle Add and Mul once these run.
@@ -10,23 +11,11 @@ node. Which operand is the constant is found by looking at both: ``c - x`` and
 ``c / x`` (constant on the left) are not of this form and are left alone, as
 are nodes whose operands are both dynamic.
 
-- ``sub-to-add``: float ``c``, or signed-integer ``c`` without the type's minimum
-  (whose negation overflows). Unsigned integers are left alone. ``-c`` is exact,
-  so results are bit-identical.
-- ``div-to-mul``: floating-point ``c`` only, without zeros, whose reciprocal is a
-  finite normal number. **Not bit-exact**: ``x * RN(1/c)`` can differ from
-  ``RN(x / c)`` in the last bit (about one ulp; at most ~1.5 ulp), except when
-  ``c`` is a power of two (then ``1/c`` is exact and so is the result). With
-  ``exact_only`` only such exactly-invertible constants are converted -- use it
-  when a quantizer follows and ties must not move. Integer Div (which truncates)
-  is never converted.
-
 Models below ai.onnx opset 7 (whose Sub/Div/Add/Mul broadcast through
 ``broadcast``/``axis`` attributes) are left alone; run ``opset-upgrade`` first.
 
-The negated / inverted constant becomes a new initializer (shared when one
-constant feeds several nodes); the old constant is removed when nothing else
-uses it.
+The new constant ``f(c)`` becomes a new initializer (shared when one constant
+feeds several nodes); the old constant is removed when nothing else uses it.
 
 Implementation: onnxscript's pattern rewriter. Each rewrite is a one-node
 pattern (``Sub(x, c)`` / ``Div(x, c)``) plus a condition that decides and says
@@ -39,8 +28,7 @@ handles the rewiring, graph-output names and subgraphs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, ClassVar
+from typing import Callable
 
 import numpy as np
 
@@ -49,62 +37,15 @@ from qonnx_tools.constants import constant_array
 from qonnx_tools.decline import Decline
 from qonnx_tools.domains import STANDARD, opset_of
 from qonnx_tools.passes._rewrite import all_value_names, rewriter_condition, unique_name
-from qonnx_tools.passes.base import PassResult, QonnxPass, register_pass
+from qonnx_tools.passes.base import QonnxPass
 
 
-def _is_float(dtype: np.dtype) -> bool:
+def is_float(dtype: np.dtype) -> bool:
+    """Whether ``dtype`` is a floating-point type (NumPy or ml_dtypes)."""
     try:
         return ir.DataType.from_numpy(np.dtype(dtype)).is_floating_point()
     except (TypeError, ValueError):
         return False
-
-
-def negate_constant(c: np.ndarray) -> np.ndarray | Decline:
-    """``-c`` in c's dtype, or the reason why it cannot be represented exactly."""
-    dtype = np.dtype(c.dtype)
-    if _is_float(dtype):
-        return np.negative(c)
-    if dtype.kind == "i":
-        if c.size and np.any(c == np.iinfo(dtype).min):
-            return Decline(f"constant holds {np.iinfo(dtype).min}, whose negation overflows {dtype}")
-        return np.negative(c)
-    if dtype.kind == "u":
-        return Decline(f"unsigned constant ({dtype}) has no negation")
-    return Decline(f"constant of type {dtype} is not numeric")
-
-
-def reciprocal_constant(c: np.ndarray, *, exact_only: bool = False) -> np.ndarray | Decline:
-    """``RN(1/c)`` in c's dtype, or the reason why Div by ``c`` must stay a Div."""
-    dtype = np.dtype(c.dtype)
-    if not _is_float(dtype):
-        return Decline(f"integer division ({dtype}) truncates; x * (1/c) is not equivalent")
-    wide = c.astype(np.float64)
-    if np.any(wide == 0):
-        return Decline("constant divisor contains zero")
-    # 1/c in float64 then one rounding to the dtype: correctly rounded (53 >= 2*24 + 2).
-    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-        recip64 = 1.0 / wide
-        recip = recip64.astype(dtype)
-    back = recip.astype(np.float64)
-    finite = np.isfinite(wide)
-    if np.any(finite & ~np.isfinite(back)):
-        return Decline("1/c overflows the constant's type")
-    tiny = float(_finfo(dtype).tiny)
-    if np.any(finite & (back != 0) & (np.abs(back) < tiny)):
-        return Decline("1/c is subnormal in the constant's type (precision loss)")
-    if exact_only and np.any(finite & (back * wide != 1.0)):
-        return Decline("1/c is not exact (exact_only: only powers of two are converted)")
-    return recip
-
-
-def _finfo(dtype: np.dtype):
-    """``finfo`` for NumPy and ml_dtypes float types (bfloat16 etc.)."""
-    try:
-        return np.finfo(dtype)
-    except (TypeError, ValueError):
-        import ml_dtypes
-
-        return ml_dtypes.finfo(dtype)
 
 
 def _legacy_broadcast(model: ir.Model, node: ir.Node) -> Decline | None:
@@ -123,7 +64,7 @@ def _constant_problem(value: ir.Value | None) -> str:
     return "operand is computed at run time"
 
 
-class _ConstantOperandRule:
+class ConstantOperandRule:
     """One-node rewrite ``Op(x, c) -> NewOp(x, f(c))`` for a constant right operand ``c``."""
 
     def __init__(
@@ -201,50 +142,10 @@ class _ConstantOperandRule:
                 source.graph.initializers.pop(source.name)
 
 
-def _run_rule(model: ir.Model, make_rule: Callable[[set[str]], _ConstantOperandRule]) -> bool:
+def run_rule(model: ir.Model, make_rule: Callable[[set[str]], ConstantOperandRule]) -> bool:
+    """Apply the rule ``make_rule(names in use)`` everywhere; drop the constants it made unused."""
     rule = make_rule(all_value_names(model))
     count = rewriter.RewriteRuleSet([rule.rule()]).apply_to_model(model)
     if count:
         rule.drop_unused_sources()
     return bool(count)
-
-
-@dataclass
-class SubToAdd(QonnxPass):
-    """``Sub(x, c) -> Add(x, -c)`` for a constant ``c`` (bit-exact; see the module docstring)."""
-
-    name: ClassVar[str] = "sub-to-add"
-    summary: ClassVar[str] = "x - c (constant c) -> x + (-c); exact; unsigned / INT_MIN constants kept"
-
-    def call(self, model: ir.Model) -> PassResult:
-        modified = _run_rule(
-            model, lambda names: _ConstantOperandRule("Sub", "Add", negate_constant, names, self, "_neg")
-        )
-        return PassResult(model, modified)
-
-
-@dataclass
-class DivToMul(QonnxPass):
-    """``Div(x, c) -> Mul(x, 1/c)`` for a float constant ``c`` without zeros (see the module docstring).
-
-    Not bit-exact: 1/c is rounded once, so a result can differ from x / c in the
-    last bit (~1 ulp) unless c is a power of two. ``exact_only`` converts only
-    exactly-invertible constants (powers of two).
-    """
-
-    name: ClassVar[str] = "div-to-mul"
-    summary: ClassVar[str] = (
-        "x / c (float constant c, no zeros) -> x * (1/c); rounding 1/c can change the last ulp "
-        "(exact_only=true: powers of two only); integer Div never converted"
-    )
-
-    exact_only: bool = False
-
-    def call(self, model: ir.Model) -> PassResult:
-        exact = self.exact_only
-
-        def transform(c: np.ndarray) -> np.ndarray | Decline:
-            return reciprocal_constant(c, exact_only=exact)
-
-        modified = _run_rule(model, lambda names: _ConstantOperandRule("Div", "Mul", transform, names, self, "_recip"))
-        return PassResult(model, modified)

@@ -1,63 +1,42 @@
-"""to-channels-last / to-channels-first: move NCHW regions of a model to channels-last and back.
+"""Shared core of ``to-channels-last`` (to_channels_last.py) and ``to-channels-first``
+(to_channels_first.py): wrapping layout ops between Transposes and sinking Transposes.
 
-``to-channels-last`` (option ``mode``):
+``Layout.wrap`` puts a node between ``Transpose(before)`` and ``Transpose(after)``
+(Conv weights follow the activations' layout: constant weights, and quantizers of
+constant weights, are transposed in the initializers; other weights get a
+Transpose node). Then the inserted Transposes are sunk towards the consumers:
+through element-wise ops and activations (constant operands are permuted:
+per-channel Quant scales of shape (C,1,1) become (1,1,1,C)), QONNX quantizers
+(IntQuant/Quant, BipolarQuant, Trunc, FloatQuant), QuantizeLinear/DequantizeLinear
+(``axis`` remapped), Concat (``axis`` remapped), Softmax (opset >= 13, ``axis``
+remapped), nearest-mode Resize (scales/sizes/roi permuted), and multi-input ops
+such as a residual Add when every run-time input carries the same Transpose. A
+Transpose meeting its inverse cancels; two other Transposes in a row merge.
+Transposes that find nothing to cancel stay (graph inputs and outputs keep their
+NCHW layout). Works on branched graphs (a fan-out Transpose is sunk into each
+consumer), on 1-D (N, C, L) and 2-D (N, C, H, W) convolutions; every new node gets
+a unique name. Pure data movement: executor outputs are bit-identical.
 
-- ``"qonnx"`` (default; what hls4ml reads): Conv, MaxPool and BatchNormalization on
-  tensors of rank >= 3 become the ``qonnx.custom_op.channels_last`` ops (same
-  attributes, X and Y as (N, *spatial, C)), with a Transpose NCHW->NHWC before and
-  NHWC->NCHW after. Conv weights become (M, *kernel, C/group) as qonnx defines the
-  domain: constant weights (and quantizers of constant weights) are transposed in
-  the initializers, other weights get a Transpose node. Other layout-dependent ops (AveragePool,
-  global pools, ConvTranspose, non-nearest Resize) have no channels-last form and
-  stay NCHW behind Transposes.
-- ``"transpose"`` (for onnxruntime): every layout-dependent op (Conv, ConvTranspose,
-  pools, BatchNormalization, non-nearest Resize) stays a standard op wrapped as
-  ``Transpose(to NCHW) -> op -> Transpose(to NHWC)``, so tensors between them are NHWC.
-
-Then the inserted Transposes are sunk towards the consumers: through element-wise
-ops and activations (constant operands are permuted: per-channel Quant scales of
-shape (C,1,1) become (1,1,1,C)), QONNX quantizers (IntQuant/Quant, BipolarQuant,
-Trunc, FloatQuant), QuantizeLinear/DequantizeLinear (``axis`` remapped), Concat
-(``axis`` remapped), Softmax (opset >= 13, ``axis`` remapped), nearest-mode Resize
-(scales/sizes/roi permuted), and multi-input ops such as a residual Add when every
-run-time input carries the same Transpose. A Transpose meeting its inverse cancels;
-two other Transposes in a row merge. Transposes that find nothing to cancel stay
-(graph inputs and outputs keep their NCHW layout). Works on branched graphs
-(a fan-out Transpose is sunk into each consumer), on 1-D (N, C, L) and 2-D
-(N, C, H, W) convolutions; every new node gets a unique name. Pure data
-movement: executor outputs are bit-identical.
-
-``to-channels-first`` is the inverse: channels-last ops become standard ops between
-Transposes and every NCHW<->NHWC Transpose is sunk and cancelled the same way.
-
-Needs known ranks (run ``infer-shapes`` first); nodes whose input rank is unknown
-are left alone and listed in ``declined``. One pass over the nodes plus a worklist
-over the Transposes, each moving strictly downstream: linear in the graph size for
-chains (fan-out can copy a Transpose into each branch).
+One pass over the nodes plus a worklist over the Transposes, each moving strictly
+downstream: linear in the graph size for chains (fan-out can copy a Transpose into
+each branch).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar
 
 import numpy as np
 
 from qonnx_tools._ir import ir
 from qonnx_tools.constants import constant_array
 from qonnx_tools.decline import Decline
-from qonnx_tools.domains import CHANNELS_LAST, QONNX, STANDARD, canonical_domain, opset_of
+from qonnx_tools.domains import QONNX, STANDARD, canonical_domain, opset_of
 from qonnx_tools.ops.channels_last import to_channels_first, to_channels_last
 from qonnx_tools.passes._rewrite import all_value_names, bypass, new_initializer, unique_name
-from qonnx_tools.passes.base import PassResult, QonnxPass, register_pass
 
 #: Standard ops that exist as channels-last ops.
 CHANNELS_LAST_OPS = ("Conv", "MaxPool", "BatchNormalization")
-#: Standard ops whose meaning depends on the NCHW layout.
-LAYOUT_OPS = (
-    "Conv", "ConvTranspose", "MaxPool", "AveragePool", "LpPool", "BatchNormalization", "InstanceNormalization",
-    "GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool", "Resize", "Upsample",
-)
 
 _UNARY = {
     "Relu", "LeakyRelu", "Sigmoid", "Tanh", "Elu", "Selu", "Celu", "HardSigmoid", "HardSwish", "Abs", "Neg", "Exp",
@@ -72,16 +51,18 @@ _BROADCAST = {
 _QONNX_BROADCAST = {"IntQuant", "Quant", "BipolarQuant", "Trunc", "FloatQuant"}
 
 
-def _rank(value: ir.Value | None) -> int | None:
+def rank_of(value: ir.Value | None) -> int | None:
+    """The rank of ``value``, None when unknown."""
     return None if value is None or value.shape is None else len(value.shape)
 
 
-def _perm_of(node: ir.Node) -> tuple[int, ...] | None:
+def perm_of(node: ir.Node) -> tuple[int, ...] | None:
+    """The permutation of a standard Transpose (None: not one, or rank unknown for the default perm)."""
     if node.op_type != "Transpose" or canonical_domain(node.domain) != STANDARD:
         return None
     perm = node.attributes.get_ints("perm")
     if perm is None:
-        rank = _rank(node.inputs[0])
+        rank = rank_of(node.inputs[0])
         return None if rank is None else tuple(reversed(range(rank)))
     return tuple(int(p) for p in perm)
 
@@ -98,7 +79,7 @@ def _permuted_shape(shape: ir.Shape | None, perm: tuple[int, ...]) -> ir.Shape |
 
 
 @dataclass
-class _Layout:
+class Layout:
     """One run: fresh names, the Transposes to sink, new constants."""
 
     model: ir.Model
@@ -168,7 +149,8 @@ class _Layout:
 
         A constant weight (or a quantizer of one) is transposed in the initializers;
         any other weight gets a Transpose node."""
-        from qonnx_tools.passes.fold_transpose_initializer import fold_transpose, move_transpose_into_quantizer
+        from qonnx_tools.passes.fold_transpose_into_initializer import fold_transpose
+        from qonnx_tools.passes.move_transpose_into_weight_quant import move_transpose_into_quantizer
 
         t_w = self.transpose(node.inputs[1], perm, f"{base}_weight_transpose", sink=False)
         node.graph.insert_before(node, t_w)
@@ -182,20 +164,20 @@ class _Layout:
             t = self.work.pop()
             if t.graph is None:
                 continue
-            perm = _perm_of(t)
+            perm = perm_of(t)
             if perm is None:
                 continue
             for user, _ in list(t.outputs[0].uses()):
                 if user.graph is None:
                     continue
-                if _perm_of(user) is not None:
+                if perm_of(user) is not None:
                     self._combine(t, perm, user)
                 else:
                     self._sink(t, perm, user)
 
     def _combine(self, t: ir.Node, perm: tuple[int, ...], user: ir.Node) -> None:
         """``user`` = Transpose(Transpose(x, perm), q): cancel (identity) or merge into one Transpose of x."""
-        q = _perm_of(user)
+        q = perm_of(user)
         if len(q) != len(perm):
             return
         composed = tuple(perm[i] for i in q)
@@ -276,7 +258,7 @@ class _Layout:
     def _data_input(self, value: ir.Value | None, perm: tuple[int, ...]) -> ir.Value | None:
         """``x`` when ``value`` is ``Transpose(x, perm)``."""
         producer = value.producer() if value is not None else None
-        if producer is not None and _perm_of(producer) == perm:
+        if producer is not None and perm_of(producer) == perm:
             return producer.inputs[0]
         return None
 
@@ -350,10 +332,10 @@ class _Layout:
     def finish(self) -> None:
         """Cancel or merge Transposes left back to back, then drop the unused ones."""
         for node in list(self.inserted):
-            if node.graph is None or (perm := _perm_of(node)) is None:
+            if node.graph is None or (perm := perm_of(node)) is None:
                 continue
             for user, _ in list(node.outputs[0].uses()):
-                if user.graph is not None and _perm_of(user) is not None:
+                if user.graph is not None and perm_of(user) is not None:
                     self._combine(node, perm, user)
         for node in self.inserted:
             if node.graph is not None and not node.outputs[0].uses() and not node.outputs[0].is_graph_output():
@@ -364,123 +346,13 @@ class _Layout:
             drop_if_unused(value)
 
 
-def _state(model: ir.Model) -> _Layout:
+def layout_state(model: ir.Model) -> Layout:
+    """A fresh ``Layout`` for one run on ``model`` (names in use, the model's ai.onnx opset)."""
     opset = opset_of(model, STANDARD, 13)
     node_names = {n.name for n in model.graph if n.name}
-    return _Layout(model, all_value_names(model), node_names, opset=opset)
+    return Layout(model, all_value_names(model), node_names, opset=opset)
 
 
-@dataclass
-class ToChannelsLast(QonnxPass):
-    """NCHW Conv/pool/BatchNormalization regions to channels-last (see the module docstring).
-
-    ``mode``: ``"qonnx"`` (channels_last-domain ops, for hls4ml) or ``"transpose"``
-    (standard ops between Transposes, for onnxruntime).
-    """
-
-    name: ClassVar[str] = "to-channels-last"
-    summary: ClassVar[str] = (
-        "convert NCHW conv/pool/batchnorm regions to channels-last (mode=qonnx: channels_last ops; "
-        "mode=transpose: NHWC between Transposes) and cancel the Transposes"
-    )
-
-    mode: str = "qonnx"
-
-    def call(self, model: ir.Model) -> PassResult:
-        from qonnx_tools.errors import BadInputError
-
-        if self.mode not in ("qonnx", "transpose"):
-            raise BadInputError(f"to-channels-last: mode must be 'qonnx' or 'transpose', not {self.mode!r}")
-        state = _state(model)
-        modified = False
-        before = _fingerprint(model)
-        for node in list(model.graph):
-            if canonical_domain(node.domain) != STANDARD or node.op_type not in LAYOUT_OPS:
-                continue
-            if node.op_type in ("Resize", "Upsample") and node.attributes.get_string("mode", "nearest") == "nearest":
-                continue  # moved through by the Transposes, not wrapped
-            rank = _rank(node.inputs[0]) if node.inputs else None
-            if rank is None and node.op_type == "Conv" and len(node.inputs) > 1:
-                rank = _rank(node.inputs[1])
-            if rank is None or rank < 3:
-                if rank is None:
-                    self.decline(Decline("input rank unknown (run infer-shapes)"), node)
-                continue
-            if node.op_type == "MaxPool" and len(node.outputs) > 1 and node.outputs[1] is not None and (
-                node.outputs[1].uses() or node.outputs[1].is_graph_output()
-            ):
-                self.decline(Decline("the Indices output is used"), node)
-                continue
-            if node.op_type == "BatchNormalization" and len(node.outputs) > 1:
-                self.decline(Decline("training-mode outputs"), node)
-                continue
-            first, last = to_channels_first(rank), to_channels_last(rank)
-            if self.mode == "qonnx" and node.op_type in CHANNELS_LAST_OPS:
-                state.wrap(node, CHANNELS_LAST, last, first)
-                model.opset_imports.setdefault(CHANNELS_LAST, 1)
-            elif self.mode == "transpose":
-                uses = list(node.outputs[0].uses())
-                if len(uses) == 1 and _perm_of(uses[0][0]) == last and not node.outputs[0].is_graph_output():
-                    continue  # already NHWC after it (a second run)
-                _nhwc_after(state, node, first, last)
-            else:
-                continue
-            modified = True
-        if modified:
-            state.run()
-            state.finish()
-            # honest result: in transpose mode every inserted pair may have cancelled again
-            modified = before != _fingerprint(model)
-        return PassResult(model, modified)
-
-
-def _nhwc_after(state: _Layout, node: ir.Node, first, last) -> None:
-    """Transpose mode: ``node -> Transpose(to NHWC) -> Transpose(to NCHW) -> users``; the second one is sunk."""
-    graph = node.graph
-    base = node.name or node.op_type
-    y = node.outputs[0]
-    users = list(y.uses())
-    was_output = y.is_graph_output()
-    t_last = state.transpose(y, last, f"{base}_to_nhwc", sink=False)
-    t_first = state.transpose(t_last.outputs[0], first, f"{base}_to_nchw")
-    t_first.outputs[0].meta.update(y.meta)
-    graph.insert_after(node, [t_last, t_first])
-    state.reroute(y, t_first.outputs[0], users, was_output, "nchw")
-
-
-@dataclass
-class ToChannelsFirst(QonnxPass):
-    """Inverse of to-channels-last: channels_last-domain ops back to standard NCHW ops, NHWC Transposes cancelled."""
-
-    name: ClassVar[str] = "to-channels-first"
-    summary: ClassVar[str] = "convert channels_last ops back to standard NCHW ops and cancel NCHW<->NHWC Transposes"
-
-    def call(self, model: ir.Model) -> PassResult:
-        state = _state(model)
-        modified = False
-        for node in list(model.graph):
-            if canonical_domain(node.domain) == CHANNELS_LAST and node.op_type in CHANNELS_LAST_OPS:
-                rank = _rank(node.inputs[0]) or (_rank(node.inputs[1]) if node.op_type == "Conv" else None)
-                if rank is None:
-                    continue
-                state.wrap(node, STANDARD, to_channels_first(rank), to_channels_last(rank))
-                modified = True
-            elif (perm := _perm_of(node)) is not None and len(perm) >= 3 and perm == to_channels_last(len(perm)):
-                state.work.append(node)
-                state.inserted.append(node)
-        if not modified and not state.work:
-            return PassResult(model, False)
-        before = _fingerprint(model)
-        state.run()
-        state.finish()
-        modified = modified or before != _fingerprint(model)
-        if not any(canonical_domain(n.domain) == CHANNELS_LAST for n in model.graph):
-            for domain in list(model.opset_imports):
-                if canonical_domain(domain) == CHANNELS_LAST:
-                    del model.opset_imports[domain]
-        return PassResult(model, modified)
-
-
-def _fingerprint(model: ir.Model) -> tuple:
+def fingerprint(model: ir.Model) -> tuple:
     """Nodes, their domains and wiring (ids): equal before and after means nothing changed."""
     return tuple((id(n), n.domain, n.op_type, tuple(id(v) for v in n.inputs)) for n in model.graph)

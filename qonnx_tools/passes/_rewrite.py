@@ -6,6 +6,7 @@
 - ``all_value_names`` / ``unique_name``: fresh names for new initializers.
 - ``new_initializer`` / ``drop_if_unused``: add a constant, remove one nobody reads.
 - ``quantizer_of_constants`` / ``replace_constant_input``: rewrite a quantized constant weight.
+- ``transpose_perm``: a Transpose's permutation (its default, the reversal, included).
 - ``rewriter_condition``: the adapter between our checks (``Decline``) and onnxscript's
   rewriter (``MatchResult.fail``).
 
@@ -132,6 +133,18 @@ def quantizer_of_constants(value: ir.Value | None) -> ir.Node | Decline:
     if any(v is None or not v.is_initializer() or v.const_value is None or v.is_graph_input() for v in quant.inputs):
         return Decline("quantizer inputs are not all initializers", quant)
     return quant
+
+
+def transpose_perm(node: ir.Node, rank: int) -> list[int] | Decline:
+    """The ``perm`` of Transpose ``node`` for an input of rank ``rank`` (absent: reversed axes),
+    or why it is not a permutation of that rank."""
+    perm = node.attributes.get_ints("perm")
+    if perm is None:
+        return list(range(rank))[::-1]
+    perm = [int(p) for p in perm]
+    if sorted(perm) != list(range(rank)):
+        return Decline(f"perm {perm} is not a permutation of rank {rank}")
+    return perm
 
 
 def replace_constant_input(node: ir.Node, index: int, array, name: str, used: set[str]) -> ir.Value:

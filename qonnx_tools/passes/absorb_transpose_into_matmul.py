@@ -27,7 +27,7 @@ from qonnx_tools.decline import Decline
 from qonnx_tools.domains import STANDARD, canonical_domain
 from qonnx_tools.ops.channels_last import to_channels_first
 from qonnx_tools.passes._rewrite import all_value_names, quantizer_of_constants, replace_constant_input
-from qonnx_tools.passes.base import PassResult, QonnxPass, register_pass
+from qonnx_tools.passes.base import PassResult, QonnxPass
 
 #: Not a candidate at all (most Transposes): not reported as a decline.
 _NOT_TO_NCHW = "not a channels-last -> channels-first Transpose"

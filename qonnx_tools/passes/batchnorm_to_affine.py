@@ -51,7 +51,7 @@ from qonnx_tools.constants import constant_array
 from qonnx_tools.decline import Decline
 from qonnx_tools.domains import STANDARD, opset_of
 from qonnx_tools.passes._rewrite import all_value_names, rewriter_condition, unique_name
-from qonnx_tools.passes.base import PassResult, QonnxPass, register_pass
+from qonnx_tools.passes.base import PassResult, QonnxPass
 
 _PARAMS = ("scale", "bias", "mean", "var")
 

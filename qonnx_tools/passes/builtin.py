@@ -4,25 +4,35 @@
 A pass of one's own is registered with ``@register_pass`` (transforms/custom_pass_example.py).
 """
 
-from qonnx_tools.passes.absorb_transpose_matmul import AbsorbTransposeIntoMatMul
-from qonnx_tools.passes.arith_canonical import DivToMul, SubToAdd
-from qonnx_tools.passes.attrs_to_inputs import AttrsToInputs
+from qonnx_tools.passes.absorb_transpose_into_matmul import AbsorbTransposeIntoMatMul
 from qonnx_tools.passes.batchnorm_to_affine import BatchNormToAffine
 from qonnx_tools.passes.change_batch_size import ChangeBatchSize
-from qonnx_tools.passes.channels_last import ToChannelsFirst, ToChannelsLast
 from qonnx_tools.passes.cleanup import Cleanup
+from qonnx_tools.passes.dedupe_initializers import DedupeInitializers
+from qonnx_tools.passes.div_to_mul import DivToMul
 from qonnx_tools.passes.extract_conv_bias import ExtractConvBias
 from qonnx_tools.passes.fold_constants import FoldConstants
-from qonnx_tools.passes.fold_transpose_initializer import FoldTransposeIntoInitializer, MoveTransposeIntoWeightQuant
+from qonnx_tools.passes.fold_transpose_into_initializer import FoldTransposeIntoInitializer
 from qonnx_tools.passes.gemm_to_matmul import GemmToMatMul
 from qonnx_tools.passes.infer_datatypes import InferDatatypes
 from qonnx_tools.passes.infer_shapes import InferShapes
 from qonnx_tools.passes.merge_reshapes import MergeReshapes
 from qonnx_tools.passes.move_into_integer_domain import MoveIntoIntegerDomain
-from qonnx_tools.passes.naming import NameNodes, SanitizeNames
+from qonnx_tools.passes.move_transpose_into_weight_quant import MoveTransposeIntoWeightQuant
+from qonnx_tools.passes.name_nodes import NameNodes
 from qonnx_tools.passes.opset_upgrade import OpsetUpgrade
-from qonnx_tools.passes.remove_identity import RemoveIdentity, RemoveNoopArith
-from qonnx_tools.passes.tidy import DedupeInitializers, RemoveDead, RemoveStaticInputs, Sort, Tidy, UnshareInitializers
+from qonnx_tools.passes.pad_attrs_to_inputs import PadAttrsToInputs
+from qonnx_tools.passes.remove_dead import RemoveDead
+from qonnx_tools.passes.remove_identity import RemoveIdentity
+from qonnx_tools.passes.remove_noop_arith import RemoveNoopArith
+from qonnx_tools.passes.remove_static_inputs import RemoveStaticInputs
+from qonnx_tools.passes.sanitize_names import SanitizeNames
+from qonnx_tools.passes.sort import Sort
+from qonnx_tools.passes.sub_to_add import SubToAdd
+from qonnx_tools.passes.tidy import Tidy
+from qonnx_tools.passes.to_channels_first import ToChannelsFirst
+from qonnx_tools.passes.to_channels_last import ToChannelsLast
+from qonnx_tools.passes.unshare_initializers import UnshareInitializers
 from qonnx_tools.streamline.absorb import (
     AbsorbAddIntoMultiThreshold,
     AbsorbIntoMultiThreshold,
@@ -35,7 +45,6 @@ from qonnx_tools.streamline.absorb import (
 from qonnx_tools.streamline.collapse import CollapseRepeatedOps, FactorOutMulSign
 from qonnx_tools.streamline.frontend import (
     AvgPoolToSumPool,
-    FoldStaticShape,
     FoldWeightQuant,
     QonnxToFinn,
     QuantToMultiThreshold,
@@ -50,11 +59,11 @@ BUILTIN_PASSES = (
     InferShapes, InferDatatypes, Sort, RemoveDead, RemoveStaticInputs, DedupeInitializers, UnshareInitializers,
     RemoveIdentity, RemoveNoopArith, FoldConstants, MergeReshapes, NameNodes, SanitizeNames, Tidy, Cleanup,
     # canonical forms
-    AttrsToInputs, OpsetUpgrade, ChangeBatchSize, SubToAdd, DivToMul, GemmToMatMul, ExtractConvBias,
+    PadAttrsToInputs, OpsetUpgrade, ChangeBatchSize, SubToAdd, DivToMul, GemmToMatMul, ExtractConvBias,
     BatchNormToAffine, FoldTransposeIntoInitializer, MoveTransposeIntoWeightQuant, AbsorbTransposeIntoMatMul,
     ToChannelsLast, ToChannelsFirst, MoveIntoIntegerDomain,
     # streamlining (qonnx_tools.streamline)
-    FoldStaticShape, FoldWeightQuant, QuantToMultiThreshold, TruncToMultiThreshold, AvgPoolToSumPool, QonnxToFinn,
+    FoldWeightQuant, QuantToMultiThreshold, TruncToMultiThreshold, AvgPoolToSumPool, QonnxToFinn,
     AbsorbIntoMultiThreshold, AbsorbAddIntoMultiThreshold, AbsorbMulIntoMultiThreshold, AbsorbReluIntoMultiThreshold,
     AbsorbSignMulIntoLinear, RoundThresholds, SignToThreshold, CollapseRepeatedOps, FactorOutMulSign,
     MoveMulPastLinear, MoveAddPastLinear, MovePastMaxPool, MovePastReshape, MoveAddPastMul,

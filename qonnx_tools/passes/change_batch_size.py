@@ -55,7 +55,7 @@ from qonnx_tools.decline import Decline
 from qonnx_tools.domains import STANDARD, canonical_domain
 from qonnx_tools.errors import BadInputError
 from qonnx_tools.passes._rewrite import all_value_names, drop_if_unused, unique_name
-from qonnx_tools.passes.base import PassResult, QonnxPass, register_pass
+from qonnx_tools.passes.base import PassResult, QonnxPass
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:-]*$")
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from qonnx_tools.passes.base import register_pass
 from qonnx_tools.passes.pipeline import CompositePass
 from qonnx_tools.passes.tidy import TIDY_STEPS
 

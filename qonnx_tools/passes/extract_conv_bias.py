@@ -38,7 +38,7 @@ from qonnx_tools.constants import constant_array
 from qonnx_tools.decline import Decline
 from qonnx_tools.domains import STANDARD, canonical_domain, opset_of
 from qonnx_tools.passes._rewrite import all_value_names, drop_if_unused, new_initializer, unique_name
-from qonnx_tools.passes.base import PassResult, QonnxPass, register_pass
+from qonnx_tools.passes.base import PassResult, QonnxPass
 
 _CONV_OPS = ("Conv", "ConvTranspose")
 

@@ -48,7 +48,7 @@ from qonnx_tools.domains import QONNX, STANDARD, canonical_domain, canonical_op
 from qonnx_tools.executor.engine import bind_kernel
 from qonnx_tools.graph_order import topological_order
 from qonnx_tools.passes._rewrite import all_value_names, unique_name
-from qonnx_tools.passes.base import PassResult, QonnxPass, register_pass
+from qonnx_tools.passes.base import PassResult, QonnxPass
 
 logger = logging.getLogger(__name__)
 

@@ -72,7 +72,7 @@ from qonnx_tools.executor.attributes import decode_attributes
 from qonnx_tools.executor.registry import NodeContext
 from qonnx_tools.graph_order import topological_order
 from qonnx_tools.ops.base import TensorInfo
-from qonnx_tools.passes.base import PassResult, QonnxPass, register_pass
+from qonnx_tools.passes.base import PassResult, QonnxPass
 
 #: Constant inputs up to this many elements are handed to QONNX ops' infer_datatypes.
 MAX_INFO_ELEMENTS = 1 << 16

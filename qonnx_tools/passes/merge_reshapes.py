@@ -26,7 +26,7 @@ from qonnx_tools._ir import ir
 from qonnx_tools.domains import STANDARD, canonical_domain
 from qonnx_tools.graph_order import topological_order
 from qonnx_tools.passes._rewrite import all_value_names, bypass, new_initializer, unique_name
-from qonnx_tools.passes.base import PassResult, QonnxPass, register_pass
+from qonnx_tools.passes.base import PassResult, QonnxPass
 
 _RESHAPES = ("Reshape", "Flatten")
 

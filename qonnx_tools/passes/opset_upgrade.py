@@ -45,7 +45,7 @@ import onnx.version_converter
 from qonnx_tools._ir import ir
 from qonnx_tools.domains import STANDARD, opset_of
 from qonnx_tools.errors import BadInputError
-from qonnx_tools.passes.base import PassResult, QonnxPass, register_pass
+from qonnx_tools.passes.base import PassResult, QonnxPass
 
 #: Refuse to serialise models whose tensors exceed this many bytes (protobuf's limit is 2 GiB).
 MAX_TENSOR_BYTES = 1_800_000_000

@@ -34,7 +34,7 @@ import numpy as np
 from qonnx_tools._ir import ir
 from qonnx_tools.domains import STANDARD, canonical_domain, opset_of
 from qonnx_tools.passes._rewrite import all_value_names, unique_name
-from qonnx_tools.passes.base import PassResult, QonnxPass, register_pass
+from qonnx_tools.passes.base import PassResult, QonnxPass
 
 INT64 = "int64"
 DATA = "data"  # element type of input 0
@@ -56,7 +56,7 @@ for _reduce in ("Max", "Min", "Mean", "Prod", "SumSquare", "L1", "L2", "LogSum",
 
 
 @dataclass
-class AttrsToInputs(QonnxPass):
+class PadAttrsToInputs(QonnxPass):
     """Rewrite attribute forms invalid at the model's opset (Pad pads/value, Clip min/max, ...) to inputs."""
 
     name: ClassVar[str] = "pad-attrs-to-inputs"

@@ -7,7 +7,7 @@ rule, the precise problem and a suggested fix.
 
 Pipelines:
 
-- hls4ml: remove-static-inputs, change-batch-size{batch=1}, fold-static-shape, cleanup,
+- hls4ml: remove-static-inputs, change-batch-size{batch=1}, cleanup (folds static shapes),
   gemm-to-matmul, move-transpose-into-weight-quant (hls4ml reads MatMul weights as
   [in, out] quantized constants), to-channels-last (qonnx mode), absorb-transpose-into-matmul
   (the NHWC->NCHW Transpose before a Flatten goes into the dense weights), cleanup (names every node, folds
@@ -81,7 +81,7 @@ def prepare(model: ir.Model, target: str) -> PrepareResult:
         result.steps.append(text)
 
     if target == "hls4ml":
-        run("remove-static-inputs,change-batch-size{batch=1},infer-shapes,fold-static-shape,cleanup")
+        run("remove-static-inputs,change-batch-size{batch=1},infer-shapes,cleanup")
         run("gemm-to-matmul,move-transpose-into-weight-quant,infer-shapes,to-channels-last,absorb-transpose-into-matmul,cleanup")
         run(f"unshare-initializers,sanitize-names{{reserved={','.join(sorted(rules_hls4ml.RESERVED_NAMES))}}}")
     elif target == "finn":

@@ -109,7 +109,7 @@ def _shared_initializers(node: ir.Node, model: ir.Model) -> Decline | None:
 
 
 def _names(node: ir.Node, model: ir.Model) -> Decline | None:
-    from qonnx_tools.passes.naming import is_c_identifier
+    from qonnx_tools.passes.sanitize_names import is_c_identifier
 
     names = [node.name] + [v.name for v in node.outputs if v is not None] + [
         v.name for v in node.inputs if v is not None and (v.is_graph_input() or v.is_initializer())

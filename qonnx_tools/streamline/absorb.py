@@ -45,7 +45,7 @@ from qonnx_tools._ir import ir
 from qonnx_tools.annotations import get_datatype
 from qonnx_tools.decline import Decline
 from qonnx_tools.ops.multithreshold import channel_axis
-from qonnx_tools.passes.base import PassResult, register_pass
+from qonnx_tools.passes.base import PassResult
 from qonnx_tools.streamline._graph import (
     Editor,
     RulePass,

@@ -23,7 +23,6 @@ import numpy as np
 
 from qonnx_tools._ir import ir
 from qonnx_tools.decline import Decline
-from qonnx_tools.passes.base import register_pass
 from qonnx_tools.streamline._graph import Editor, RulePass, fits
 from qonnx_tools.streamline.absorb import plan_sign_downward, plan_sign_upward
 from qonnx_tools.streamline.thresholds import F32

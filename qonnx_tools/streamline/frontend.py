@@ -2,11 +2,6 @@
 
 Passes (each registered; ``qonnx-to-finn`` runs them all in order):
 
-``fold-static-shape``
-    ``Shape(x)`` of a tensor whose shape is fully known -> an int64 initializer, so
-    that exporter flatten idioms (Shape/Gather/Unsqueeze/Concat/Reshape) fold to one
-    Reshape by a constant. Graph inputs count: the executor checks input shapes.
-
 ``fold-weight-quant``
     ``IntQuant``/``BipolarQuant`` of a constant (weights, biases). When the quantized
     tensor reaches the weight input of a ``MatMul`` (either operand: the constant one
@@ -50,10 +45,11 @@ Passes (each registered; ``qonnx-to-finn`` runs them all in order):
     unknown channel count.
 
 ``qonnx-to-finn``
-    cleanup, Shape folding, Gemm -> MatMul, conv bias extraction, BatchNorm -> Mul/Add,
-    Sub -> Add, Div -> Mul, then the passes above, ``sign-to-threshold``, the Relu in
-    front of each new MultiThreshold absorbed (``absorb-relu-into-multithreshold``: a
-    ReLU-fed unsigned quantizer becomes one MultiThreshold) and a final cleanup.
+    cleanup, constant folding (static ``Shape`` included), Gemm -> MatMul, conv bias
+    extraction, BatchNorm -> Mul/Add, Sub -> Add, Div -> Mul, then the passes above,
+    ``sign-to-threshold``, the Relu in front of each new MultiThreshold absorbed
+    (``absorb-relu-into-multithreshold``: a ReLU-fed unsigned quantizer becomes one
+    MultiThreshold) and a final cleanup.
 """
 
 from __future__ import annotations
@@ -70,7 +66,7 @@ from qonnx_tools.decline import Decline
 from qonnx_tools.domains import QONNX, STANDARD, canonical_domain, opset_of
 from qonnx_tools.executor.engine import bind_kernel
 from qonnx_tools.ops._rounding import int_bounds
-from qonnx_tools.passes.base import PassResult, register_pass
+from qonnx_tools.passes.base import PassResult
 from qonnx_tools.passes.pipeline import CompositePass, Pipeline
 from qonnx_tools.streamline._graph import (
     DATA_MOVEMENT,
@@ -205,31 +201,6 @@ def make_multithreshold(
 def _ensure_qonnx_opset(model: ir.Model) -> None:
     if not opset_of(model, QONNX):
         model.opset_imports[QONNX] = 1
-
-
-# -- fold-static-shape -----------------------------------------------------------------------
-
-
-@dataclass
-class FoldStaticShape(RulePass):
-    """``Shape(x)`` with x's shape fully known -> an int64 initializer."""
-
-    name: ClassVar[str] = "fold-static-shape"
-    summary: ClassVar[str] = "Shape of a tensor with a fully known static shape -> int64 constant (start/end honoured)"
-
-    def visit(self, node: ir.Node, editor: Editor):
-        if not is_op(node, "Shape") or not node.inputs or node.inputs[0] is None:
-            return None
-        shape = static_shape(node.inputs[0])
-        if shape is None:
-            return Decline("input shape not fully static")
-        start, end = node.attributes.get_int("start", 0), node.attributes.get_int("end")
-        dims = np.array(shape[start:end] if end is not None else shape[start:], dtype=np.int64)
-        out = node.outputs[0]
-        value = editor.initializer(dims, f"{out.name or 'shape'}_static")
-        if not editor.bypass(node, value):
-            return Decline("cannot replace the output")
-        return []
 
 
 # -- fold-weight-quant -------------------------------------------------------------------------
@@ -688,7 +659,7 @@ class AvgPoolToSumPool(RulePass):
 
 def frontend_pipeline_text(max_bits: int = 8) -> str:
     return (
-        "cleanup, fold-static-shape, fold-constants, gemm-to-matmul, extract-conv-bias, batchnorm-to-affine, "
+        "cleanup, fold-constants, gemm-to-matmul, extract-conv-bias, batchnorm-to-affine, "
         "sub-to-add, div-to-mul, fold-weight-quant, fold-constants, "
         f"quant-to-multithreshold{{max_bits={max_bits}}}, trunc-to-multithreshold{{max_bits={max_bits}}}, "
         "avgpool-to-sumpool, sign-to-threshold, absorb-relu-into-multithreshold, cleanup"

@@ -43,7 +43,6 @@ import numpy as np
 from qonnx_tools._ir import ir
 from qonnx_tools.decline import Decline
 from qonnx_tools.domains import STANDARD, canonical_domain
-from qonnx_tools.passes.base import register_pass
 from qonnx_tools.streamline._graph import (
     Editor,
     RulePass,

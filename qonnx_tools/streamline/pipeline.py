@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from qonnx_tools._ir import ir
-from qonnx_tools.passes.base import register_pass
 from qonnx_tools.passes.pipeline import CompositePass, Pipeline
 
 #: Rules run in every fixpoint round, in this order.

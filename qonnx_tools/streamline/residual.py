@@ -25,7 +25,6 @@ import numpy as np
 
 from qonnx_tools._ir import ir
 from qonnx_tools.decline import Decline
-from qonnx_tools.passes.base import register_pass
 from qonnx_tools.streamline._graph import Editor, RulePass, expand_to_rank, fits, is_op, rank, varying_axes
 from qonnx_tools.streamline.thresholds import F32
 

@@ -15,7 +15,7 @@ from qonnx_tools.model_io import load, normalise_domains, save
 from qonnx_tools.passes import make_pass, run_passes
 from qonnx_tools.passes.infer_datatypes import InferDatatypes
 from qonnx_tools.passes.infer_shapes import InferShapes
-from qonnx_tools.testing import brevitas_models, corpus_input, run_executor, shared_models
+from qonnx_tools.testing import brevitas_models, corpus_input, quant_node, run_executor, shared_models
 
 QONNX = "qonnx.custom_op.general"
 F = TensorProto.FLOAT
@@ -42,7 +42,7 @@ def const(name: str, array) -> onnx.TensorProto:
 
 
 def quant(x: str, y: str, bits: int, signed: int = 1, scale: str = "one") -> onnx.NodeProto:
-    return helper.make_node("IntQuant", [x, scale, "zero", f"b{bits}"], [y], domain=QONNX, signed=signed, narrow=0)
+    return quant_node(x, scale, "zero", f"b{bits}", y, op_type="IntQuant", signed=signed, rounding_mode=None)
 
 
 QUANT_PARAMS = [

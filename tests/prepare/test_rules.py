@@ -16,7 +16,7 @@ from qonnx_tools.errors import BadInputError, ConversionError
 from qonnx_tools.executor import Executor
 from qonnx_tools.passes import run_passes
 from qonnx_tools.prepare import RULES, TARGETS, check, prepare
-from qonnx_tools.testing import brevitas_models
+from qonnx_tools.testing import brevitas_models, quant_node
 
 F = TensorProto.FLOAT
 RNG = np.random.default_rng(0)
@@ -41,8 +41,12 @@ class G:
         return out
 
     def quant(self, x, bits=4.0, zp=0.0, signed=1, narrow=0, rounding="ROUND", scale=0.1, **kw):
-        return self.node("Quant", [x, kw.get("scale_input") or self.const(scale), self.const(zp), self.const(bits)],
-                         domain=QONNX, signed=signed, narrow=narrow, rounding_mode=rounding)
+        inputs = [x, kw.get("scale_input") or self.const(scale), self.const(zp), self.const(bits)]
+        self.k += 1
+        out = f"v{self.k}"
+        self.nodes.append(quant_node(*inputs, out, signed=signed, narrow=narrow, rounding_mode=rounding,
+                                     name=f"Quant_{self.k}"))
+        return out
 
     def model(self, x_shape=(1, 4), infer=True, opset=13):
         graph = helper.make_graph(self.nodes, "g", [helper.make_tensor_value_info("x", F, list(x_shape))] + self.inputs,

@@ -11,6 +11,7 @@ from onnx import TensorProto, helper, numpy_helper
 from qonnx_tools._ir import ir
 from qonnx_tools.executor import Executor
 from qonnx_tools.passes import parse_pipeline
+from qonnx_tools.testing import quant_node
 
 F = TensorProto.FLOAT
 QONNX = "qonnx.custom_op.general"
@@ -40,10 +41,7 @@ class Kit:
 
     @staticmethod
     def quant(x, s, z, b, y, *, signed=1, narrow=0, mode="ROUND", name=None):
-        return helper.make_node(
-            "Quant", [x, s, z, b], [y], domain=QONNX, signed=signed, narrow=narrow, rounding_mode=mode,
-            name=name or f"q_{y}",
-        )
+        return quant_node(x, s, z, b, y, signed=signed, narrow=narrow, rounding_mode=mode, name=name or f"q_{y}")
 
     @staticmethod
     def node(op, inputs, outputs, name=None, domain="", **attrs):

@@ -8,6 +8,7 @@ from onnx import helper, numpy_helper
 
 from qonnx_tools.cli.main import main
 from qonnx_tools.model_io import load
+from qonnx_tools.testing import quant_node
 
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
 
@@ -95,8 +96,7 @@ def test_verify_mismatch_exits_1(kit, tmp_path, monkeypatch, capsys):
 
 def _single_quantizer_file(tmp_path):
     """x -> Quant(scale 0.25, 4-bit unsigned) -> y, and an input holding the tie 0.625 (2.5 steps)."""
-    node = helper.make_node("Quant", ["x", "s", "z", "b"], ["y"], name="q", domain="qonnx.custom_op.general",
-                            signed=0, narrow=0, rounding_mode="ROUND")
+    node = quant_node("x", "s", "z", "b", "y", signed=0, name="q")
     inits = [("s", np.float32(0.25)), ("z", np.float32(0)), ("b", np.float32(4))]
     graph = helper.make_graph(
         [node], "g", [helper.make_tensor_value_info("x", 1, [1, 4])], [helper.make_tensor_value_info("y", 1, [1, 4])],

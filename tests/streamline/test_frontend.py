@@ -144,20 +144,6 @@ def test_trunc_v1_refused(kit):
     assert any("version 1" in line for line in kit.declined(p))
 
 
-def test_fold_static_shape_flatten_idiom(kit):
-    nodes = [
-        kit.node("Shape", ["x"], ["sh"]),
-        kit.node("Gather", ["sh", "i0"], ["n"], axis=0),
-        kit.node("Unsqueeze", ["n", "ax"], ["n1"]),
-        kit.node("Concat", ["n1", "m1"], ["shape"], axis=0),
-        kit.node("Reshape", ["x", "shape"], ["y"]),
-    ]
-    inits = [("i0", np.int64(0)), ("ax", np.int64([0])), ("m1", np.int64([-1]))]
-    model = kit.model(nodes, [("x", [2, 3, 4])], [("y", [2, 12])], inits)
-    kit.check(model, "fold-static-shape, fold-constants", {"x": np.arange(24, dtype=np.float32).reshape(2, 3, 4)})
-    assert kit.ops(model) == {"Reshape": 1}
-
-
 def test_sign_to_threshold(kit):
     model = kit.model([kit.node("Sign", ["x"], ["y"])], [("x", [1, 6])], [("y", [1, 6])])
     x = np.float32([[-2, -1e-45, -0.0, 0.0, 1e-45, 3]])

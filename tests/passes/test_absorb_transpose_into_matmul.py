@@ -14,9 +14,9 @@ from qonnx_tools._ir import ir
 from qonnx_tools.domains import QONNX
 from qonnx_tools.executor import execute
 from qonnx_tools.passes import run_passes
-from qonnx_tools.passes.absorb_transpose_matmul import AbsorbTransposeIntoMatMul
+from qonnx_tools.passes.absorb_transpose_into_matmul import AbsorbTransposeIntoMatMul
 from qonnx_tools.runtime import run_onnxruntime
-from qonnx_tools.testing import brevitas_models, make_proto, prepare_corpus_model, run_executor
+from qonnx_tools.testing import brevitas_models, make_proto, prepare_corpus_model, quant_node, run_executor
 
 F = TensorProto.FLOAT
 rng = np.random.default_rng(11)
@@ -38,8 +38,7 @@ def flatten_matmul(x_shape=(2, 3, 4, 5), flatten="Flatten", quantized=False):
     if quantized:  # per-row scale: must be permuted with the rows
         inits += [("s", rng.uniform(0.05, 0.2, (features, 1)).astype(np.float32)),
                   ("z", np.zeros((), np.float32)), ("b", np.array(4.0, np.float32))]
-        nodes.append(helper.make_node("Quant", ["W", "s", "z", "b"], ["Wq"], name="q", domain=QONNX, signed=1,
-                                      narrow=0, rounding_mode="ROUND"))
+        nodes.append(quant_node("W", "s", "z", "b", "Wq", name="q"))
         weight = "Wq"
     nodes.append(helper.make_node("MatMul", ["f", weight], ["y"], name="mm"))
     return make_proto(nodes, [("x", F, x_shape)], [("y", F, (x_shape[0], 6))], inits,

@@ -12,20 +12,11 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from qonnx_tools._ir import ir
-from qonnx_tools.passes import make_pass
 from qonnx_tools.runtime import run_onnxruntime
-from qonnx_tools.testing import make_model, make_proto
+from qonnx_tools.testing import make_model, make_proto, run_pass, serialized
 
 F = TensorProto.FLOAT
 X = np.array([[0.5, -1.25, 2.0], [-0.75, 3.5, -4.0]], np.float32)
-
-
-def run(name, model, **options):
-    return make_pass(name, options)(model)
-
-
-def serialized(model) -> bytes:
-    return ir.to_proto(model).SerializeToString()
 
 
 ATTR_CASES = [
@@ -61,12 +52,12 @@ def test_attrs_to_inputs(op, opset, attrs, n_out, expect):
     proto.ir_version = 8
     model = ir.from_proto(proto)
 
-    assert run("pad-attrs-to-inputs", model).modified
+    assert run_pass("pad-attrs-to-inputs", model).modified
     onnx.checker.check_model(ir.to_proto(model), full_check=True)
     got = run_onnxruntime(model, {"x": X})
     for name, want in zip(outs, expect(X)):
         np.testing.assert_allclose(got[name], want, rtol=1e-6)
-    assert not run("pad-attrs-to-inputs", model).modified
+    assert not run_pass("pad-attrs-to-inputs", model).modified
     moved = {k for k in attrs if k not in ("mode", "axis", "keepdims")}
     assert not moved & set(list(model.graph)[0].attributes)
 
@@ -76,14 +67,14 @@ def test_attrs_to_inputs_leaves_valid_forms_alone():
              helper.make_node("Squeeze", ["p"], ["y"], axes=[0])]
     model = make_model(nodes, [("x", F, [1, 3])], [("y", F, [5])], opset=9)
     before = serialized(model)
-    assert not run("pad-attrs-to-inputs", model).modified
+    assert not run_pass("pad-attrs-to-inputs", model).modified
     assert serialized(model) == before
 
 
 def test_attrs_to_inputs_drops_stale_attribute_when_input_present():
     nodes = [helper.make_node("Squeeze", ["x", "axes"], ["y"], axes=[1])]
     model = make_model(nodes, [("x", F, [1, 3])], [("y", F, [3])], [("axes", np.array([0], np.int64))])
-    assert run("pad-attrs-to-inputs", model).modified
+    assert run_pass("pad-attrs-to-inputs", model).modified
     node = list(model.graph)[0]
     assert not node.attributes and node.inputs[1].name == "axes"
     np.testing.assert_array_equal(run_onnxruntime(model, {"x": X[:1]})["y"], X[0])
@@ -99,7 +90,7 @@ def test_attrs_to_inputs_reads_the_opset_whatever_the_domain_spelling():
     model = ir.from_proto(proto)
     assert dict(model.opset_imports) == {"ai.onnx": 13}
 
-    assert run("pad-attrs-to-inputs", model).modified
+    assert run_pass("pad-attrs-to-inputs", model).modified
     pad = list(model.graph)[0]
     assert "pads" not in pad.attributes
     assert pad.inputs[1].const_value.numpy().tolist() == [0, 1, 0, 2]

@@ -9,27 +9,12 @@ from onnx import TensorProto, helper
 from qonnx_tools._ir import ir
 from qonnx_tools.annotations import get_datatype, set_datatype
 from qonnx_tools.datatypes import DataType
-from qonnx_tools.executor import execute
 from qonnx_tools.passes import registered_passes
-from qonnx_tools.passes.fold_transpose_initializer import FoldTransposeIntoInitializer
-from qonnx_tools.runtime import run_onnxruntime
-from qonnx_tools.testing import make_proto
+from qonnx_tools.passes.fold_transpose_into_initializer import FoldTransposeIntoInitializer
+from qonnx_tools.testing import assert_bit_identical, make_proto, op_types
 
 F = TensorProto.FLOAT
 rng = np.random.default_rng(4)
-
-
-def ops(model):
-    return [n.op_type for n in model.graph]
-
-
-def assert_same_outputs(proto, model, feeds):
-    before = ir.from_proto(proto)
-    ex0, ex1 = execute(before, feeds), execute(model, feeds)
-    rt0, rt1 = run_onnxruntime(before, feeds), run_onnxruntime(model, feeds)
-    for name in ex0:
-        np.testing.assert_array_equal(ex1[name], ex0[name])
-        np.testing.assert_array_equal(rt1[name], rt0[name])
 
 
 def matmul_with_transposed_weight(perm=(1, 0), w_shape=(5, 4)):
@@ -53,13 +38,13 @@ def test_only_consumer_transposed_in_place(perm):
     model = ir.from_proto(proto)
     p = FoldTransposeIntoInitializer()
     assert p(model).modified and p.declined == []
-    assert ops(model) == ["MatMul"]
+    assert op_types(model) == ["MatMul"]
     assert list(model.graph.initializers) == ["Wt"]
     wt = model.graph.initializers["Wt"]
     np.testing.assert_array_equal(wt.const_value.numpy(), w.T)
     assert wt.shape == ir.Shape([4, 5]) and wt.dtype == ir.DataType.FLOAT
     assert next(iter(model.graph)).inputs[1] is wt
-    assert_same_outputs(proto, model, {"x": rng.standard_normal((3, 4)).astype(np.float32)})
+    assert_bit_identical(proto, model, {"x": rng.standard_normal((3, 4)).astype(np.float32)})
     assert not FoldTransposeIntoInitializer()(model).modified
 
 
@@ -70,7 +55,7 @@ def test_rank_three_perm():
     model = ir.from_proto(proto)
     assert FoldTransposeIntoInitializer()(model).modified
     np.testing.assert_array_equal(model.graph.initializers["Wt"].const_value.numpy(), np.transpose(w, (2, 0, 1)))
-    assert_same_outputs(proto, model, {"x": rng.standard_normal((4, 2, 3)).astype(np.float32)})
+    assert_bit_identical(proto, model, {"x": rng.standard_normal((4, 2, 3)).astype(np.float32)})
 
 
 def test_initializer_with_other_consumers_is_kept():
@@ -83,9 +68,9 @@ def test_initializer_with_other_consumers_is_kept():
     proto = make_proto(nodes, [("x", F, (2, 4))], [("y", F, (2, 4))], [("W", w)])
     model = ir.from_proto(proto)
     assert FoldTransposeIntoInitializer()(model).modified
-    assert ops(model) == ["MatMul", "MatMul"]
+    assert op_types(model) == ["MatMul", "MatMul"]
     assert sorted(model.graph.initializers) == ["W", "Wt"]
-    assert_same_outputs(proto, model, {"x": rng.standard_normal((2, 4)).astype(np.float32)})
+    assert_bit_identical(proto, model, {"x": rng.standard_normal((2, 4)).astype(np.float32)})
 
 
 def test_two_transposes_of_one_initializer():
@@ -99,9 +84,9 @@ def test_two_transposes_of_one_initializer():
     proto = make_proto(nodes, [("x", F, (2, 4))], [("y", F, (2, 4))], [("W", w)])
     model = ir.from_proto(proto)
     assert FoldTransposeIntoInitializer()(model).modified
-    assert ops(model) == ["MatMul", "MatMul"]
+    assert op_types(model) == ["MatMul", "MatMul"]
     assert sorted(model.graph.initializers) == ["Wid", "Wt"]
-    assert_same_outputs(proto, model, {"x": rng.standard_normal((2, 4)).astype(np.float32)})
+    assert_bit_identical(proto, model, {"x": rng.standard_normal((2, 4)).astype(np.float32)})
 
 
 def test_chain_folds_in_one_run():
@@ -114,10 +99,10 @@ def test_chain_folds_in_one_run():
     proto = make_proto(nodes, [("x", F, (4, 3, 2))], [("y", F, (4, 3, 2))], [("W", w)])
     model = ir.from_proto(proto)
     assert FoldTransposeIntoInitializer()(model).modified
-    assert ops(model) == ["Add"]
+    assert op_types(model) == ["Add"]
     assert list(model.graph.initializers) == ["W2"]
     assert not FoldTransposeIntoInitializer()(model).modified
-    assert_same_outputs(proto, model, {"x": rng.standard_normal((4, 3, 2)).astype(np.float32)})
+    assert_bit_identical(proto, model, {"x": rng.standard_normal((4, 3, 2)).astype(np.float32)})
 
 
 def test_graph_input_initializer_declines():
@@ -133,7 +118,7 @@ def test_graph_input_initializer_declines():
     model = ir.from_proto(proto)
     p = FoldTransposeIntoInitializer()
     assert not p(model).modified
-    assert ops(model) == ["Transpose", "MatMul"]
+    assert op_types(model) == ["Transpose", "MatMul"]
     assert "remove-static-inputs" in p.declined[0]
 
 
@@ -153,7 +138,7 @@ def test_graph_output_becomes_an_initializer_backed_output():
     assert FoldTransposeIntoInitializer()(model).modified
     assert [v.name for v in model.graph.outputs] == ["y", "Wt"]
     assert model.graph.outputs[1] is model.graph.initializers["Wt"]
-    assert_same_outputs(proto, model, {"x": rng.standard_normal(2).astype(np.float32)})
+    assert_bit_identical(proto, model, {"x": rng.standard_normal(2).astype(np.float32)})
 
 
 def test_annotations_carried():
@@ -162,53 +147,3 @@ def test_annotations_carried():
     set_datatype(model.graph.initializers["W"], DataType.parse("INT4"))
     assert FoldTransposeIntoInitializer()(model).modified
     assert get_datatype(model.graph.initializers["Wt"]) == DataType.parse("INT4")
-
-
-# -- move-transpose-into-weight-quant ----------------------------------------------------------------
-
-
-def quantized_transposed_weight(scale_shape=(5, 1), extra_reader=False):
-    """MatMul(x, Transpose(Quant(W (5, 4), scale per output row, 0, 4 bits)))."""
-    from qonnx_tools.domains import QONNX
-
-    w = rng.standard_normal((5, 4)).astype(np.float32)
-    scale = (rng.uniform(0.05, 0.2, scale_shape)).astype(np.float32)
-    nodes = [
-        helper.make_node("Quant", ["W", "s", "z", "b"], ["Wq"], name="q", domain=QONNX, signed=1, narrow=0,
-                         rounding_mode="ROUND"),
-        helper.make_node("Transpose", ["Wq"], ["Wt"], name="t", perm=[1, 0]),
-        helper.make_node("MatMul", ["x", "Wt"], ["y"], name="mm"),
-    ]
-    outputs = [("y", F, (3, 5))]
-    if extra_reader:
-        nodes.append(helper.make_node("Relu", ["Wq"], ["r"], name="relu"))
-        outputs.append(("r", F, (5, 4)))
-    inits = [("W", w), ("s", scale), ("z", np.zeros((), np.float32)), ("b", np.array(4.0, np.float32))]
-    proto = make_proto(nodes, [("x", F, (3, 4))], outputs, inits, extra_opsets={QONNX: 1})
-    return proto
-
-
-@pytest.mark.parametrize("scale_shape", [(5, 1), (), (1, 4), (4,)])
-def test_transpose_moves_into_weight_quant(scale_shape):
-    from qonnx_tools.passes.fold_transpose_initializer import MoveTransposeIntoWeightQuant
-
-    proto = quantized_transposed_weight(scale_shape)
-    model = ir.from_proto(proto)
-    p = MoveTransposeIntoWeightQuant()
-    assert p(model).modified
-    assert ops(model) == ["Quant", "MatMul"]
-    quant = model.graph[0]
-    assert tuple(quant.inputs[0].shape) == (4, 5) and set(model.graph.initializers) == {v.name for v in quant.inputs}
-    feeds = {"x": rng.standard_normal((3, 4)).astype(np.float32)}
-    before = execute(ir.from_proto(proto), feeds)["y"]
-    np.testing.assert_array_equal(execute(model, feeds)["y"], before)  # quantization is elementwise: exact
-    assert not p(model).modified
-
-
-def test_transpose_into_weight_quant_declines_with_other_readers():
-    from qonnx_tools.passes.fold_transpose_initializer import MoveTransposeIntoWeightQuant
-
-    model = ir.from_proto(quantized_transposed_weight(extra_reader=True))
-    p = MoveTransposeIntoWeightQuant()
-    assert not p(model).modified
-    assert p.declined == ["node 't' (Transpose): the quantized weight has other readers"]

@@ -1,4 +1,6 @@
-"""sub-to-add and div-to-mul: structure, numerics (executor and onnxruntime), declines, honesty, corpus."""
+"""sub-to-add, and through it the constant-operand machinery it shares with div-to-mul
+(_arith_canonical.py): structure, numerics (executor and onnxruntime), declines, honesty,
+subgraphs, corpus."""
 
 from __future__ import annotations
 
@@ -12,45 +14,18 @@ from qonnx_tools._ir import common_passes, ir
 from qonnx_tools.annotations import get_datatype, set_datatype
 from qonnx_tools.datatypes import DataType
 from qonnx_tools.executor import execute
-from qonnx_tools.passes import make_pass, parse_pipeline, registered_passes
-from qonnx_tools.passes.arith_canonical import DivToMul, SubToAdd, reciprocal_constant
+from qonnx_tools.passes import registered_passes
+from qonnx_tools.passes.sub_to_add import SubToAdd
 from qonnx_tools.runtime import run_onnxruntime
 from qonnx_tools.testing import (
-    assert_outputs_close,
+    assert_bit_identical,
+    assert_corpus_outputs_unchanged,
     brevitas_corpus,
-    corpus_input,
     make_proto,
-    prepare_corpus_model,
-    run_executor,
+    op_types,
 )
 
 F = TensorProto.FLOAT
-
-
-def ops(model):
-    return [n.op_type for n in model.graph]
-
-
-def run_both(proto, model, feeds):
-    """(executor before, executor after, onnxruntime before, onnxruntime after)."""
-    before = ir.from_proto(proto)
-    return execute(before, feeds), execute(model, feeds), run_onnxruntime(before, feeds), run_onnxruntime(model, feeds)
-
-
-def assert_bit_identical(proto, model, feeds):
-    ex0, ex1, rt0, rt1 = run_both(proto, model, feeds)
-    for name in ex0:
-        np.testing.assert_array_equal(ex1[name], ex0[name])
-        np.testing.assert_array_equal(rt1[name], rt0[name])
-
-
-def assert_close(proto, model, feeds, rtol=1e-6):
-    ex0, ex1, rt0, rt1 = run_both(proto, model, feeds)
-    for name in ex0:
-        np.testing.assert_allclose(ex1[name], ex0[name], rtol=rtol, atol=0)
-        np.testing.assert_allclose(rt1[name], rt0[name], rtol=rtol, atol=0)
-
-
 rng = np.random.default_rng(0)
 
 
@@ -59,17 +34,11 @@ def rand(*shape, dtype=np.float32):
 
 
 # -- registration -----------------------------------------------------------------------
-def test_registered_with_summaries_and_pipeline_options():
+def test_registered():
     passes = registered_passes()
-    assert passes["sub-to-add"] is SubToAdd and passes["div-to-mul"] is DivToMul
-    assert "ulp" in DivToMul.summary and "ulp" in DivToMul.__doc__
-    assert make_pass("div-to-mul", {"exact_only": "true"}) == DivToMul(exact_only=True)
-    assert (
-        parse_pipeline("sub-to-add,div-to-mul{exact_only=true}").describe() == "sub-to-add,div-to-mul{exact_only=True}"
-    )
+    assert passes["sub-to-add"] is SubToAdd
 
 
-# -- sub-to-add ---------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "x_shape,c",
     [
@@ -87,7 +56,7 @@ def test_sub_constant_right_becomes_add_bit_exact(x_shape, c):
     model = ir.from_proto(proto)
     p = SubToAdd()
     assert p(model).modified and p.declined == []
-    assert ops(model) == ["Add"]
+    assert op_types(model) == ["Add"]
     add = next(iter(model.graph))
     assert add.name == "sub" and add.outputs[0].name == "y"
     new_c = add.inputs[1]
@@ -107,7 +76,7 @@ def test_sub_constant_left_declines():
     model = ir.from_proto(proto)
     p = SubToAdd()
     assert not p(model).modified
-    assert ops(model) == ["Sub"]
+    assert op_types(model) == ["Sub"]
     assert p.declined == ["node 'rsub' (Sub): constant is the left operand (Sub(c, x)); only Sub(x, c) is rewritten"]
 
 
@@ -117,7 +86,7 @@ def test_sub_both_dynamic_declines():
     )
     model = ir.from_proto(proto)
     p = SubToAdd()
-    assert not p(model).modified and ops(model) == ["Sub"]
+    assert not p(model).modified and op_types(model) == ["Sub"]
     assert "not a constant" in p.declined[0]
 
 
@@ -136,7 +105,7 @@ def test_initializer_listed_as_graph_input_is_not_constant_until_removed():
     assert "remove-static-inputs" in p.declined[0]
     common_passes.RemoveInitializersFromInputsPass()(model)
     assert SubToAdd()(model).modified
-    assert ops(model) == ["Add"]
+    assert op_types(model) == ["Add"]
     assert_bit_identical(proto, model, {"x": rand(2, 4)})
 
 
@@ -145,7 +114,7 @@ def test_legacy_broadcast_opset_declines():
     proto = make_proto([node], [("x", F, (2, 3, 4))], [("y", F, (2, 3, 4))], [("c", rand(3))], opset=6)
     model = ir.from_proto(proto)
     p = SubToAdd()
-    assert not p(model).modified and ops(model) == ["Sub"]
+    assert not p(model).modified and op_types(model) == ["Sub"]
     assert "opset < 7" in p.declined[0]
 
 
@@ -161,7 +130,7 @@ def test_constant_node_operand_and_removal():
     )
     model = ir.from_proto(proto)
     assert SubToAdd()(model).modified
-    assert ops(model) == ["Add"]  # the Constant node lost its only use and is gone
+    assert op_types(model) == ["Add"]  # the Constant node lost its only use and is gone
     assert_bit_identical(proto, model, {"x": rand(3)})
 
 
@@ -179,7 +148,7 @@ def test_shared_constant_gives_one_negated_initializer_and_is_kept_while_used():
     )
     model = ir.from_proto(proto)
     assert SubToAdd()(model).modified
-    assert ops(model) == ["Add", "Add", "Mul"]
+    assert op_types(model) == ["Add", "Add", "Mul"]
     adds = [n for n in model.graph if n.op_type == "Add"]
     assert adds[0].inputs[1] is adds[1].inputs[1]
     assert sorted(model.graph.initializers) == ["c", "c_neg"]
@@ -222,7 +191,7 @@ def test_sub_element_types(dtype, tensor_type, values, converts):
     model = ir.from_proto(proto)
     p = SubToAdd()
     assert p(model).modified is converts
-    assert ops(model) == (["Add"] if converts else ["Sub"])
+    assert op_types(model) == (["Add"] if converts else ["Sub"])
     if not converts:
         assert p.declined
     x = (rng.integers(0, 50, (2, 3)) if np.dtype(dtype).kind in "iu" else rand(2, 3)).astype(dtype)
@@ -262,134 +231,6 @@ def test_sub_to_add_property_bit_exact(x_shape, c_rank, seed):
     np.testing.assert_array_equal(execute(model, {"x": x})["y"], np.asarray(x - c))
 
 
-# -- div-to-mul ---------------------------------------------------------------------------
-@pytest.mark.parametrize(
-    "x_shape,c",
-    [
-        ((2, 3, 4), (rng.random(4) + 0.1).astype(np.float32)),
-        ((2, 3, 4), np.float32(3.0)),
-        ((4,), (rng.random((2, 1, 4)) + 0.5).astype(np.float32)),
-        ((2, 3), np.array([[7.0], [-0.3]], dtype=np.float32)[:1]),
-    ],
-)
-def test_div_float_constant_becomes_mul_within_an_ulp(x_shape, c):
-    out_shape = np.broadcast_shapes(x_shape, np.shape(c))
-    proto = make_proto(
-        [helper.make_node("Div", ["x", "c"], ["y"], name="div")], [("x", F, x_shape)], [("y", F, out_shape)], [("c", c)]
-    )
-    model = ir.from_proto(proto)
-    p = DivToMul()
-    assert p(model).modified and p.declined == []
-    assert ops(model) == ["Mul"]
-    mul = next(iter(model.graph))
-    assert mul.name == "div" and mul.outputs[0].name == "y"
-    np.testing.assert_array_equal(
-        mul.inputs[1].const_value.numpy(), (1.0 / np.asarray(c, np.float64)).astype(np.float32)
-    )
-    assert_close(proto, model, {"x": rand(*x_shape)}, rtol=1e-6)
-    assert not DivToMul()(model).modified
-
-
-def test_div_by_power_of_two_is_bit_exact_and_exact_only_keeps_others():
-    c = np.array([0.25, 2.0, 8.0, 0.5], dtype=np.float32)
-    proto = make_proto(
-        [
-            helper.make_node("Div", ["x", "c"], ["a"], name="exact"),
-            helper.make_node("Div", ["a", "k"], ["y"], name="inexact"),
-        ],
-        [("x", F, (3, 4))],
-        [("y", F, (3, 4))],
-        [("c", c), ("k", np.float32(3.0))],
-    )
-    model = ir.from_proto(proto)
-    p = DivToMul(exact_only=True)
-    assert p(model).modified
-    assert ops(model) == ["Mul", "Div"]
-    assert p.declined == ["node 'inexact' (Div): 1/c is not exact (exact_only: only powers of two are converted)"]
-    assert_bit_identical(proto, model, {"x": rand(3, 4)})
-
-
-@pytest.mark.parametrize(
-    "c,dtype,reason",
-    [
-        (np.array([1.0, 0.0], np.float32), TensorProto.FLOAT, "zero"),
-        (np.array([1e-39, 1.0], np.float32), TensorProto.FLOAT, "overflows"),  # subnormal divisor
-        (np.array([1e38, 1.0], np.float32), TensorProto.FLOAT, "subnormal"),
-        (np.array([2, 3], np.int32), TensorProto.INT32, "integer division"),
-        (np.array([2, 3], np.int64), TensorProto.INT64, "integer division"),
-    ],
-)
-def test_div_declines(c, dtype, reason):
-    proto = make_proto(
-        [helper.make_node("Div", ["x", "c"], ["y"], name="d")], [("x", dtype, (2,))], [("y", dtype, (2,))], [("c", c)]
-    )
-    model = ir.from_proto(proto)
-    p = DivToMul()
-    assert not p(model).modified
-    assert ops(model) == ["Div"]
-    assert reason in p.declined[0]
-
-
-def test_div_constant_left_declines():
-    proto = make_proto(
-        [helper.make_node("Div", ["c", "x"], ["y"], name="rdiv")], [("x", F, (2,))], [("y", F, (2,))], [("c", rand(2))]
-    )
-    model = ir.from_proto(proto)
-    p = DivToMul()
-    assert not p(model).modified
-    assert "left operand" in p.declined[0]
-
-
-def test_reciprocal_is_correctly_rounded():
-    c = (rng.random(1000) * 100 + 1e-3).astype(np.float32)
-    got = reciprocal_constant(c)
-    want = np.array([np.float32(1) / v for v in c], dtype=np.float32)  # IEEE float32 division
-    np.testing.assert_array_equal(got, want)
-
-
-@settings(max_examples=30, deadline=None)
-@given(seed=st.integers(0, 2**16), size=st.integers(1, 6))
-def test_div_to_mul_property_within_two_ulp(seed, size):
-    gen = np.random.default_rng(seed)
-    c = (gen.uniform(0.01, 100, size) * gen.choice([-1, 1], size)).astype(np.float32)
-    x = (gen.standard_normal((3, size)) * 100).astype(np.float32)
-    proto = make_proto(
-        [helper.make_node("Div", ["x", "c"], ["y"])], [("x", F, (3, size))], [("y", F, (3, size))], [("c", c)]
-    )
-    model = ir.from_proto(proto)
-    assert DivToMul()(model).modified
-    got = execute(model, {"x": x})["y"]
-    want = x / c
-    ulp = np.spacing(np.abs(want))
-    assert np.all(np.abs(got - want) <= 2 * ulp)
-
-
-# -- corpus -------------------------------------------------------------------------------
-CORPUS = brevitas_corpus()
-_REFERENCE: dict = {}
-
-
-def _reference(path, x):
-    if path not in _REFERENCE:
-        _REFERENCE[path] = run_executor(prepare_corpus_model(path), x)
-    return _REFERENCE[path]
-
-
-def check_corpus_model(path, pass_):
-    x = corpus_input(path)
-    expected = _reference(path, x)
-    model = prepare_corpus_model(path)
-    pass_(model)
-    assert_outputs_close(path, expected, run_executor(model, x))
-
-
-@pytest.mark.shared
-@pytest.mark.parametrize("pass_cls", [SubToAdd, DivToMul], ids=lambda c: c.name)
-@pytest.mark.parametrize("path", CORPUS, ids=lambda p: f"{p.parent.name}/{p.name}")
-def test_corpus_outputs_unchanged(path, pass_cls):
-    check_corpus_model(path, pass_cls())
-
-
 def test_subgraph_and_outer_graph_share_a_constant():
     c = rand(3)
     then_branch = helper.make_graph(
@@ -408,7 +249,7 @@ def test_subgraph_and_outer_graph_share_a_constant():
     proto = make_proto(nodes, [("x", F, (3,)), ("cond", TensorProto.BOOL, ())], [("y", F, (3,))], [("c", c)])
     model = ir.from_proto(proto)
     assert SubToAdd()(model).modified
-    assert ops(model) == ["If", "Add"]
+    assert op_types(model) == ["If", "Add"]
     inner = next(iter(next(iter(model.graph)).attributes["then_branch"].value))
     assert inner.op_type == "Add"
     before = ir.from_proto(proto)
@@ -416,3 +257,13 @@ def test_subgraph_and_outer_graph_share_a_constant():
         feeds = {"x": rand(3), "cond": np.array(cond)}
         np.testing.assert_array_equal(run_onnxruntime(model, feeds)["y"], run_onnxruntime(before, feeds)["y"])
     assert not SubToAdd()(model).modified
+
+
+# -- corpus -------------------------------------------------------------------------------
+CORPUS = brevitas_corpus()
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize("path", CORPUS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_corpus_outputs_unchanged(path):
+    assert_corpus_outputs_unchanged(path, SubToAdd())
