@@ -72,7 +72,7 @@ def check(model: ir.Model, target: str) -> list[Violation]:
 
 def prepare(model: ir.Model, target: str) -> PrepareResult:
     """Run ``target``'s preprocessing on ``model`` in place, then its readiness check."""
-    from qonnx_tools.passes import registered_passes, run_passes
+    from qonnx_tools.passes import run_passes
 
     result = PrepareResult(_target(target))
 
@@ -86,10 +86,7 @@ def prepare(model: ir.Model, target: str) -> PrepareResult:
         run(f"unshare-initializers,sanitize-names{{reserved={','.join(sorted(rules_hls4ml.RESERVED_NAMES))}}}")
     elif target == "finn":
         run("cleanup")
-        if "streamline" in registered_passes():
-            run("streamline")
-        else:
-            result.notes.append("no 'streamline' pass is registered: not streamlined")
+        run("streamline")
     else:
         if target == "tensorrt":
             refused = tensorrt_refusals(model)
