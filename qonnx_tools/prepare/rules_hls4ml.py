@@ -1,6 +1,6 @@
 """hls4ml readiness rules (the model hls4ml's QONNX front end reads).
 
-Checked against hls4ml 1.3's ONNX converter (tests/prepare/test_hls4ml_consumer.py
+Checked against hls4ml 1.3's ONNX converter (tests/consumers/test_hls4ml_consumer.py
 runs it when a venv with hls4ml is available): the op types it has a handler for,
 channels-last Conv/BatchNormalization/pools, 1-D/2-D convolutions with group 1 or
 depthwise, merges of two inputs, Concat up to rank 3 without the batch, Pad in

@@ -18,13 +18,12 @@ Each line: ``file``, ``ok`` (or ``error``), ``before``/``after`` counts, ``remov
 
 import contextlib
 import io
-import json
 import logging
 import sys
-import warnings
 
 import onnx
 
+from _script import report_each
 from _graph_diff import counts, node_diff, op_difference
 
 
@@ -64,20 +63,5 @@ def slim(path: str) -> dict:
             "notes": notes, "skipped_fusions": fusion_patterns()}
 
 
-def main(paths):
-    warnings.filterwarnings("ignore")
-    for path in paths:
-        stdout = sys.stdout
-        sys.stdout = sys.stderr  # keep stdout for the results
-        try:
-            result = {"file": path, "ok": True, **slim(path)}
-        except Exception as exc:  # the test reports what onnxslim said
-            result = {"file": path, "ok": False, "error": f"{type(exc).__name__}: {exc}"}
-        finally:
-            sys.stdout = stdout
-        print(json.dumps(result), flush=True)
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(report_each(sys.argv[1:], slim))

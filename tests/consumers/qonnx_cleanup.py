@@ -10,10 +10,9 @@ described by where their inputs come from.
 """
 
 import copy
-import json
 import sys
-import warnings
 
+from _script import report_each
 from _graph_diff import counts, node_diff, op_difference
 
 
@@ -55,20 +54,5 @@ def clean(path: str) -> dict:
     return {"before": before, "after": after, "removed_ops": removed, "added_ops": added, "steps": steps}
 
 
-def main(paths):
-    warnings.filterwarnings("ignore")
-    for path in paths:
-        stdout = sys.stdout
-        sys.stdout = sys.stderr  # keep stdout for the results
-        try:
-            result = {"file": path, "ok": True, **clean(path)}
-        except Exception as exc:  # the test reports what qonnx said
-            result = {"file": path, "ok": False, "error": f"{type(exc).__name__}: {exc}"}
-        finally:
-            sys.stdout = stdout
-        print(json.dumps(result), flush=True)
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(report_each(sys.argv[1:], clean))

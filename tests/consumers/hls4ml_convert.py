@@ -1,14 +1,14 @@
 """Run hls4ml's QONNX -> HLS model conversion (no synthesis) on each file given; print one JSON line per file.
 
 Runs in a separate Python environment that has hls4ml and qonnx (never in the
-project's own): tests/prepare/test_hls4ml_consumer.py calls it with that interpreter.
+project's own): tests/consumers/test_hls4ml_consumer.py calls it with that interpreter.
 """
 
-import json
 import os
 import sys
 import tempfile
-import warnings
+
+from _script import report_each
 
 
 def convert(path: str, workdir: str) -> dict:
@@ -27,19 +27,8 @@ def convert(path: str, workdir: str) -> dict:
 
 
 def main(paths: list[str]) -> int:
-    warnings.filterwarnings("ignore")
     with tempfile.TemporaryDirectory() as workdir:
-        for path in paths:
-            stdout = sys.stdout
-            sys.stdout = sys.stderr  # hls4ml prints its topology; keep stdout for the results
-            try:
-                result = {"file": path, "ok": True, **convert(path, workdir)}
-            except Exception as exc:  # the test reports what hls4ml said
-                result = {"file": path, "ok": False, "error": f"{type(exc).__name__}: {exc}"}
-            finally:
-                sys.stdout = stdout
-            print(json.dumps(result), flush=True)
-    return 0
+        return report_each(paths, lambda path: convert(path, workdir))
 
 
 if __name__ == "__main__":

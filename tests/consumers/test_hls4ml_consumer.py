@@ -12,9 +12,7 @@ Only the conversion to an hls4ml model is run (no C++ compilation, no synthesis)
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -23,21 +21,11 @@ from qonnx_tools.model_io import load, save
 from qonnx_tools.prepare import prepare
 from qonnx_tools.testing import shared_dir
 
-ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = Path(__file__).with_name("hls4ml_convert.py")
+_spec = importlib.util.spec_from_file_location("consumers_helper", Path(__file__).with_name("_consumer.py"))
+consumer = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(consumer)
 
-
-def _hls4ml_python() -> str | None:
-    candidates = [os.environ.get("QONNX_TOOLS_HLS4ML_PYTHON"), str(ROOT / ".venv-hls4ml" / "bin" / "python")]
-    for candidate in candidates:
-        if candidate and Path(candidate).is_file():
-            check = subprocess.run([candidate, "-c", "import hls4ml, qonnx"], capture_output=True)
-            if check.returncode == 0:
-                return candidate
-    return None
-
-
-PYTHON = _hls4ml_python()
+PYTHON = consumer.consumer_python("hls4ml", ["hls4ml", "qonnx"])
 SHARED = shared_dir()
 
 #: model -> expected outcome in hls4ml 1.3 (a reason when hls4ml itself cannot convert it).
@@ -71,10 +59,7 @@ def hls4ml_results(tmp_path_factory):
         result = prepare(model, "hls4ml")
         assert result.ready, (rel, [str(v) for v in result.violations])
         paths[rel] = save(model, folder / (rel.replace("/", "_")))
-    run = subprocess.run([PYTHON, str(SCRIPT), *map(str, paths.values())], capture_output=True, text=True,
-                         timeout=1800)
-    assert run.returncode == 0, run.stderr[-2000:]
-    by_file = {r["file"]: r for r in map(json.loads, run.stdout.splitlines())}
+    by_file = consumer.run_consumer(PYTHON, "hls4ml_convert.py", list(paths.values()))
     return {rel: by_file[str(path)] for rel, path in paths.items()}
 
 
