@@ -15,7 +15,6 @@ tidy the graph. Numerics are untouched.
 
 import sys
 from dataclasses import dataclass
-from typing import ClassVar
 
 from qonnx_tools.cli.main import main as qonnx_main
 from qonnx_tools.passes import run_passes
@@ -26,11 +25,8 @@ QUANTIZERS = {"Quant", "IntQuant", "BipolarQuant", "FloatQuant", "Trunc"}
 
 @register_pass
 @dataclass
-class TagQuantizers(QonnxPass):
-    """Rename quantizer nodes after the value they quantize."""
-
-    name: ClassVar[str] = "tag-quantizers"
-    summary: ClassVar[str] = "name quantizer nodes <prefix><op>_<quantized value>"
+class TagQuantizers(QonnxPass, name="tag-quantizers"):
+    """Name quantizer nodes <prefix><op>_<quantized value> (this first paragraph is what `qonnx passes` shows)."""
 
     prefix: str = "q_"  # an option: tag-quantizers{prefix=wq_}
 

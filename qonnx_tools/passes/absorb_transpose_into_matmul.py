@@ -17,7 +17,6 @@ last ulp for float weights; integer-valued quantized products are exact).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
 
 import numpy as np
 
@@ -96,14 +95,9 @@ def _row_constants(matmul: ir.Node) -> list[tuple[ir.Node, int]] | Decline:
 
 
 @dataclass
-class AbsorbTransposeIntoMatMul(QonnxPass):
-    """Transpose (to NCHW) -> Flatten -> MatMul with a constant weight: the Transpose goes into W's rows."""
-
-    name: ClassVar[str] = "absorb-transpose-into-matmul"
-    summary: ClassVar[str] = (
-        "MatMul(Flatten(Transpose(x, NHWC->NCHW)), W) -> MatMul(Flatten(x), W with rows permuted); "
-        "W an initializer or a quantizer of one"
-    )
+class AbsorbTransposeIntoMatMul(QonnxPass, name="absorb-transpose-into-matmul"):
+    """MatMul(Flatten(Transpose(x, NHWC->NCHW)), W) -> MatMul(Flatten(x), W with rows permuted); W an
+    initializer or a quantizer of one"""
 
     def call(self, model: ir.Model) -> PassResult:
         used = all_value_names(model)

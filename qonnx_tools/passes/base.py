@@ -17,6 +17,7 @@ each run starts with an empty list. One-node rewrites go through ``rewrite_each`
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import logging
 from typing import Any, Callable, ClassVar, Iterable
 
@@ -34,6 +35,16 @@ class QonnxPass(passes.InPlacePass):
 
     name: ClassVar[str] = ""
     summary: ClassVar[str] = ""
+
+    def __init_subclass__(cls, name: str | None = None, **kwargs: Any) -> None:
+        """``class P(QonnxPass, name="kebab-name")``: the pass's name; its summary (``qonnx passes``)
+        is the docstring's first paragraph unless the class sets ``summary`` itself."""
+        super().__init_subclass__(**kwargs)
+        if name is not None:
+            cls.name = name
+        doc = inspect.cleandoc(cls.__dict__.get("__doc__") or "")
+        if doc and "summary" not in cls.__dict__:
+            cls.summary = " ".join(doc.split("\n\n")[0].split())
 
     #: After a run: one ``node 'n' (Op): reason`` line per candidate the run left alone.
     declined: list[str]

@@ -42,7 +42,6 @@ and of subgraphs.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
 
 import numpy as np
 
@@ -179,13 +178,8 @@ class _BatchNormRule:
 
 
 @dataclass
-class BatchNormToAffine(QonnxPass):
-    """Inference BatchNormalization with constant parameters -> Mul + Add (see the module docstring)."""
-
-    name: ClassVar[str] = "batchnorm-to-affine"
-    summary: ClassVar[str] = (
-        "inference BatchNormalization with constant parameters -> Mul + Add by per-channel constants (axis 1)"
-    )
+class BatchNormToAffine(QonnxPass, name="batchnorm-to-affine"):
+    """inference BatchNormalization with constant parameters -> Mul + Add by per-channel constants (axis 1)"""
 
     def call(self, model: ir.Model) -> PassResult:
         rule = _BatchNormRule(all_value_names(model), self)

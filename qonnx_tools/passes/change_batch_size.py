@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import ClassVar
 
 import numpy as np
 
@@ -73,14 +72,9 @@ def _io_values(graph: ir.Graph) -> list[ir.Value]:
 
 
 @dataclass
-class ChangeBatchSize(QonnxPass):
-    """Set the batch dimension of graph I/O; fix Reshape constants; clear intermediate shapes."""
-
-    name: ClassVar[str] = "change-batch-size"
-    summary: ClassVar[str] = (
-        "set dim 0 of graph inputs/outputs to batch (or a symbolic name); fix Reshape constants "
-        "hard-coding the old batch; clears intermediate shapes (re-run infer-shapes)"
-    )
+class ChangeBatchSize(QonnxPass, name="change-batch-size"):
+    """set dim 0 of graph inputs/outputs to batch (or a symbolic name); fix Reshape constants hard-coding the
+    old batch; clears intermediate shapes (re-run infer-shapes)"""
 
     batch: int = 1
     symbolic: str | None = None

@@ -21,7 +21,6 @@ per-pass records (name, seconds, modified) of the last run, for the CLI.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
 
 from qonnx_tools.passes.pipeline import CompositePass
 from qonnx_tools.passes.tidy import TIDY_STEPS
@@ -38,14 +37,9 @@ def cleanup_pipeline_text(fold_quantizers: bool = False) -> str:
 
 
 @dataclass
-class Cleanup(CompositePass):
-    """Standard tidy-up: static inputs, identities, no-op arithmetic, constants, dead code, names."""
-
-    name: ClassVar[str] = "cleanup"
-    summary: ClassVar[str] = (
-        "tidy a model: drop static inputs, fold constants (not quantizers), remove identities, "
-        "no-op arithmetic and dead code, dedupe initializers, infer shapes/datatypes, name nodes"
-    )
+class Cleanup(CompositePass, name="cleanup"):
+    """tidy a model: drop static inputs, fold constants (not quantizers), remove identities, no-op arithmetic
+    and dead code, dedupe initializers, infer shapes/datatypes, name nodes"""
 
     fold_quantizers: bool = False
 

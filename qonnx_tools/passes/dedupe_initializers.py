@@ -9,18 +9,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import ClassVar
 
 from qonnx_tools._ir import common_passes, ir
 from qonnx_tools.passes.base import PassResult, QonnxPass
 
 
 @dataclass
-class DedupeInitializers(QonnxPass):
-    """Merge initializers with identical dtype, shape and content (onnx_ir DeduplicateInitializersPass)."""
-
-    name: ClassVar[str] = "dedupe-initializers"
-    summary: ClassVar[str] = "merge initializers with identical dtype, shape and content (up to size_limit elements)"
+class DedupeInitializers(QonnxPass, name="dedupe-initializers"):
+    """merge initializers with identical dtype, shape and content (up to size_limit elements)"""
 
     #: Initializers with more elements than this are not compared.
     size_limit: int = 1 << 20

@@ -13,7 +13,6 @@ move. Integer Div (which truncates) is never converted.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
 
 import numpy as np
 
@@ -58,19 +57,14 @@ def _finfo(dtype: np.dtype):
 
 
 @dataclass
-class DivToMul(QonnxPass):
-    """``Div(x, c) -> Mul(x, 1/c)`` for a float constant ``c`` without zeros (see the module docstring).
+class DivToMul(QonnxPass, name="div-to-mul"):
+    """x / c (float constant c, no zeros) -> x * (1/c); rounding 1/c can change the last ulp (exact_only=true:
+    powers of two only); integer Div never converted
 
     Not bit-exact: 1/c is rounded once, so a result can differ from x / c in the
     last bit (~1 ulp) unless c is a power of two. ``exact_only`` converts only
     exactly-invertible constants (powers of two).
     """
-
-    name: ClassVar[str] = "div-to-mul"
-    summary: ClassVar[str] = (
-        "x / c (float constant c, no zeros) -> x * (1/c); rounding 1/c can change the last ulp "
-        "(exact_only=true: powers of two only); integer Div never converted"
-    )
 
     exact_only: bool = False
 

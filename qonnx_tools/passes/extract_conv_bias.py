@@ -29,7 +29,6 @@ rewires), one linear sweep over the nodes, subgraphs included.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar
 
 import numpy as np
 
@@ -135,13 +134,8 @@ def extract_bias(node: ir.Node, state: _State) -> Decline | None:
 
 
 @dataclass
-class ExtractConvBias(QonnxPass):
-    """Conv / ConvTranspose with a bias -> bias-free conv + Add of the reshaped bias."""
-
-    name: ClassVar[str] = "extract-conv-bias"
-    summary: ClassVar[str] = (
-        "Conv/ConvTranspose with a bias -> bias-free conv + Add of the bias reshaped to (1, C, 1, ...)"
-    )
+class ExtractConvBias(QonnxPass, name="extract-conv-bias"):
+    """Conv/ConvTranspose with a bias -> bias-free conv + Add of the bias reshaped to (1, C, 1, ...)"""
 
     def call(self, model: ir.Model) -> PassResult:
         convs = [

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import ClassVar
 
 import numpy as np
 
@@ -86,14 +85,9 @@ def _is_constant_node(node: ir.Node | None) -> bool:
 
 
 @dataclass
-class FoldConstants(QonnxPass):
-    """Replace every node computed from constants only by initializers holding its outputs."""
-
-    name: ClassVar[str] = "fold-constants"
-    summary: ClassVar[str] = (
-        "compute nodes whose inputs are all constant (one topological sweep) into initializers; "
-        "quantizers only with fold_quantizers"
-    )
+class FoldConstants(QonnxPass, name="fold-constants"):
+    """compute nodes whose inputs are all constant (one topological sweep) into initializers; quantizers only
+    with fold_quantizers"""
 
     fold_quantizers: bool = False
     max_bytes: int = 64 * 1024 * 1024

@@ -24,7 +24,6 @@ rewriter cannot replace a node by an initializer); one linear sweep.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
 
 import numpy as np
 
@@ -80,14 +79,9 @@ def fold_transpose(node: ir.Node) -> ir.Value | Decline:
 
 
 @dataclass
-class FoldTransposeIntoInitializer(QonnxPass):
-    """Transpose of a constant initializer -> the transposed initializer (see the module docstring)."""
-
-    name: ClassVar[str] = "fold-transpose-into-initializer"
-    summary: ClassVar[str] = (
-        "Transpose of an initializer (not a graph input) -> transposed initializer "
-        "(in place when the Transpose was its only consumer)"
-    )
+class FoldTransposeIntoInitializer(QonnxPass, name="fold-transpose-into-initializer"):
+    """Transpose of an initializer (not a graph input) -> transposed initializer (in place when the Transpose
+    was its only consumer)"""
 
     def call(self, model: ir.Model) -> PassResult:
         # A worklist, so that Transpose(Transpose(W)) folds completely in one run.

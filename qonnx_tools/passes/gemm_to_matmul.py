@@ -39,7 +39,6 @@ type, shape and annotations.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar
 
 import numpy as np
 
@@ -176,14 +175,9 @@ def convert_gemm(node: ir.Node, state: _Rewriter) -> Decline | None:
 
 
 @dataclass
-class GemmToMatMul(QonnxPass):
-    """Gemm -> MatMul (+ Mul for alpha) (+ Add for C); see the module docstring."""
-
-    name: ClassVar[str] = "gemm-to-matmul"
-    summary: ClassVar[str] = (
-        "Gemm -> MatMul (+ Add for C): transposes folded into constants or explicit Transpose nodes, "
-        "alpha/beta as constant Mul factors (folded into constants when possible)"
-    )
+class GemmToMatMul(QonnxPass, name="gemm-to-matmul"):
+    """Gemm -> MatMul (+ Add for C): transposes folded into constants or explicit Transpose nodes, alpha/beta
+    as constant Mul factors (folded into constants when possible)"""
 
     def call(self, model: ir.Model) -> PassResult:
         gemms = [

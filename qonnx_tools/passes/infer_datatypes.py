@@ -58,7 +58,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, ClassVar, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -95,11 +95,8 @@ Range = tuple[int, int]
 
 
 @dataclass
-class InferDatatypes(QonnxPass):
-    """Propagate quantized datatypes and annotate tensors (see the module docstring)."""
-
-    name: ClassVar[str] = "infer-datatypes"
-    summary: ClassVar[str] = "propagate quantized datatypes (INTn, BIPOLAR, ...) into finn_datatype annotations"
+class InferDatatypes(QonnxPass, name="infer-datatypes"):
+    """propagate quantized datatypes (INTn, BIPOLAR, ...) into finn_datatype annotations"""
 
     def call(self, model: ir.Model) -> PassResult:
         run = _DatatypeRun(model)

@@ -4,7 +4,6 @@ annotations; see that module for the rules)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
 
 from qonnx_tools._ir import ir
 from qonnx_tools.passes.base import PassResult, QonnxPass
@@ -12,15 +11,12 @@ from qonnx_tools.shape_inference import ShapeConflictWarning, infer_shapes, unkn
 
 
 @dataclass
-class InferShapes(QonnxPass):
-    """Infer element types and shapes node by node (see qonnx_tools.shape_inference).
+class InferShapes(QonnxPass, name="infer-shapes"):
+    """infer element types and shapes node by node (works on >2 GB models)
 
     ``strict``: raise (BadInputError / UnsupportedOpError) when a node cannot be
     inferred or contradicts a declared shape, instead of leaving values unknown.
     """
-
-    name: ClassVar[str] = "infer-shapes"
-    summary: ClassVar[str] = "infer element types and shapes node by node (works on >2 GB models)"
 
     strict: bool = False
 

@@ -18,7 +18,6 @@ in one run; use-def links only.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
 
 import numpy as np
 
@@ -44,14 +43,9 @@ def _target(shape: ir.Shape | None) -> list[int] | None:
 
 
 @dataclass
-class MergeReshapes(QonnxPass):
-    """Merge consecutive Reshape/Flatten nodes into one Reshape; drop reshapes that change nothing."""
-
-    name: ClassVar[str] = "merge-reshapes"
-    summary: ClassVar[str] = (
-        "Reshape/Flatten of a Reshape/Flatten -> one Reshape to the final shape; "
-        "a reshape to its input's own static shape is removed"
-    )
+class MergeReshapes(QonnxPass, name="merge-reshapes"):
+    """Reshape/Flatten of a Reshape/Flatten -> one Reshape to the final shape; a reshape to its input's own
+    static shape is removed"""
 
     def call(self, model: ir.Model) -> PassResult:
         graph = model.graph

@@ -39,7 +39,6 @@ and constants and sweeps once at the end.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
 
 import ml_dtypes
 import numpy as np
@@ -325,14 +324,9 @@ def dq_of_activation(value: ir.Value | None) -> ir.Node | None:
 
 
 @dataclass
-class MoveIntoIntegerDomain(QonnxPass):
-    """Run data movement, MaxPool and Relu after a DequantizeLinear on its integers; drop exact Q(DQ(q))."""
-
-    name: ClassVar[str] = "move-into-integer-domain"
-    summary: ClassVar[str] = (
-        "MaxPool/Reshape/Flatten/Transpose/Squeeze/Unsqueeze/Identity after a DequantizeLinear move before it, "
-        "Relu becomes an integer Clip or goes, Q(DQ(q)) with the same parameters is q"
-    )
+class MoveIntoIntegerDomain(QonnxPass, name="move-into-integer-domain"):
+    """MaxPool/Reshape/Flatten/Transpose/Squeeze/Unsqueeze/Identity after a DequantizeLinear move before it,
+    Relu becomes an integer Clip or goes, Q(DQ(q)) with the same parameters is q"""
 
     def call(self, model: ir.Model) -> PassResult:
         edit = Editor(model)

@@ -15,7 +15,6 @@ collected per node).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
 
 import numpy as np
 
@@ -64,14 +63,9 @@ def move_transpose_into_quantizer(node: ir.Node, used: set[str]) -> ir.Node | De
 
 
 @dataclass
-class MoveTransposeIntoWeightQuant(QonnxPass):
-    """Transpose of a quantized constant weight -> the quantizer applied to the transposed weight."""
-
-    name: ClassVar[str] = "move-transpose-into-weight-quant"
-    summary: ClassVar[str] = (
-        "Transpose(IntQuant/BipolarQuant(W)) with W and the parameters initializers -> "
-        "quantizer of W^T with parameters transposed alike (exact: quantizers are elementwise)"
-    )
+class MoveTransposeIntoWeightQuant(QonnxPass, name="move-transpose-into-weight-quant"):
+    """Transpose(IntQuant/BipolarQuant(W)) with W and the parameters initializers -> quantizer of W^T with
+    parameters transposed alike (exact: quantizers are elementwise)"""
 
     def call(self, model: ir.Model) -> PassResult:
         used = all_value_names(model)

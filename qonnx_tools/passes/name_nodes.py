@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import collections
 from dataclasses import dataclass
-from typing import ClassVar
 
 from qonnx_tools._ir import common_passes, ir
 from qonnx_tools.errors import BadInputError
@@ -49,14 +48,9 @@ def _check_interface(graph: ir.Graph) -> None:
 
 
 @dataclass
-class NameNodes(QonnxPass):
-    """Give every node a unique readable name (<OpType>_<k>) and every value a unique name."""
-
-    name: ClassVar[str] = "name-nodes"
-    summary: ClassVar[str] = (
-        "unique node names (existing unique names kept, others <OpType>_<k>) and unique value names; "
-        "graph inputs/outputs never renamed"
-    )
+class NameNodes(QonnxPass, name="name-nodes"):
+    """unique node names (existing unique names kept, others <OpType>_<k>) and unique value names; graph
+    inputs/outputs never renamed"""
 
     rename_all: bool = False
 

@@ -35,7 +35,6 @@ Implementation: plain code around ``onnx.version_converter.convert_version``
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
 
 import onnx
 import onnx.defs
@@ -90,14 +89,9 @@ def _custom_signature(proto: onnx.ModelProto) -> list[tuple]:
 
 
 @dataclass
-class OpsetUpgrade(QonnxPass):
-    """Convert the ai.onnx opset with onnx's version converter; custom-domain nodes kept as they are."""
-
-    name: ClassVar[str] = "opset-upgrade"
-    summary: ClassVar[str] = (
-        "convert the ai.onnx opset to target with onnx.version_converter (custom ops carried through); "
-        "refuses models above 1.8 GB of tensors"
-    )
+class OpsetUpgrade(QonnxPass, name="opset-upgrade"):
+    """convert the ai.onnx opset to target with onnx.version_converter (custom ops carried through); refuses
+    models above 1.8 GB of tensors"""
 
     target: int | None = None
     allow_downgrade: bool = False

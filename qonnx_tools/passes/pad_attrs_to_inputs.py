@@ -27,7 +27,7 @@ there the stale attribute is simply dropped (the input is what the opset reads).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
@@ -56,14 +56,9 @@ for _reduce in ("Max", "Min", "Mean", "Prod", "SumSquare", "L1", "L2", "LogSum",
 
 
 @dataclass
-class PadAttrsToInputs(QonnxPass):
-    """Rewrite attribute forms invalid at the model's opset (Pad pads/value, Clip min/max, ...) to inputs."""
-
-    name: ClassVar[str] = "pad-attrs-to-inputs"
-    summary: ClassVar[str] = (
-        "turn attributes that are inputs at the model's opset (Pad pads/value, Clip min/max, Slice, TopK k, "
-        "Split split, Squeeze/Unsqueeze/Reduce* axes) into initializer inputs"
-    )
+class PadAttrsToInputs(QonnxPass, name="pad-attrs-to-inputs"):
+    """turn attributes that are inputs at the model's opset (Pad pads/value, Clip min/max, Slice, TopK k, Split
+    split, Squeeze/Unsqueeze/Reduce* axes) into initializer inputs"""
 
     def call(self, model: ir.Model) -> PassResult:
         opset = opset_of(model, STANDARD, 1)

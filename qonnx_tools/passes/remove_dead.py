@@ -9,7 +9,6 @@ only the values still in the graph when saving.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
 
 from qonnx_tools._ir import common_passes, ir
 from qonnx_tools.passes.base import PassResult, QonnxPass
@@ -28,11 +27,8 @@ def _node_signature(model: ir.Model) -> list[tuple]:
 
 
 @dataclass
-class RemoveDead(QonnxPass):
-    """Remove unused nodes, initializers and optional outputs (onnx_ir RemoveUnusedNodesPass)."""
-
-    name: ClassVar[str] = "remove-dead"
-    summary: ClassVar[str] = "remove nodes, initializers and optional outputs that nothing uses"
+class RemoveDead(QonnxPass, name="remove-dead"):
+    """remove nodes, initializers and optional outputs that nothing uses"""
 
     def call(self, model: ir.Model) -> PassResult:
         before = _node_signature(model)

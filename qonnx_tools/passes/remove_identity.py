@@ -9,7 +9,6 @@ is a graph input, an initializer or another graph output).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
 
 import numpy as np
 
@@ -27,11 +26,8 @@ def _standard(node: ir.Node, op_type: str) -> bool:
 
 
 @dataclass
-class RemoveIdentity(QonnxPass):
-    """Remove Identity nodes and inference Dropout nodes (mask unused), keeping output names."""
-
-    name: ClassVar[str] = "remove-identity"
-    summary: ClassVar[str] = "remove Identity and inference-mode Dropout (unused mask); graph output names kept"
+class RemoveIdentity(QonnxPass, name="remove-identity"):
+    """remove Identity and inference-mode Dropout (unused mask); graph output names kept"""
 
     def call(self, model: ir.Model) -> PassResult:
         modified = self._remove_identities(model)

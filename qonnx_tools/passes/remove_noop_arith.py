@@ -9,7 +9,6 @@ is a graph input, an initializer or another graph output).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
 
 import numpy as np
 
@@ -29,11 +28,8 @@ _NEUTRAL: dict[str, tuple[int, tuple[int, ...]]] = {
 
 
 @dataclass
-class RemoveNoopArith(QonnxPass):
-    """Remove x*1, x+0, x-0, x/1 (constant on either side of Add/Mul) that keep x's shape and type."""
-
-    name: ClassVar[str] = "remove-noop-arith"
-    summary: ClassVar[str] = "remove x*1, x+0, x-0, x/1 with a constant neutral operand that keeps x's shape and type"
+class RemoveNoopArith(QonnxPass, name="remove-noop-arith"):
+    """remove x*1, x+0, x-0, x/1 with a constant neutral operand that keeps x's shape and type"""
 
     def call(self, model: ir.Model) -> PassResult:
         modified = False

@@ -5,18 +5,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
 
 from qonnx_tools._ir import common_passes, ir
 from qonnx_tools.passes.base import PassResult, QonnxPass
 
 
 @dataclass
-class RemoveStaticInputs(QonnxPass):
-    """Initializers listed as graph inputs stop being graph inputs (onnx_ir RemoveInitializersFromInputsPass)."""
-
-    name: ClassVar[str] = "remove-static-inputs"
-    summary: ClassVar[str] = "stop listing initializers as graph inputs (they become fixed weights)"
+class RemoveStaticInputs(QonnxPass, name="remove-static-inputs"):
+    """stop listing initializers as graph inputs (they become fixed weights)"""
 
     def call(self, model: ir.Model) -> PassResult:
         result = common_passes.RemoveInitializersFromInputsPass()(model)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import ClassVar
 
 from qonnx_tools._ir import ir
 from qonnx_tools.passes.base import PassResult, QonnxPass
@@ -27,14 +26,9 @@ def is_c_identifier(name: str | None) -> bool:
 
 
 @dataclass
-class SanitizeNames(QonnxPass):
-    """Rename nodes and values (graph I/O included) to C identifiers that are not reserved."""
-
-    name: ClassVar[str] = "sanitize-names"
-    summary: ClassVar[str] = (
-        "rename nodes and values (graph inputs/outputs too) that are not C identifiers, or are in reserved "
-        "(comma-separated), to unique C identifiers (for hls4ml, which uses names as C++ variables)"
-    )
+class SanitizeNames(QonnxPass, name="sanitize-names"):
+    """rename nodes and values (graph inputs/outputs too) that are not C identifiers, or are in reserved
+    (comma-separated), to unique C identifiers (for hls4ml, which uses names as C++ variables)"""
 
     #: Comma-separated names to avoid (prepare's hls4ml pipeline passes hls4ml's reserved names).
     reserved: str = ""

@@ -5,18 +5,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
 
 from qonnx_tools._ir import common_passes, ir
 from qonnx_tools.passes.base import PassResult, QonnxPass
 
 
 @dataclass
-class Sort(QonnxPass):
-    """Stable topological sort of graphs and functions (onnx_ir TopologicalSortPass)."""
-
-    name: ClassVar[str] = "sort"
-    summary: ClassVar[str] = "sort nodes topologically (stable: independent nodes keep their order)"
+class Sort(QonnxPass, name="sort"):
+    """sort nodes topologically (stable: independent nodes keep their order)"""
 
     def call(self, model: ir.Model) -> PassResult:
         result = common_passes.TopologicalSortPass()(model)

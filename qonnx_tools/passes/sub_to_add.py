@@ -9,7 +9,6 @@ bit-identical.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
 
 import numpy as np
 
@@ -34,11 +33,8 @@ def negate_constant(c: np.ndarray) -> np.ndarray | Decline:
 
 
 @dataclass
-class SubToAdd(QonnxPass):
-    """``Sub(x, c) -> Add(x, -c)`` for a constant ``c`` (bit-exact; see the module docstring)."""
-
-    name: ClassVar[str] = "sub-to-add"
-    summary: ClassVar[str] = "x - c (constant c) -> x + (-c); exact; unsigned / INT_MIN constants kept"
+class SubToAdd(QonnxPass, name="sub-to-add"):
+    """x - c (constant c) -> x + (-c); exact; unsigned / INT_MIN constants kept"""
 
     def call(self, model: ir.Model) -> PassResult:
         modified = run_rule(

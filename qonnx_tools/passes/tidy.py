@@ -12,7 +12,6 @@ dedupe-initializers and remove-dead.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
 
 from qonnx_tools.passes.pipeline import CompositePass
 
@@ -26,14 +25,9 @@ TIDY_STEPS = (
 
 
 @dataclass
-class Tidy(CompositePass):
-    """The tidy steps every writing command ends with (see the module docstring)."""
-
-    name: ClassVar[str] = "tidy"
-    summary: ClassVar[str] = (
-        "drop static inputs, identities, no-op arithmetic, constant subgraphs, weight Transposes, "
-        "reshape chains, dead code and duplicate initializers; then infer shapes"
-    )
+class Tidy(CompositePass, name="tidy"):
+    """drop static inputs, identities, no-op arithmetic, constant subgraphs, weight Transposes, reshape chains,
+    dead code and duplicate initializers; then infer shapes"""
 
     def pipeline_text(self) -> str:
         return f"{TIDY_STEPS}, infer-shapes"

@@ -10,7 +10,6 @@ Nodes whose input rank is unknown are left alone.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
 
 from qonnx_tools._ir import ir
 from qonnx_tools.domains import CHANNELS_LAST, STANDARD, canonical_domain
@@ -20,11 +19,8 @@ from qonnx_tools.passes.base import PassResult, QonnxPass
 
 
 @dataclass
-class ToChannelsFirst(QonnxPass):
-    """Inverse of to-channels-last: channels_last-domain ops back to standard NCHW ops, NHWC Transposes cancelled."""
-
-    name: ClassVar[str] = "to-channels-first"
-    summary: ClassVar[str] = "convert channels_last ops back to standard NCHW ops and cancel NCHW<->NHWC Transposes"
+class ToChannelsFirst(QonnxPass, name="to-channels-first"):
+    """convert channels_last ops back to standard NCHW ops and cancel NCHW<->NHWC Transposes"""
 
     def call(self, model: ir.Model) -> PassResult:
         state = layout_state(model)

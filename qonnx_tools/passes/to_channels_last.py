@@ -23,7 +23,6 @@ are left alone and listed in ``declined``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
 
 from qonnx_tools._ir import ir
 from qonnx_tools.decline import Decline
@@ -47,18 +46,13 @@ LAYOUT_OPS = (
 
 
 @dataclass
-class ToChannelsLast(QonnxPass):
-    """NCHW Conv/pool/BatchNormalization regions to channels-last (see the module docstring).
+class ToChannelsLast(QonnxPass, name="to-channels-last"):
+    """convert NCHW conv/pool/batchnorm regions to channels-last (mode=qonnx: channels_last ops;
+    mode=transpose: NHWC between Transposes) and cancel the Transposes
 
     ``mode``: ``"qonnx"`` (channels_last-domain ops, for hls4ml) or ``"transpose"``
     (standard ops between Transposes, for onnxruntime).
     """
-
-    name: ClassVar[str] = "to-channels-last"
-    summary: ClassVar[str] = (
-        "convert NCHW conv/pool/batchnorm regions to channels-last (mode=qonnx: channels_last ops; "
-        "mode=transpose: NHWC between Transposes) and cancel the Transposes"
-    )
 
     mode: str = "qonnx"
 

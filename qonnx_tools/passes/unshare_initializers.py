@@ -7,20 +7,14 @@ loses its parameter). Every extra consumer of a shared initializer gets its own 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
 
 from qonnx_tools._ir import ir
 from qonnx_tools.passes.base import PassResult, QonnxPass
 
 
 @dataclass
-class UnshareInitializers(QonnxPass):
-    """Give every extra consumer of a shared initializer its own copy (values unchanged)."""
-
-    name: ClassVar[str] = "unshare-initializers"
-    summary: ClassVar[str] = (
-        "one initializer per consumer: a shared initializer is copied for every extra use (for hls4ml)"
-    )
+class UnshareInitializers(QonnxPass, name="unshare-initializers"):
+    """one initializer per consumer: a shared initializer is copied for every extra use (for hls4ml)"""
 
     def call(self, model: ir.Model) -> PassResult:
         from qonnx_tools.passes._rewrite import all_value_names, unique_name

@@ -173,44 +173,28 @@ class _AbsorbPass(RulePass):
 
 
 @dataclass
-class AbsorbIntoMultiThreshold(_AbsorbPass):
-    """Absorb every Add/Sub/Mul/Div by a constant and Relu in front of a MultiThreshold (exact)."""
-
-    name: ClassVar[str] = "absorb-into-multithreshold"
-    summary: ClassVar[str] = (
-        "MultiThreshold(op(x, c)) -> MultiThreshold(x) with exact float32 thresholds, for Add/Sub/Mul/Div by "
-        "constants (scalar / per-channel; negative factors flip the comparison) and Relu; fan-out safe"
-    )
+class AbsorbIntoMultiThreshold(_AbsorbPass, name="absorb-into-multithreshold"):
+    """MultiThreshold(op(x, c)) -> MultiThreshold(x) with exact float32 thresholds, for Add/Sub/Mul/Div by
+    constants (scalar / per-channel; negative factors flip the comparison) and Relu; fan-out safe"""
     kinds: ClassVar[tuple[str, ...]] = ("Relu", "Add", "Sub", "Mul", "Div")
 
 
 @dataclass
-class AbsorbAddIntoMultiThreshold(_AbsorbPass):
-    """Absorb Add/Sub of constants into MultiThreshold thresholds (exact)."""
-
-    name: ClassVar[str] = "absorb-add-into-multithreshold"
-    summary: ClassVar[str] = "MultiThreshold(x + b) -> MultiThreshold(x) with thresholds t' = min{x : fl(x + b) >= t}"
+class AbsorbAddIntoMultiThreshold(_AbsorbPass, name="absorb-add-into-multithreshold"):
+    """MultiThreshold(x + b) -> MultiThreshold(x) with thresholds t' = min{x : fl(x + b) >= t}"""
     kinds: ClassVar[tuple[str, ...]] = ("Add", "Sub")
 
 
 @dataclass
-class AbsorbMulIntoMultiThreshold(_AbsorbPass):
-    """Absorb Mul/Div by constants into MultiThreshold thresholds (exact; negative factors flip)."""
-
-    name: ClassVar[str] = "absorb-mul-into-multithreshold"
-    summary: ClassVar[str] = (
-        "MultiThreshold(x * a) -> MultiThreshold(x), t' = min{x : fl(x * a) >= t}; a <= 0 flips the comparison "
-        "(out_scale negated); mixed signs refused"
-    )
+class AbsorbMulIntoMultiThreshold(_AbsorbPass, name="absorb-mul-into-multithreshold"):
+    """MultiThreshold(x * a) -> MultiThreshold(x), t' = min{x : fl(x * a) >= t}; a <= 0 flips the comparison
+    (out_scale negated); mixed signs refused"""
     kinds: ClassVar[tuple[str, ...]] = ("Mul", "Div")
 
 
 @dataclass
-class AbsorbReluIntoMultiThreshold(_AbsorbPass):
-    """MultiThreshold(Relu(x)) -> MultiThreshold(x): thresholds <= 0 become -inf."""
-
-    name: ClassVar[str] = "absorb-relu-into-multithreshold"
-    summary: ClassVar[str] = "MultiThreshold(relu(x)) -> MultiThreshold(x) (thresholds <= 0 are always reached)"
+class AbsorbReluIntoMultiThreshold(_AbsorbPass, name="absorb-relu-into-multithreshold"):
+    """MultiThreshold(relu(x)) -> MultiThreshold(x) (thresholds <= 0 are always reached)"""
     kinds: ClassVar[tuple[str, ...]] = ("Relu",)
 
 
@@ -360,14 +344,9 @@ def plan_sign_downward(editor: Editor, x: ir.Value, c: np.ndarray, consumer: ir.
 
 
 @dataclass
-class AbsorbSignMulIntoLinear(RulePass):
-    """Mul by -1/0/+1 constants -> folded into integer MatMul/Conv weights (up or down)."""
-
-    name: ClassVar[str] = "absorb-sign-mul-into-linear"
-    summary: ClassVar[str] = (
-        "Mul by a {-1,0,+1} (bipolar/1-bit) constant -> absorbed into the integer weights of the MatMul/Conv above "
-        "(output channels) or below (input channels); exact"
-    )
+class AbsorbSignMulIntoLinear(RulePass, name="absorb-sign-mul-into-linear"):
+    """Mul by a {-1,0,+1} (bipolar/1-bit) constant -> absorbed into the integer weights of the MatMul/Conv
+    above (output channels) or below (input channels); exact"""
 
     def visit(self, node: ir.Node, editor: Editor):
         split = editor.const_operand(node, ("Mul",))
@@ -400,14 +379,9 @@ class AbsorbSignMulIntoLinear(RulePass):
 
 
 @dataclass
-class RoundThresholds(RulePass):
-    """Integer-typed MultiThreshold input: thresholds -> ceil, clipped to [min, max + 1]."""
-
-    name: ClassVar[str] = "round-thresholds"
-    summary: ClassVar[str] = (
-        "MultiThreshold on an integer-typed input (datatypes re-inferred first): thresholds -> ceil(t) clipped to "
-        "[min, max + 1] (exact for integer inputs)"
-    )
+class RoundThresholds(RulePass, name="round-thresholds"):
+    """MultiThreshold on an integer-typed input (datatypes re-inferred first): thresholds -> ceil(t) clipped to
+    [min, max + 1] (exact for integer inputs)"""
 
     def call(self, model: ir.Model) -> PassResult:
         from qonnx_tools.passes.infer_datatypes import InferDatatypes
@@ -439,11 +413,8 @@ class RoundThresholds(RulePass):
 
 
 @dataclass
-class SignToThreshold(RulePass):
-    """``Sign(x)`` -> MultiThreshold with thresholds [0, tiny] and out_bias -1 (exact -1/0/+1)."""
-
-    name: ClassVar[str] = "sign-to-threshold"
-    summary: ClassVar[str] = "Sign(x) -> MultiThreshold(x, [0, smallest subnormal], out_bias=-1): -1/0/+1 exactly"
+class SignToThreshold(RulePass, name="sign-to-threshold"):
+    """Sign(x) -> MultiThreshold(x, [0, smallest subnormal], out_bias=-1): -1/0/+1 exactly"""
 
     def visit(self, node: ir.Node, editor: Editor):
         if not is_op(node, "Sign"):

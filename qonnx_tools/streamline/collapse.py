@@ -17,7 +17,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
 
 import numpy as np
 
@@ -42,11 +41,8 @@ def _combine(op: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 @dataclass
-class CollapseRepeatedOps(RulePass):
-    """Mul(Mul(x, a), b) -> Mul(x, a*b); Add(Add(x, a), b) -> Add(x, a+b)."""
-
-    name: ClassVar[str] = "collapse-repeated-ops"
-    summary: ClassVar[str] = "Mul(Mul(x, a), b) -> Mul(x, a*b), Add(Add(x, a), b) -> Add(x, a+b) for constants; fan-out safe"
+class CollapseRepeatedOps(RulePass, name="collapse-repeated-ops"):
+    """Mul(Mul(x, a), b) -> Mul(x, a*b), Add(Add(x, a), b) -> Add(x, a+b) for constants; fan-out safe"""
 
     def visit(self, node: ir.Node, editor: Editor):
         split = editor.const_operand(node, ("Mul", "Add"))
@@ -69,14 +65,9 @@ class CollapseRepeatedOps(RulePass):
 
 
 @dataclass
-class FactorOutMulSign(RulePass):
-    """Mul(x, a) with mixed-sign a -> Mul(Mul(x, sign(a)), |a|)."""
-
-    name: ClassVar[str] = "factor-out-mul-sign"
-    summary: ClassVar[str] = (
-        "Mul by a mixed-sign constant -> Mul by its sign then by its magnitude (exact); require_absorbable: only "
-        "when the sign can go into integer MatMul/Conv weights"
-    )
+class FactorOutMulSign(RulePass, name="factor-out-mul-sign"):
+    """Mul by a mixed-sign constant -> Mul by its sign then by its magnitude (exact); require_absorbable: only
+    when the sign can go into integer MatMul/Conv weights"""
 
     require_absorbable: bool = False
 

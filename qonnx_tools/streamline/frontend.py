@@ -55,7 +55,6 @@ Passes (each registered; ``qonnx-to-finn`` runs them all in order):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
 
 import numpy as np
 
@@ -305,14 +304,9 @@ def _compact(c: np.ndarray) -> np.ndarray:
 
 
 @dataclass
-class FoldWeightQuant(RulePass):
-    """Quantized constants -> integer initializers with the scale split out as a Mul (see module docs)."""
-
-    name: ClassVar[str] = "fold-weight-quant"
-    summary: ClassVar[str] = (
-        "IntQuant/BipolarQuant of constants: MatMul/Conv weights -> integer initializers + Mul(scale) after "
-        "the MatMul/Conv (per tensor / per output channel); other constants (biases) -> dequantized floats"
-    )
+class FoldWeightQuant(RulePass, name="fold-weight-quant"):
+    """IntQuant/BipolarQuant of constants: MatMul/Conv weights -> integer initializers + Mul(scale) after the
+    MatMul/Conv (per tensor / per output channel); other constants (biases) -> dequantized floats"""
 
     def visit(self, node: ir.Node, editor: Editor):
         if not (is_op(node, "IntQuant", QONNX) or is_op(node, "BipolarQuant", QONNX)):
@@ -507,14 +501,9 @@ def _materialise(node: ir.Node, editor: Editor, plan) -> list[ir.Node] | Decline
 
 
 @dataclass
-class QuantToMultiThreshold(RulePass):
-    """Activation IntQuant/BipolarQuant -> MultiThreshold (+ Mul by the scale); see the module docs."""
-
-    name: ClassVar[str] = "quant-to-multithreshold"
-    summary: ClassVar[str] = (
-        "activation IntQuant (zero-point 0, constant params, <= max_bits) / BipolarQuant -> MultiThreshold with "
-        "exact thresholds (ties per rounding mode) + Mul(scale); refusals collected per node"
-    )
+class QuantToMultiThreshold(RulePass, name="quant-to-multithreshold"):
+    """activation IntQuant (zero-point 0, constant params, <= max_bits) / BipolarQuant -> MultiThreshold with
+    exact thresholds (ties per rounding mode) + Mul(scale); refusals collected per node"""
 
     max_bits: int = 8
 
@@ -577,11 +566,8 @@ def plan_trunc(node: ir.Node, editor: Editor, max_bits: int):
 
 
 @dataclass
-class TruncToMultiThreshold(RulePass):
-    """Trunc (v2) with constant parameters -> MultiThreshold + Mul(out_scale), exact."""
-
-    name: ClassVar[str] = "trunc-to-multithreshold"
-    summary: ClassVar[str] = "Trunc v2 (constant params, zero-point 0) -> MultiThreshold + Mul(out_scale); v1 refused"
+class TruncToMultiThreshold(RulePass, name="trunc-to-multithreshold"):
+    """Trunc v2 (constant params, zero-point 0) -> MultiThreshold + Mul(out_scale); v1 refused"""
 
     max_bits: int = 8
 
@@ -595,14 +581,9 @@ class TruncToMultiThreshold(RulePass):
 
 
 @dataclass
-class AvgPoolToSumPool(RulePass):
-    """AveragePool feeding MultiThresholds -> depthwise all-ones Conv (sum pool) + Div(window size)."""
-
-    name: ClassVar[str] = "avgpool-to-sumpool"
-    summary: ClassVar[str] = (
-        "AveragePool/GlobalAveragePool whose consumers are MultiThresholds -> depthwise all-ones Conv + Div(K) "
-        "(integer average pool; the Div is absorbed into the thresholds)"
-    )
+class AvgPoolToSumPool(RulePass, name="avgpool-to-sumpool"):
+    """AveragePool/GlobalAveragePool whose consumers are MultiThresholds -> depthwise all-ones Conv + Div(K)
+    (integer average pool; the Div is absorbed into the thresholds)"""
 
     def visit(self, node: ir.Node, editor: Editor):
         glob = is_op(node, "GlobalAveragePool")
@@ -667,14 +648,9 @@ def frontend_pipeline_text(max_bits: int = 8) -> str:
 
 
 @dataclass
-class QonnxToFinn(CompositePass):
-    """The front end: canonicalise, fold weight quantizers, activation quantizers -> MultiThreshold."""
-
-    name: ClassVar[str] = "qonnx-to-finn"
-    summary: ClassVar[str] = (
-        "QONNX -> FINN form: cleanup, Gemm->MatMul, conv bias -> Add, BN -> Mul/Add, integer weights + scale Mul, "
-        "activation quantizers/Trunc -> MultiThreshold, AveragePool -> sum pool"
-    )
+class QonnxToFinn(CompositePass, name="qonnx-to-finn"):
+    """QONNX -> FINN form: cleanup, Gemm->MatMul, conv bias -> Add, BN -> Mul/Add, integer weights + scale Mul,
+    activation quantizers/Trunc -> MultiThreshold, AveragePool -> sum pool"""
 
     max_bits: int = 8
 

@@ -278,60 +278,39 @@ class _MovePass(RulePass):
 
 
 @dataclass
-class MoveMulPastLinear(_MovePass):
-    """Mul by a constant past MatMul / bias-free Conv / AveragePool / Relu (see module docs)."""
-
-    name: ClassVar[str] = "move-mul-past-linear"
-    summary: ClassVar[str] = (
-        "Mul by a scalar / per-row / per-channel constant past MatMul, bias-free Conv (per channel: depthwise only), "
-        "AveragePool and Relu (positive only); fan-out safe"
-    )
+class MoveMulPastLinear(_MovePass, name="move-mul-past-linear"):
+    """Mul by a scalar / per-row / per-channel constant past MatMul, bias-free Conv (per channel: depthwise
+    only), AveragePool and Relu (positive only); fan-out safe"""
     kinds: ClassVar[tuple[str, ...]] = ("Mul",)
     planners: ClassVar[tuple[Planner, ...]] = (plan_matmul, plan_conv, plan_avgpool, plan_relu)
 
 
 @dataclass
-class MoveAddPastLinear(_MovePass):
-    """Add of a constant past MatMul (constant other operand), unpadded bias-free Conv, AveragePool."""
-
-    name: ClassVar[str] = "move-add-past-linear"
-    summary: ClassVar[str] = (
-        "Add of a constant past MatMul with a constant operand (x W + b W), bias-free Conv without padding, "
-        "unpadded AveragePool / GlobalAveragePool; fan-out safe"
-    )
+class MoveAddPastLinear(_MovePass, name="move-add-past-linear"):
+    """Add of a constant past MatMul with a constant operand (x W + b W), bias-free Conv without padding,
+    unpadded AveragePool / GlobalAveragePool; fan-out safe"""
     kinds: ClassVar[tuple[str, ...]] = ("Add",)
     planners: ClassVar[tuple[Planner, ...]] = (plan_matmul, plan_conv, plan_avgpool)
 
 
 @dataclass
-class MovePastMaxPool(_MovePass):
-    """Mul by positive constants and Add of constants past MaxPool (scalar / per channel)."""
-
-    name: ClassVar[str] = "move-past-maxpool"
-    summary: ClassVar[str] = "Mul by positive (scalar / per-channel) constants and Add of constants past MaxPool"
+class MovePastMaxPool(_MovePass, name="move-past-maxpool"):
+    """Mul by positive (scalar / per-channel) constants and Add of constants past MaxPool"""
     kinds: ClassVar[tuple[str, ...]] = ("Mul", "Add")
     planners: ClassVar[tuple[Planner, ...]] = (plan_maxpool,)
 
 
 @dataclass
-class MovePastReshape(_MovePass):
-    """Mul / Add by constants past Transpose, Reshape, Flatten, Squeeze, Unsqueeze."""
-
-    name: ClassVar[str] = "move-past-reshape"
-    summary: ClassVar[str] = (
-        "Mul / Add by constants past Transpose (constant transposed), Reshape, Flatten, Squeeze, Unsqueeze "
-        "(scalar, or per-channel when it stays per-channel)"
-    )
+class MovePastReshape(_MovePass, name="move-past-reshape"):
+    """Mul / Add by constants past Transpose (constant transposed), Reshape, Flatten, Squeeze, Unsqueeze
+    (scalar, or per-channel when it stays per-channel)"""
     kinds: ClassVar[tuple[str, ...]] = ("Mul", "Add")
     planners: ClassVar[tuple[Planner, ...]] = (plan_reshape,)
 
 
 @dataclass
-class MoveAddPastMul(RulePass):
-    """``Mul(Add(x, b), a) -> Add(Mul(x, a), b * a)``."""
-
-    name: ClassVar[str] = "move-add-past-mul"
-    summary: ClassVar[str] = "(x + b) * a -> x * a + b * a for constants a, b (the Add stays for other consumers)"
+class MoveAddPastMul(RulePass, name="move-add-past-mul"):
+    """(x + b) * a -> x * a + b * a for constants a, b (the Add stays for other consumers)"""
 
     def visit(self, node: ir.Node, editor: Editor):
         split = editor.const_operand(node, ("Mul",))

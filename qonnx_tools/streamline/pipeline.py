@@ -19,7 +19,6 @@ Order (the pipeline string is ``streamline_pipeline_text()``):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
 
 from qonnx_tools._ir import ir
 from qonnx_tools.passes.pipeline import CompositePass, Pipeline
@@ -47,14 +46,9 @@ def streamline_pipeline_text(max_bits: int = 8, steps: int = DEFAULT_STEPS, fron
 
 
 @dataclass
-class Streamline(CompositePass):
-    """QONNX -> integer-only FINN form (see the module docstring)."""
-
-    name: ClassVar[str] = "streamline"
-    summary: ClassVar[str] = (
-        "FINN-style streamlining: front end (integer weights, MultiThreshold activations), bounded fixpoint of "
-        "move/absorb/collapse rules, re-inferred datatypes and integer thresholds"
-    )
+class Streamline(CompositePass, name="streamline"):
+    """FINN-style streamlining: front end (integer weights, MultiThreshold activations), bounded fixpoint of
+    move/absorb/collapse rules, re-inferred datatypes and integer thresholds"""
 
     max_bits: int = 8
     steps: int = DEFAULT_STEPS

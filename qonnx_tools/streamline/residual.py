@@ -19,7 +19,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
 
 import numpy as np
 
@@ -43,14 +42,9 @@ def _show(c: np.ndarray) -> str:
 
 
 @dataclass
-class MoveScalePastJoin(RulePass):
-    """Residual Add/Sub of equally scaled streams, Concat of scaled streams: the scale moves after the join."""
-
-    name: ClassVar[str] = "move-scale-past-join"
-    summary: ClassVar[str] = (
-        "Add/Sub(x1*c, x2*c) -> (x1 op x2)*c (residual joins with matching scales), Add(x1+b, x2) -> Add(x1, x2)+b, "
-        "Concat of scaled operands -> Concat then Mul; fan-out safe"
-    )
+class MoveScalePastJoin(RulePass, name="move-scale-past-join"):
+    """Add/Sub(x1*c, x2*c) -> (x1 op x2)*c (residual joins with matching scales), Add(x1+b, x2) -> Add(x1,
+    x2)+b, Concat of scaled operands -> Concat then Mul; fan-out safe"""
 
     def visit(self, node: ir.Node, editor: Editor):
         if is_op(node, "Add") or is_op(node, "Sub"):
@@ -155,11 +149,8 @@ def _split_sizes(node: ir.Node, editor: Editor, axis: int, total: int | None) ->
 
 
 @dataclass
-class MoveScalePastSplit(RulePass):
-    """Split(x * c) -> Split(x) then * c_i per output (and likewise for Add)."""
-
-    name: ClassVar[str] = "move-scale-past-split"
-    summary: ClassVar[str] = "Mul/Add by a constant in front of a Split -> one Mul/Add per Split output (constant sliced)"
+class MoveScalePastSplit(RulePass, name="move-scale-past-split"):
+    """Mul/Add by a constant in front of a Split -> one Mul/Add per Split output (constant sliced)"""
 
     def visit(self, node: ir.Node, editor: Editor):
         if not is_op(node, "Split") or not node.inputs or node.inputs[0] is None:
