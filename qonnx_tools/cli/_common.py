@@ -17,16 +17,48 @@ from qonnx_tools.runtime import random_inputs
 from qonnx_tools.verify import ATOL, MAX_OFF_FRACTION, MAX_STEPS, RTOL, Tolerance
 
 
-def add_input_options(p: argparse.ArgumentParser) -> None:
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive number")
+    return value
+
+
+def add_input_options(p: argparse.ArgumentParser, *, random_by_default: bool = False) -> None:
+    """--inputs/--input/--random (exclusive sources), --seed and --batch (with --random only).
+
+    ``random_by_default``: the command may run without any source (a transform's --verify):
+    it then uses --random's inputs, and says so on stderr."""
     p.add_argument("--input", action="append", default=[], metavar="NAME=FILE.npy", help="one input array (repeatable)")
-    p.add_argument("--inputs", metavar="FILE.npz", help="input arrays keyed by graph input name")
-    p.add_argument("--random", action="store_true", help="seeded random inputs following declared shapes/datatypes")
-    p.add_argument("--seed", type=int, default=0, help="seed for --random (default 0)")
-    p.add_argument("--batch", type=int, default=None, help="batch size for --random (symbolic/first dimension)")
+    p.add_argument("--inputs", metavar="FILE.npz",
+                   help="input arrays keyed by graph input name: every runtime input, nothing else "
+                        "(a corpus io.npz with 'input'/'output' keys is read too)")
+    p.add_argument("--random", action="store_true",
+                   help="seeded random inputs following declared shapes/datatypes"
+                        + (" (the default when no input is given)" if random_by_default else ""))
+    p.add_argument("--seed", type=int, default=None, help="seed for --random (default 0)")
+    p.add_argument("--batch", type=positive_int, default=None,
+                   help="with --random: size of a symbolic first dimension (default 1)")
+    p.set_defaults(random_by_default=random_by_default)
 
 
 def gather_inputs(args: argparse.Namespace, model: ir.Model) -> dict[str, np.ndarray]:
-    """Inputs from --inputs/--input, else --random; BadInputError naming the file on problems."""
+    """Inputs from --inputs/--input or --random; BadInputError naming the file on any mismatch.
+
+    Random inputs are used only when asked (or, for a transform's --verify, when no input is
+    given), and are announced on stderr with their seed, shapes and ranges."""
+    given = bool(args.inputs or args.input)
+    if given and args.random:
+        raise BadInputError("--random cannot be combined with --inputs/--input")
+    if not args.random and (args.seed is not None or args.batch is not None):
+        raise BadInputError("--seed and --batch apply to --random inputs only")
+    if not given and not args.random and not getattr(args, "random_by_default", False):
+        raise BadInputError("no inputs: give --inputs FILE.npz, --input NAME=FILE.npy or --random")
+    if not given:
+        return announced_random_inputs(model, seed=args.seed or 0, batch=args.batch)
     feeds: dict[str, np.ndarray] = {}
     if args.inputs:
         feeds.update(_load_npz(Path(args.inputs), model))
@@ -35,11 +67,35 @@ def gather_inputs(args: argparse.Namespace, model: ir.Model) -> dict[str, np.nda
         if not sep or not name or not file:
             raise BadInputError(f"--input {item!r}: expected NAME=FILE.npy")
         feeds[name] = _load_npy(Path(file))
-    if getattr(args, "random", False) or not feeds:
-        generated = random_inputs(model, seed=args.seed, batch=args.batch)
-        for name, array in generated.items():
-            feeds.setdefault(name, array)
+    _require_exact_names(feeds, model, "--inputs/--input")
     return feeds
+
+
+def announced_random_inputs(model: ir.Model, *, seed: int = 0, batch: int | None = None) -> dict[str, np.ndarray]:
+    """``random_inputs`` plus one stderr line per input: name, dtype, shape, range, seed."""
+    import sys
+
+    fixed = [v for v in model.graph.inputs if v.name not in model.graph.initializers and v.shape is not None
+             and len(v.shape) and isinstance(v.shape[0], int)]
+    if batch is not None and fixed and fixed[0].shape[0] != batch:
+        raise BadInputError(
+            f"--batch {batch}: the model's input {fixed[0].name!r} has a fixed batch of {fixed[0].shape[0]}; "
+            f"rebind it first with `qonnx cleanup MODEL -o OUT --fix-batch {batch}`"
+        )
+    feeds = random_inputs(model, seed=seed, batch=batch)
+    for name, array in feeds.items():
+        span = f"[{array.min():.4g}, {array.max():.4g}]" if array.size else "[]"
+        print(f"inputs: random (seed {seed}): {name} {array.dtype} {tuple(array.shape)} in {span}", file=sys.stderr)
+    return feeds
+
+
+def _require_exact_names(feeds: Mapping[str, np.ndarray], model: ir.Model, source: str) -> None:
+    wanted = {v.name for v in model.graph.inputs if v.name not in model.graph.initializers}
+    missing, unknown = sorted(wanted - set(feeds)), sorted(set(feeds) - wanted)
+    if missing or unknown:
+        parts = ([f"missing {', '.join(map(repr, missing))}"] if missing else []) + (
+            [f"unknown {', '.join(map(repr, unknown))}"] if unknown else [])
+        raise BadInputError(f"{source}: {'; '.join(parts)} (the model's inputs: {', '.join(sorted(wanted))})")
 
 
 def _load_npz(path: Path, model: ir.Model) -> dict[str, np.ndarray]:
@@ -51,10 +107,10 @@ def _load_npz(path: Path, model: ir.Model) -> dict[str, np.ndarray]:
     except Exception as exc:
         raise BadInputError(f"{path}: not a readable .npz file ({exc})") from exc
     names = [v.name for v in model.graph.inputs if v.name not in model.graph.initializers]
-    if len(names) == 1 and names[0] not in arrays and "input" in arrays:
-        # corpus convention (io.npz): the single data input is stored as 'input'
+    if len(names) == 1 and set(arrays) in ({"input"}, {"input", "output"}):
+        # the corpus reference convention (io.npz): the single data input stored as 'input'
         return {names[0]: arrays["input"]}
-    return {k: v for k, v in arrays.items() if k in {v.name for v in model.graph.inputs}}
+    return arrays
 
 
 def _load_npy(path: Path) -> np.ndarray:

@@ -34,7 +34,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--passes", help="pipeline string to run instead of the default cleanup pipeline")
     p.add_argument("--fix-batch", type=int, metavar="N", help="set the batch size of inputs/outputs to N first")
     add_verify_options(p, help="compare executor outputs before/after (exit 1 and nothing written when they differ)")
-    add_input_options(p)
+    add_input_options(p, random_by_default=True)
     add_output_options(p)
     p.set_defaults(run=run)
 

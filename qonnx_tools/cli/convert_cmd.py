@@ -39,7 +39,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_verify_options(p, help="compare outputs before/after (see --inputs/--random): the original in the executor, "
                                "the result in onnxruntime when it can run it, else the executor; exit 1 and nothing "
                                "written when they differ")
-    add_input_options(p)
+    add_input_options(p, random_by_default=True)
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     add_output_options(p)
     p.set_defaults(run=run)

@@ -35,7 +35,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
              "layer on the original's own layer inputs and accept only float32 near-ties (exit 1 otherwise)",
     )
     p.add_argument("--report", action="store_true", help="list every node that is still not integer, and why")
-    add_input_options(p)
+    add_input_options(p, random_by_default=True)
     add_output_options(p)
     p.set_defaults(run=run)
 

@@ -10,10 +10,16 @@ from __future__ import annotations
 import argparse
 import json
 
-from qonnx_tools.cli._common import add_input_options, add_tolerance_options, gather_inputs, tolerance_from_args
-from qonnx_tools.errors import VerificationError
+from qonnx_tools.cli._common import (
+    positive_int,
+    add_input_options,
+    add_tolerance_options,
+    announced_random_inputs,
+    gather_inputs,
+    tolerance_from_args,
+)
+from qonnx_tools.errors import BadInputError, VerificationError
 from qonnx_tools.model_io import load
-from qonnx_tools.runtime import random_inputs
 from qonnx_tools.verify import BACKENDS, format_table, verify
 
 
@@ -22,7 +28,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("model_a")
     p.add_argument("model_b")
     add_input_options(p)
-    p.add_argument("--runs", type=int, default=1, metavar="N", help="with --random: N seeded input batches (default 1)")
+    p.add_argument("--runs", type=positive_int, default=None, metavar="N",
+                   help="with --random: N seeded input batches (default 1)")
     p.add_argument("--backend-a", choices=BACKENDS, default="executor",
                    help="what runs model A (default executor; onnxruntime runs with optimisations off; "
                         "auto: onnxruntime when the model has only standard ops and onnxruntime can load it, "
@@ -36,9 +43,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     tolerance = tolerance_from_args(args)
     model_a, model_b = load(args.model_a), load(args.model_b)
+    if args.runs is not None and not args.random:
+        raise BadInputError("--runs applies to --random inputs only")
     feeds_list = [gather_inputs(args, model_a)]
-    for k in range(1, max(1, args.runs) if args.random else 1):
-        feeds_list.append(random_inputs(model_a, seed=args.seed + k, batch=args.batch))
+    for k in range(1, args.runs or 1):
+        feeds_list.append(announced_random_inputs(model_a, seed=(args.seed or 0) + k, batch=args.batch))
     report = verify(model_a, model_b, feeds_list, backend_a=args.backend_a, backend_b=args.backend_b,
                     tolerance=tolerance)
     if args.json:

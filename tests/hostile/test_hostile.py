@@ -67,7 +67,8 @@ def qonnx(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
 
 def _argv(command: str, model: Path) -> list[str]:
     if command in OUTPUTS:
-        return [command, str(model), "-o", str(model.parent / OUTPUTS[command])]
+        random = ["--random"] if command == "exec" else []  # exec runs only on inputs it is given or asked to draw
+        return [command, str(model), "-o", str(model.parent / OUTPUTS[command]), *random]
     return [command, str(model)]
 
 
