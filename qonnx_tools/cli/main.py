@@ -8,6 +8,7 @@ Errors print as one line ``error: ...``; ``--debug`` adds the traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import traceback
 import warnings
@@ -60,7 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv  # accepted anywhere on the line, not only before the command
+    args = build_parser().parse_args([a for a in argv if a != "--debug"])
+    args.debug = debug
     model = getattr(args, "model", None)
     with warnings.catch_warnings(record=not args.debug) as caught:
         if not args.debug:
@@ -74,10 +78,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         except KeyboardInterrupt:
             print("error: interrupted", file=sys.stderr)
             code = 130
+        except BrokenPipeError:  # e.g. `qonnx passes | head -1`: the reader has gone, nothing to report
+            _silence_stdout()
+            code = EXIT_OK
         except Exception as exc:  # a bug in qonnx-tools: still one line unless --debug
             code = _report(exc, args.debug, EXIT_INTERNAL, model, prefix="internal error: ")
     _summarise_warnings(caught or [])
     return code
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that Python's final flush does not fail on the closed pipe."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 def _report(exc: BaseException, debug: bool, code: int, model: str | None, prefix: str = "") -> int:

@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from qonnx_tools.cli._common import add_output_options, check_output_path
-from qonnx_tools.errors import BadInputError
+from qonnx_tools.errors import BadInputError, QonnxToolsError
 from qonnx_tools.model_io import load, save
 
 
@@ -57,9 +57,19 @@ def run(args: argparse.Namespace) -> int:
     out = check_output_path(args.output, inputs=(args.model,), force=args.force, in_place=args.in_place)
     if callable(getattr(module, "transform", None)):
         model = load(args.model)
-        result = module.transform(model)
+        result = _call_script(args.script, "transform", module.transform, model)
         save(result if result is not None else model, out)
         print(f"{args.model} -> {out} ({Path(args.script).name})")
         return 0
-    code = module.main(str(args.model), str(out))
+    code = _call_script(args.script, "main", module.main, str(args.model), str(out))
     return int(code or 0)
+
+
+def _call_script(script: str, what: str, fn, *call_args):
+    """Run the user's function; an exception it raises is the script's mistake (exit 2), ours are passed on."""
+    try:
+        return fn(*call_args)
+    except QonnxToolsError:
+        raise  # a library error with its own exit code (bad model, failed check ...)
+    except Exception as exc:
+        raise BadInputError(f"{script}: {what}() raised {type(exc).__name__}: {exc}") from exc
