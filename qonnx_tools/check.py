@@ -27,7 +27,11 @@ What is checked (``Finding`` severity ``error`` unless noted):
   FloatQuant exponent/mantissa bit widths positive integers and ``max_val > 0``;
   MultiThreshold thresholds (C, T) matching X's channels; parameters that do not
   broadcast to X; quantizer outputs declared with a non-float type;
-* ops of unknown domains are reported as warnings (they cannot be checked or executed);
+* ops of unknown domains are reported as warnings (they cannot be checked or executed), and so
+  are the ops qonnx defines that this package does not implement (Im2Col, XnorPopcountMatMul...);
+  any other op name in a QONNX domain is an error;
+* ``qonnx_findings``: the QONNX-node part of these rules alone, which every command that
+  transforms a model applies first (``model_io.load(..., legal_qonnx=True)``);
 * whatever ``onnx.checker.check_model(full_check=True)`` reports, each as an error whose
   message starts with ``onnx.checker:`` (one per shape-inference error it lists), naming
   the node when onnx does. onnx stops at its first structural error (missing opset import,
@@ -118,6 +122,31 @@ def check_proto(proto: onnx.ModelProto, path: PathLike, *, max_tensor_bytes: int
     findings += _Checker(proto, Path(path), limit).run()
     findings += onnx_checker_findings(proto, path)
     return _dedupe(findings)
+
+
+#: Operators qonnx defines in its domains that this package does not implement (a model using
+#: them is legal: they pass through transforms unchanged, with a warning). Any other name in
+#: these domains is an error. From the custom_op.general and channels_last registries of qonnx 1.0
+#: (and, for channels_last AveragePool/Concat/Resize, of qonnx's main branch).
+QONNX_OPS_DEFINED_ELSEWHERE: dict[str, frozenset[str]] = {
+    QONNX: frozenset({"DebugMarker", "GenericPartition", "Im2Col", "MaxPoolNHWC",
+                      "QuantAvgPool2d", "XnorPopcountMatMul"}),
+    CHANNELS_LAST: frozenset({"AveragePool", "Concat", "Resize"}),
+}
+
+
+#: What the warnings about nodes nobody here knows say happens to them in a transform.
+PASSES_THROUGH = "passes through unchanged"
+
+
+def qonnx_findings(proto: onnx.ModelProto, path: PathLike, *, max_tensor_bytes: int | None = None) -> list[Finding]:
+    """The findings of ``qonnx check`` about QONNX nodes only: op names, input counts, attributes and
+    constant parameters (bit widths, scales, zero-points, rounding modes...), plus a warning per node
+    of a domain nobody here knows. What a transforming command refuses (errors) or names (warnings)
+    before it changes a model; standard ops are left to the transform (it re-infers their types)."""
+    limit = max_tensor_bytes_default() if max_tensor_bytes is None else int(max_tensor_bytes)
+    found = _Checker(proto, Path(path), limit, qonnx_only=True).run()
+    return _dedupe([f for f in found if f.node is not None])
 
 
 #: Prefix of the messages of findings that onnx.checker reported.
@@ -236,9 +265,13 @@ class _Scope:
 
 
 class _Checker:
-    def __init__(self, proto: onnx.ModelProto, path: Path, limit: int) -> None:
+    """``qonnx_only``: check QONNX nodes only (their inputs, attributes and constant parameters),
+    skipping the standard ops' inference, declared types and node names (what a transform fixes)."""
+
+    def __init__(self, proto: onnx.ModelProto, path: Path, limit: int, *, qonnx_only: bool = False) -> None:
         self.proto = proto
         self.path = path
+        self.qonnx_only = qonnx_only
         self.validator = ProtoValidator(proto, path, limit)
         self.findings: list[Finding] = []
         self.opsets: dict[str, int] = {}
@@ -313,7 +346,7 @@ class _Checker:
             if node.name:
                 by_name.setdefault(node.name, []).append(i)
         for name, indices in by_name.items():
-            if len(indices) > 1:
+            if len(indices) > 1 and not self.qonnx_only:
                 self.add(
                     f"node name {name!r} is used by {len(indices)} nodes (#{', #'.join(map(str, indices))})",
                     labels[indices[1]],
@@ -338,12 +371,14 @@ class _Checker:
         if domain == STANDARD and node.op_type == "Constant":
             self.constant_node(node, scope)
         if domain in ONNX_DOMAINS:
-            self.standard_node(node, label, domain, scope)
+            if not self.qonnx_only:
+                self.standard_node(node, label, domain, scope)
         elif domain in (QONNX, CHANNELS_LAST):
             self.qonnx_node(node, label, domain, scope)
         else:
             self.add(
-                f"unknown operator {node.domain}:{node.op_type}: it cannot be checked or executed here",
+                f"unknown operator {node.domain}:{node.op_type}: it cannot be checked or executed here "
+                f"(a transform {PASSES_THROUGH})",
                 label,
                 op_label(node),
                 WARNING,
@@ -443,12 +478,20 @@ class _Checker:
         version = self.opsets.get(domain) or DEFAULT_QONNX_OPSET
         op = ops.get_op(domain, node.op_type, version)
         if op is None:
-            self.add(
-                f"no QONNX operator {node.op_type} is defined here: it cannot be checked or executed",
-                label,
-                op_name,
-                WARNING,
-            )
+            if node.op_type in QONNX_OPS_DEFINED_ELSEWHERE.get(domain, ()):
+                self.add(
+                    f"{node.op_type} is a qonnx operator this package does not implement: it {PASSES_THROUGH} "
+                    "(unchecked) and cannot be executed here",
+                    label,
+                    op_name,
+                    WARNING,
+                )
+            else:
+                known = sorted({op.name for op in ops.all_ops() if op.domain == domain}
+                               | set(QONNX_OPS_DEFINED_ELSEWHERE.get(domain, ()))
+                               | ({"Quant"} if domain == QONNX else set()))  # IntQuant's first name
+                self.add(f"no operator {node.op_type} exists in the QONNX domain {domain} "
+                         f"(it has {', '.join(known)})", label, op_name)
             return
         where = f"node {label!r} ({op_name})"
         op.check_inputs(len(node.input), where)
@@ -476,7 +519,7 @@ class _Checker:
         else:  # channels-last ops keep X's type
             out_type = x_type
         for name in node.output[:1]:
-            if name:
+            if name and not self.qonnx_only:
                 self.output_type(node, label, name, out_type, scope)
                 if op.name != "MultiThreshold" and x in scope.shapes and name not in scope.shapes and domain == QONNX:
                     scope.shapes[name] = scope.shapes[x]

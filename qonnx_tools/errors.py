@@ -23,6 +23,18 @@ class ModelSaveError(QonnxToolsError):
     """A model could not be written; the target is left absent or intact."""
 
 
+class IllegalModelError(BadInputError):
+    """A model breaks QONNX's rules (illegal parameters, unknown QONNX ops) and is not transformed.
+
+    ``problems`` holds one line per problem, each naming the node and the rule; the CLI prints
+    each as its own ``error:`` line."""
+
+    def __init__(self, path: str, problems: list[str]) -> None:
+        self.path = str(path)
+        self.problems = list(problems)
+        super().__init__(f"{path}: " + "; ".join(self.problems))
+
+
 class UnsupportedOpError(BadInputError):
     """A node's (domain, op_type, version) has no implementation here."""
 

@@ -22,6 +22,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import warnings
+from collections import Counter
 from pathlib import Path
 from typing import Iterator
 
@@ -30,30 +32,54 @@ import onnx
 from qonnx_tools._ir import ir, subgraphs
 from qonnx_tools.atomic import atomic_target, write_bytes_atomic
 from qonnx_tools.domains import QONNX, STANDARD, canonical_domain
-from qonnx_tools.errors import ModelLoadError, ModelSaveError, first_line
+from qonnx_tools.errors import IllegalModelError, ModelLoadError, ModelSaveError, first_line
 from qonnx_tools.validate import DEFAULT_QONNX_OPSET, ERROR, PathLike, read_proto, validate_proto
 
 #: Protobuf messages cannot exceed 2 GiB; above this many initializer bytes, save externally.
 EXTERNAL_DATA_THRESHOLD_BYTES = 1_800_000_000
 
 
-def load(path: PathLike, *, normalise: bool = True, max_tensor_bytes: int | None = None) -> ir.Model:
+def load(
+    path: PathLike, *, normalise: bool = True, max_tensor_bytes: int | None = None, legal_qonnx: bool = False
+) -> ir.Model:
     """Read an ONNX model file into the IR; with ``normalise``, canonicalise operator domains.
 
     The file is validated before anything is built from it (see ``validate.validate_proto``):
     a hostile or broken file raises ModelLoadError naming the file and the tensor or
     node, without allocating declared tensors or reading external data.
     ``max_tensor_bytes`` bounds every declared tensor (default: validate.max_tensor_bytes_default()).
+    ``legal_qonnx``: also apply ``qonnx check``'s rules for QONNX nodes (what every command that
+    transforms a model does first): IllegalModelError listing each broken rule, and a warning
+    naming the nodes of domains nobody here knows (they pass through unchanged).
     """
     path = Path(path)
     proto = read_proto(path)
     for finding in validate_proto(proto, path, max_tensor_bytes=max_tensor_bytes):
         if finding.severity == ERROR:
             raise ModelLoadError(f"{path}: {finding.describe()}")
+    if legal_qonnx:
+        _require_legal_qonnx(proto, path, max_tensor_bytes)
     model = _deserialize(proto, path)
     if normalise:
         normalise_domains(model)
     return model
+
+
+class UnknownOpWarning(UserWarning):
+    """A transformed model holds nodes of a domain (or QONNX ops) this package does not know."""
+
+
+def _require_legal_qonnx(proto: onnx.ModelProto, path: Path, max_tensor_bytes: int | None) -> None:
+    from qonnx_tools.check import PASSES_THROUGH, qonnx_findings  # check reads files through this module
+
+    findings = qonnx_findings(proto, path, max_tensor_bytes=max_tensor_bytes)
+    problems = [f.describe() for f in findings if f.severity == ERROR]
+    if problems:
+        raise IllegalModelError(str(path), problems)
+    passing = Counter(f.op for f in findings if PASSES_THROUGH in f.message)
+    if passing:
+        listed = ", ".join(f"{n} \u00d7 {op}" for op, n in sorted(passing.items()))
+        warnings.warn(f"{path}: ops unknown here pass through unchanged: {listed}", UnknownOpWarning, stacklevel=3)
 
 
 def _deserialize(proto: onnx.ModelProto, path: Path) -> ir.Model:

@@ -250,10 +250,15 @@ def test_multithreshold(tmp_path):
     assert [(f.severity, f.message) for f in warn] == [(WARNING, "thresholds contain NaN (never reached)")]
 
 
-def test_unknown_qonnx_op_is_a_warning(tmp_path):
+def test_qonnx_op_not_implemented_here_is_a_warning(tmp_path):
     findings = _findings(_node_model("XnorPopcountMatMul", {"w": np.ones((4, 4))}), tmp_path)
     assert [f.severity for f in findings] == [WARNING]
-    assert "no QONNX operator XnorPopcountMatMul" in findings[0].message
+    assert "XnorPopcountMatMul is a qonnx operator this package does not implement" in findings[0].message
+
+
+def test_made_up_name_in_the_qonnx_domain_is_an_error(tmp_path):
+    _one_error(_node_model("XnorPopcount", {"w": np.ones((4, 4))}), tmp_path,
+               "no operator XnorPopcount exists in the QONNX domain")
 
 
 # -- standard ops and types ---------------------------------------------------------------------

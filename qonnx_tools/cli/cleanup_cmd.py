@@ -42,7 +42,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     tolerance = tolerance_from_args(args, needs_verify=True)
     out = check_output_path(args.output, inputs=(args.model,), force=args.force, in_place=args.in_place)
-    model = load(args.model)
+    model = load(args.model, legal_qonnx=True)
     text = args.passes or default_pipeline()
     if args.fix_batch is not None:
         text = f"change-batch-size{{batch={args.fix_batch}}},{text}"

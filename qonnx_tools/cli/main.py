@@ -2,7 +2,8 @@
 
 Exit codes: 0 success, 1 a check or verification failed, 2 bad input (unreadable
 model, illegal attribute, wrong arguments), 3 an internal error (a bug: please report).
-Errors print as one line ``error: ...``; ``--debug`` adds the traceback.
+Errors print as one line ``error: ...`` (a model that breaks QONNX's rules: one such line per
+broken rule); ``--debug`` adds the traceback.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from qonnx_tools.cli import (
     verify_cmd,
     zoo_cmd,
 )
-from qonnx_tools.errors import BadInputError, CheckFailedError, QonnxToolsError
+from qonnx_tools.errors import BadInputError, CheckFailedError, IllegalModelError, QonnxToolsError
 
 EXIT_OK, EXIT_FAILED_CHECK, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -97,6 +98,10 @@ def _report(exc: BaseException, debug: bool, code: int, model: str | None, prefi
     """One line on stderr; the model file is named unless the message already does."""
     if debug:
         traceback.print_exc()
+    if isinstance(exc, IllegalModelError):  # one line per broken rule, each naming file and node
+        for problem in exc.problems:
+            print(f"error: {exc.path}: {' '.join(problem.split())}", file=sys.stderr)
+        return code
     message = " ".join(str(exc).split()) or type(exc).__name__
     if model and str(model) not in message:
         message = f"{model}: {message}"

@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     out = None if args.check_only else check_output_path(
         args.output, inputs=(args.model,), force=args.force, in_place=args.in_place
     )
-    model = load(args.model)
+    model = load(args.model, legal_qonnx=True)
     if args.check_only:
         result = PrepareResult(args.target, violations=check(model, args.target))
     else:

@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         raise BadInputError(f"--max-bits must be >= 1, got {args.max_bits}")
     tolerance = tolerance_from_args(args, needs_verify=True)
     out = check_output_path(args.output, inputs=(args.model,), force=args.force, in_place=args.in_place)
-    model = load(args.model)
+    model = load(args.model, legal_qonnx=True)
     before = op_counts(model)
     reference = None
     if args.verify:

@@ -55,12 +55,13 @@ def load_script(path: str | Path):
 def run(args: argparse.Namespace) -> int:
     module = load_script(args.script)
     out = check_output_path(args.output, inputs=(args.model,), force=args.force, in_place=args.in_place)
+    model = load(args.model, legal_qonnx=True)  # an illegal model is refused before the script sees it
     if callable(getattr(module, "transform", None)):
-        model = load(args.model)
         result = _call_script(args.script, "transform", module.transform, model)
         save(result if result is not None else model, out)
         print(f"{args.model} -> {out} ({Path(args.script).name})")
         return 0
+    del model  # main() loads the file itself
     code = _call_script(args.script, "main", module.main, str(args.model), str(out))
     return int(code or 0)
 

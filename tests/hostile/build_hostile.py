@@ -7,7 +7,9 @@ companion files (external data, symlinks). Nothing here is committed as a binary
 files are generated from the recipes below. Each case records what the CLI must do:
 the exit code of ``qonnx info``, ``check``, ``cleanup -o`` and ``exec -o`` (2 = refused
 as bad input, 1 = check findings, 0 = accepted) and a phrase the error (stderr for
-exit 2, the findings on stdout for check's exit 1) must contain.
+exit 2, the findings on stdout for check's exit 1) must contain. Cases of models that
+load but break QONNX's parameter rules (``illegal``) also record the transforming
+commands ``convert``, ``streamline``, ``prepare`` and ``transform``: each refuses them (2).
 """
 
 from __future__ import annotations
@@ -403,6 +405,14 @@ def _trunc_widens(m):
     ])
 
 
+def _quant_two_inputs(m):
+    del _node(m, "quant").input[2:]
+
+
+def _unknown_qonnx_op(m):
+    _node(m, "quant").op_type = "Quantize"
+
+
 def _duplicate_node_names(m):
     _node(m, "relu").name = "matmul"
 
@@ -412,6 +422,15 @@ LOADS = {"info": 0, "check": 1, "cleanup": 0, "exec": 0}
 
 def _codes(**overrides: int) -> dict[str, int]:
     return {**LOADS, **overrides}
+
+
+#: Commands that transform a model; they refuse one that breaks QONNX's rules (exit 2, no output).
+TRANSFORMS = ("cleanup", "convert", "streamline", "prepare", "transform")
+
+
+def _illegal(**overrides: int) -> dict[str, int]:
+    """A model that loads, with an illegal QONNX parameter: check finds it, every transform refuses it."""
+    return {**LOADS, **{command: 2 for command in TRANSFORMS}, **overrides}
 
 
 CASES: list[Case] = [
@@ -468,17 +487,21 @@ CASES: list[Case] = [
     _external_case("external_is_directory", "not a regular file", "datadir",
                    lambda folder: (folder / "datadir").mkdir()),
     # the file loads; check reports semantic problems, execution refuses what it cannot run
-    _model_case("bitwidth_zero", "bitwidth must be an integer", _quant_input(3, 0.0), _codes(exec=2)),
-    _model_case("bitwidth_fraction", "bitwidth must be an integer", _quant_input(3, 2.5), _codes(exec=2)),
-    _model_case("scale_negative", "scale must be finite and > 0", _quant_input(1, -0.5), _codes()),
-    _model_case("scale_nan", "scale must be finite and > 0", _quant_input(1, np.nan), _codes(exec=2)),
-    _model_case("zeropt_out_of_range", "zeropt must lie in", _quant_input(2, 100.0), _codes()),
-    _model_case("rounding_mode_unknown", "rounding_mode", _rounding_mode, _codes(exec=2)),
+    _model_case("bitwidth_zero", "bitwidth must be an integer", _quant_input(3, 0.0), _illegal(exec=2)),
+    _model_case("bitwidth_fraction", "bitwidth must be an integer", _quant_input(3, 2.5), _illegal(exec=2)),
+    _model_case("bitwidth_negative", "bitwidth must be an integer", _quant_input(3, -4.0), _illegal(exec=2)),
+    _model_case("scale_negative", "scale must be finite and > 0", _quant_input(1, -0.5), _illegal()),
+    _model_case("scale_zero", "scale must be finite and > 0", _quant_input(1, 0.0), _illegal(exec=2)),
+    _model_case("scale_nan", "scale must be finite and > 0", _quant_input(1, np.nan), _illegal(exec=2)),
+    _model_case("zeropt_out_of_range", "zeropt must lie in", _quant_input(2, 100.0), _illegal()),
+    _model_case("rounding_mode_unknown", "rounding_mode", _rounding_mode, _illegal(exec=2)),
+    _model_case("quant_two_inputs", "takes inputs", _quant_two_inputs, _illegal(exec=2)),
+    _model_case("unknown_qonnx_op", "no operator Quantize exists", _unknown_qonnx_op, _illegal(exec=2)),
     _model_case("add_float_int", "inconsistent type", _add_float_int, _codes()),
     _model_case("quant_declared_int8", "declared INT8", _quant_declared_int, _codes()),
     _model_case("float_quant_negative_mantissa", "mantissa_bitwidth", _float_quant_negative_mantissa,
-                _codes(exec=2)),
-    _model_case("trunc_widens", "in_bitwidth must be >= out_bitwidth", _trunc_widens, _codes()),
+                _illegal(exec=2)),
+    _model_case("trunc_widens", "in_bitwidth must be >= out_bitwidth", _trunc_widens, _illegal()),
     _model_case("duplicate_node_names", "used by 2 nodes", _duplicate_node_names, _codes()),
     _model_case("unknown_op", "unknown operator", _unknown_op, _codes(check=0, exec=2)),
 ]
