@@ -1,11 +1,12 @@
 """Hostile files through the real CLI: clean one-line errors, right exit codes, nothing written.
 
 Every case of build_hostile.py is run (as subprocesses, a few at a time) through
-``qonnx info``, ``qonnx check``, ``qonnx cleanup -o`` and ``qonnx exec -o``. For each run:
-the exit code is the case's (never 3, an internal error); a failing run prints exactly
-one line ``error: ...`` on stderr, naming the file when the model was refused at load,
-and no traceback; it creates no output file; and no file of the case (model, external
-data, symlink targets) changes. Also: Ctrl-C in the middle of a large save leaves the
+``qonnx info``, ``qonnx check``, ``qonnx cleanup -o`` and ``qonnx exec -o``, and the cases
+of illegal QONNX parameters also through ``convert``, ``streamline``, ``prepare`` and
+``transform``. For each run: the exit code is the case's (never 3, an internal error); a
+failing run prints exactly one line ``error: ...`` on stderr (these cases have one problem
+each), naming the file, and no traceback; it creates no output file; and no file of the
+case (model, external data, symlink targets) changes. Also: Ctrl-C in the middle of a large save leaves the
 target absent or intact, and the executor's memory bounds.
 """
 
@@ -19,7 +20,6 @@ import signal
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,19 +33,23 @@ from qonnx_tools.errors import BadInputError, InputMismatchError
 from qonnx_tools.executor import Executor
 
 
-def _load_builder():
-    path = Path(__file__).with_name("build_hostile.py")
-    spec = importlib.util.spec_from_file_location("qonnx_hostile_builder", path)
+def _load(file: str, name: str):
+    path = Path(__file__).with_name(file)
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
 
 
-builder = _load_builder()
+builder = _load("build_hostile.py", "qonnx_hostile_builder")
+cli_batch = _load("cli_batch.py", "qonnx_hostile_cli_batch")
 CASES = {case.name: case for case in builder.CASES}
 COMMANDS = ("info", "check", "cleanup", "exec")
-OUTPUTS = {"cleanup": "out_cleanup.onnx", "exec": "out_exec.npz"}
+EXTRA = ("convert", "streamline", "prepare", "transform")  # for the cases that record them
+OUTPUTS = {command: f"out_{command}.onnx" for command in ("cleanup", *EXTRA)} | {"exec": "out_exec.npz"}
+#: a transform script that changes nothing: the command must refuse before running it
+SCRIPT = "def transform(model):\n    return model\n"
 
 
 @dataclass
@@ -71,10 +75,15 @@ def _error_lines(stderr: str) -> list[str]:
 
 
 def _argv(command: str, model: Path) -> list[str]:
-    if command in OUTPUTS:
-        random = ["--random"] if command == "exec" else []  # exec runs only on inputs it is given or asked to draw
-        return [command, str(model), "-o", str(model.parent / OUTPUTS[command]), *random]
-    return [command, str(model)]
+    if command not in OUTPUTS:
+        return [command, str(model)]
+    out = str(model.parent / OUTPUTS[command])
+    if command == "transform":
+        script = model.parent.parent / "identity_transform.py"
+        return [command, str(script), str(model), out]
+    extra = {"exec": ["--random"],  # exec runs only on inputs it is given or asked to draw
+             "convert": ["--to", "qcdq"], "prepare": ["--target", "finn"]}.get(command, [])
+    return [command, str(model), "-o", out, *extra]
 
 
 def _snapshot(root: Path) -> dict[str, str]:
@@ -96,21 +105,19 @@ def hostile(tmp_path_factory):
     """Build every case, run every command on it; (case, command) -> Run, plus snapshots."""
     root = tmp_path_factory.mktemp("hostile")
     built = dict((case.name, path) for case, path in builder.build_all(root))
+    (root / "identity_transform.py").write_text(SCRIPT)
     before = _snapshot(root)
-    jobs = [(name, command) for name in built for command in COMMANDS]
+    jobs = [(name, command) for name in built for command in (*COMMANDS, *EXTRA) if command in CASES[name].codes]
 
-    def run(job):
-        name, command = job
-        model = built[name]
-        result = qonnx(*_argv(command, model))
-        output = model.parent / OUTPUTS[command] if command in OUTPUTS else None
+    results = cli_batch.run_batch([_argv(command, built[name]) for name, command in jobs],
+                                  workers=max(2, os.cpu_count() or 2))
+    runs = {}
+    for (name, command), result in zip(jobs, results):
+        output = built[name].parent / OUTPUTS[command] if command in OUTPUTS else None
         exists = output is not None and output.exists()
-        if exists and result.returncode == 0:
+        if exists and result.code == 0:
             output.unlink()  # accepted runs may write; only failed runs must not
-        return job, Run(result.returncode, result.stdout, result.stderr, exists)
-
-    with ThreadPoolExecutor(max_workers=max(2, (os.cpu_count() or 2) + 1)) as pool:
-        runs = dict(pool.map(run, jobs))
+        runs[(name, command)] = Run(result.code, result.stdout, result.stderr, exists)
     after = _snapshot(root)
     return {"runs": runs, "built": built, "before": before, "after": after}
 
@@ -120,8 +127,9 @@ def test_there_are_at_least_30_cases():
     assert len(set(CASES)) == len(builder.CASES)
 
 
-@pytest.mark.parametrize("command", COMMANDS)
-@pytest.mark.parametrize("name", list(CASES))
+@pytest.mark.parametrize(
+    "name, command", [(name, command) for name in CASES for command in (*COMMANDS, *EXTRA) if command in CASES[name].codes]
+)
 def test_cli_on_hostile_file(hostile, name, command):
     case = CASES[name]
     run = hostile["runs"][(name, command)]
@@ -140,12 +148,34 @@ def test_cli_on_hostile_file(hostile, name, command):
         assert case.phrase in run.stdout, detail
     elif case.codes["info"] == 2:  # refused at load
         assert case.phrase in lines[0], detail
+    elif command in builder.TRANSFORMS:  # refused before transforming: the rule, at the node
+        assert case.phrase in lines[0] and "node 'quant'" in lines[0], detail
     else:  # the model loaded; execution refused a node: the message names it
         assert "node '" in lines[0], detail
 
 
 def test_inputs_are_untouched(hostile):
     assert hostile["after"] == hostile["before"]
+
+
+#: (case, command) pairs also run as real ``qonnx`` processes: one per kind of outcome.
+_SAMPLE = [("garbage", "info"), ("cycle", "cleanup"), ("external_dotdot", "exec"), ("bitwidth_zero", "check"),
+           ("scale_nan", "streamline"), ("unknown_qonnx_op", "transform"), ("unknown_op", "cleanup")]
+
+
+@pytest.mark.parametrize("name, command", _SAMPLE)
+def test_real_processes_agree_with_the_batch_driver(hostile, name, command, tmp_path):
+    """The driver calls the CLI's main() in one interpreter; a real process must give the same answer."""
+    model = hostile["built"][name]
+    argv = _argv(command, model)
+    if command in OUTPUTS:
+        argv[argv.index(str(model.parent / OUTPUTS[command]))] = str(tmp_path / OUTPUTS[command])
+    result = qonnx(*argv)
+    batch = hostile["runs"][(name, command)]
+    assert result.returncode == batch.code
+    if result.returncode != 0:
+        assert _error_lines(result.stderr) == _error_lines(batch.stderr)
+    assert "Traceback" not in result.stderr
 
 
 def test_check_json_lists_every_problem(tmp_path):
