@@ -6,6 +6,13 @@ and ``flows``), or any folder of ``.onnx`` files, for which defaults apply:
 ``exec`` and ``cleanup`` for every model plus ``convert:qcdq`` for files with
 QONNX ops; an ``io.npz`` beside a file (the shared Brevitas corpus) is its reference.
 
+Which flows run: the manifest's ``flows`` (or the folder defaults) say what each model
+must pass. Flows asked for explicitly (``validate(..., flows=[...])``, the CLI's
+``--flows``) replace that list: each of them runs on every model, whether the manifest
+claims it for the model or not, so a flow the manifest does not claim may fail there.
+A requested flow is never dropped: one that cannot run on a model fails with the reason
+(``detail`` "cannot run: ...", ``status`` "cannot-run" in JSON).
+
 Per model: ``check`` (sha256 when the manifest gives one, load, ``onnx.checker``),
 then each flow:
 
@@ -15,8 +22,14 @@ then each flow:
 * ``convert:qcdq`` / ``convert:qop`` / ``convert:qonnx``: the conversion succeeds
   with no unconverted node and the result (backend ``auto``: onnxruntime with
   optimisations off when only standard ops remain and it can load them, else the
-  executor) agrees with the executor's run of the original;
-* ``streamline``: the ``streamline`` pass (when registered) keeps the executor's outputs.
+  executor) agrees with the executor's run of the original. It cannot run on a model
+  with no quantizer in any form (``qonnx_tools.info``'s forms), nor when nothing
+  converts: no QONNX quantizer to lower (qcdq, qop) and a result that is not in the
+  target form already (qcdq: Q/DQ or DynamicQuantizeLinear quantizers and no QONNX,
+  QLinear or Integer op; qop: a QLinear/Integer op; qonnx: a QONNX quantizer). A model
+  already in the target form passes (the detail says so);
+* ``streamline``: the ``streamline`` pass (when registered) keeps the executor's
+  outputs; it cannot run on a model without QONNX quantizers (it works on those).
 
 "Agrees" is ``qonnx_tools.verify``'s rule with its default ``Tolerance()``, the
 same as ``qonnx verify`` and every ``--verify``; a failed flow keeps its
@@ -60,6 +73,13 @@ class ModelEntry:
     note: str = ""
 
 
+class FlowCannotRun(Exception):
+    """A requested flow does not apply to the model (nothing to convert, nothing to streamline)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"cannot run: {reason}")
+
+
 @dataclass
 class FlowResult:
     flow: str
@@ -67,10 +87,15 @@ class FlowResult:
     seconds: float
     detail: str = ""  # the reason on failure, a short remark on success
     report: VerifyReport | None = None  # the output comparison, for flows that compare outputs
+    cannot_run: bool = False  # failed because the flow does not apply to the model
+
+    @property
+    def status(self) -> str:
+        return "passed" if self.ok else ("cannot-run" if self.cannot_run else "failed")
 
     def to_dict(self) -> dict:
-        return {"flow": self.flow, "ok": self.ok, "seconds": self.seconds, "detail": self.detail,
-                "verify": None if self.report is None else self.report.to_dict()}
+        return {"flow": self.flow, "ok": self.ok, "status": self.status, "seconds": self.seconds,
+                "detail": self.detail, "verify": None if self.report is None else self.report.to_dict()}
 
 
 @dataclass
@@ -168,7 +193,7 @@ def _default_flows(path: Path) -> list[str]:
 # -- validation of one model -------------------------------------------------------------------
 
 def validate_model(entry: ModelEntry, flows: Sequence[str] | None = None) -> ModelResult:
-    """Run the check and every required flow (restricted to ``flows`` when given) on one model."""
+    """Run the check and the entry's flows on one model; ``flows``, when given, replaces the entry's list."""
     result = ModelResult(entry.name, str(entry.path))
     start = time.perf_counter()
     try:
@@ -177,7 +202,7 @@ def validate_model(entry: ModelEntry, flows: Sequence[str] | None = None) -> Mod
     except Exception as exc:
         result.results.append(FlowResult("check", False, time.perf_counter() - start, _reason(exc)))
         return result
-    wanted = [f for f in entry.flows if flows is None or f in flows]
+    wanted = list(dict.fromkeys(entry.flows if flows is None else flows))
     try:
         base = _Baseline(entry)
     except Exception as exc:
@@ -192,7 +217,7 @@ def validate_model(entry: ModelEntry, flows: Sequence[str] | None = None) -> Mod
             result.results.append(FlowResult(flow, True, time.perf_counter() - start + extra, detail, report))
         except Exception as exc:
             result.results.append(FlowResult(flow, False, time.perf_counter() - start, _reason(exc),
-                                             getattr(exc, "report", None)))
+                                             getattr(exc, "report", None), isinstance(exc, FlowCannotRun)))
     return result
 
 
@@ -313,6 +338,19 @@ def _fresh(entry: ModelEntry):
     return load(entry.path)
 
 
+def _forms(model):
+    """Quantizers of ``model`` per form (qonnx_tools.info.FORMS)."""
+    from qonnx_tools.info import quantizer_forms
+
+    return quantizer_forms(model)
+
+
+def _describe_forms(forms) -> str:
+    from qonnx_tools.info import FORMS
+
+    return ", ".join(f"{FORMS[f]} {n}" for f, n in forms.items() if n) or "no quantizer"
+
+
 def _flow_pass(pipeline: str) -> Callable[[ModelEntry, _Baseline], tuple[str, VerifyReport | None]]:
     def run(entry: ModelEntry, base: _Baseline) -> tuple[str, VerifyReport | None]:
         from qonnx_tools.executor import Executor
@@ -321,6 +359,11 @@ def _flow_pass(pipeline: str) -> Callable[[ModelEntry, _Baseline], tuple[str, Ve
         if pipeline not in registered_passes():
             raise BadInputError(f"pass {pipeline!r} is not available in this installation")
         model = _fresh(entry)
+        if pipeline == "streamline":
+            forms = _forms(model)
+            if not forms.get("qonnx"):
+                raise FlowCannotRun(f"streamline works on QONNX quantizers and the model has none "
+                                    f"({_describe_forms(forms)})")
         run_passes(model, pipeline)
         got = Executor(model).run(base.inputs)
         return _compare(base.outputs, got, base.steps, f"after {pipeline}", "executor", "executor")
@@ -328,19 +371,50 @@ def _flow_pass(pipeline: str) -> Callable[[ModelEntry, _Baseline], tuple[str, Ve
     return run
 
 
+def _in_target_form(target: str, forms) -> bool:
+    """Whether quantizer ``forms`` are those of a ``target`` model (see the module docstring)."""
+    from qonnx_tools.info import QDQ_FORMS
+
+    if target == "qcdq":  # standard Q/DQ (DynamicQuantizeLinear included), no quantized operator
+        return any(forms.get(f) for f in (*QDQ_FORMS, "dynamic")) and not any(
+            forms.get(f) for f in ("qonnx", "qlinear", "integer"))
+    if target == "qop":
+        return bool(forms.get("qlinear") or forms.get("integer"))
+    return bool(forms.get("qonnx"))
+
+
+_TARGET_FORM = {
+    "qcdq": "Q/DQ or DynamicQuantizeLinear quantizers and no QONNX, QLinear or Integer op",
+    "qop": "a QLinear or Integer operator",
+    "qonnx": "a QONNX quantizer",
+}
+
+
 def _flow_convert(target: str) -> Callable[[ModelEntry, _Baseline], tuple[str, VerifyReport | None]]:
     def run(entry: ModelEntry, base: _Baseline) -> tuple[str, VerifyReport | None]:
         from qonnx_tools.convert import convert
+        from qonnx_tools.info import op_counts
         from qonnx_tools.verify import Runner
 
         model = _fresh(entry)
+        before = _forms(model)
+        if not before:
+            raise FlowCannotRun(f"nothing converts to {target}: the model has no quantizer in any form "
+                                "(QONNX op, Q/DQ, QLinear/Integer op)")
+        ops_before = op_counts(model)
         convert(model, to=target, allow_partial=False)
+        after = _forms(model)
+        lowered = target in ("qcdq", "qop") and bool(before.get("qonnx"))
+        if not (lowered or _in_target_form(target, after)):
+            raise FlowCannotRun(f"nothing converts to {target}: no QONNX quantizer to lower, and the result is not "
+                                f"{target} (needs {_TARGET_FORM[target]}; it has {_describe_forms(after)})")
         runner = Runner(model, "auto", label="B")
         got = runner.run(base.inputs)
         notes = [runner.note] if runner.note else []
         what = f"{target} in {runner.backend} vs original"
         detail, report = _compare(base.outputs, got, base.steps, what, "executor", runner.backend, notes)
-        return f"{detail} ({runner.backend})", report
+        already = f"already {target}, unchanged; " if op_counts(model) == ops_before else ""
+        return f"{already}{detail} ({runner.backend})", report
 
     return run
 

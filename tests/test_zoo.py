@@ -7,7 +7,9 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
+from onnx import TensorProto, helper, numpy_helper
 
 from qonnx_tools import zoo
 from qonnx_tools.cli.main import main
@@ -89,6 +91,60 @@ def test_folder_without_manifest_uses_defaults(tmp_path, capsys):
     assert [(e.name, e.flows) for e in entries] == [("a", ["exec", "cleanup", "convert:qcdq"])]
     assert main(["zoo", "validate", str(tmp_path)]) == 0
     assert "a " in capsys.readouterr().out
+
+
+def test_requested_flows_replace_the_folder_defaults(tmp_path):
+    """--flows runs every named flow on every model: the folder default (exec, cleanup, convert:qcdq)
+    does not filter them, and a flow that cannot run fails with its reason."""
+    shutil.copy(MODELS / "generated" / "intquant_mlp.onnx", tmp_path / "a.onnx")
+    onnx.save(_float_model(), str(tmp_path / "f.onnx"))
+    flows = ["exec", "convert:qop", "convert:qonnx", "streamline"]
+    (a, f) = zoo.validate(zoo.discover(tmp_path), flows=flows)
+    assert [r.flow for r in a.results] == ["check", *flows] and a.ok
+    assert [r.flow for r in f.results] == ["check", *flows]
+    assert [r.status for r in f.results] == ["passed", "passed", "cannot-run", "cannot-run", "cannot-run"]
+    assert f.results[2].detail == ("cannot run: nothing converts to qop: the model has no quantizer in any form "
+                                   "(QONNX op, Q/DQ, QLinear/Integer op)")
+    table = zoo.format_table([a, f])
+    assert "[1] f convert:qop: cannot run: nothing converts to qop" in table
+    assert "[3] f streamline: cannot run: streamline works on QONNX quantizers" in table
+
+
+def test_requested_flows_replace_the_manifest_list(tmp_path, capsys):
+    """A manifest that claims only exec: --flows exec,convert:qop runs convert:qop too (it fails on
+    TFC_2W2A, whose MatMuls have no output quantizer, with the converter's reason)."""
+    shutil.copy(MODELS / "tfc" / "TFC_2W2A.onnx", tmp_path / "tfc.onnx")
+    (tmp_path / "manifest.toml").write_text('[[model]]\nfile = "tfc.onnx"\nflows = ["exec"]\n')
+    assert main(["zoo", "validate", str(tmp_path), "--flows", "exec,convert:qop", "--json"]) == 1
+    (model,) = json.loads(capsys.readouterr().out)["models"]
+    assert [(r["flow"], r["status"]) for r in model["results"]] == [
+        ("check", "passed"), ("exec", "passed"), ("convert:qop", "failed")]
+    assert "not converted to qop" in model["results"][2]["detail"]
+
+
+def test_qcdq_model_is_already_qcdq_but_cannot_become_qop_without_a_fusable_op(tmp_path):
+    """A QCDQ model of quantizers alone: convert:qcdq passes (already QCDQ); convert:qop cannot run
+    (no QONNX quantizer to lower, no QLinear/Integer op formed)."""
+    graph = helper.make_graph(
+        [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"]),
+         helper.make_node("DequantizeLinear", ["q", "s", "z"], ["y"])],
+        "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+        [numpy_helper.from_array(np.float32(0.1), "s"), numpy_helper.from_array(np.int8(0), "z")],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(tmp_path / "q.onnx"))
+    (m,) = zoo.validate(zoo.discover(tmp_path), flows=["convert:qcdq", "convert:qop"])
+    qcdq, qop = m.results[1:]
+    assert qcdq.ok and qcdq.detail.startswith("already qcdq, unchanged; ")
+    assert qop.status == "cannot-run"
+    assert "the result is not qop (needs a QLinear or Integer operator; it has Q->DQ 1)" in qop.detail
+
+
+def _float_model() -> onnx.ModelProto:
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
 
 
 def test_bad_arguments(tmp_path):

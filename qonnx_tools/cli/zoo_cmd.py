@@ -1,8 +1,11 @@
 """``qonnx zoo validate [DIR ...] [--flows LIST] [--json] [--jobs N]``: validate model zoos.
 
 Each DIR is a folder with a manifest.toml (or the manifest itself), or a folder of
-.onnx files validated with default flows. Prints a model x flow table and a
-summary line; exit 1 when any required flow fails. The work is in qonnx_tools.zoo.
+.onnx files validated with default flows. ``--flows`` replaces those lists: every
+flow it names runs on every model (a manifest says what must pass, --flows asks for
+these flows explicitly); a flow that cannot run on a model fails with its reason,
+none is dropped. Prints a model x flow table and a summary line; exit 1 when any
+flow fails, 2 for unknown flow names. The work is in qonnx_tools.zoo.
 """
 
 from __future__ import annotations
@@ -22,7 +25,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     actions.required = True
     v = actions.add_parser("validate", help="check every model and run the flows it must pass")
     v.add_argument("dirs", nargs="*", default=["models"], metavar="DIR", help="zoo folders (default: models)")
-    v.add_argument("--flows", help=f"only these flows, comma-separated ({','.join(zoo.FLOWS)})")
+    v.add_argument(
+        "--flows",
+        help=f"run exactly these flows on every model, comma-separated ({','.join(zoo.FLOWS)}); replaces the "
+        "manifest's flows and the folder defaults; a flow that cannot run on a model fails with its reason",
+    )
     v.add_argument("--json", action="store_true", help="print results as JSON")
     v.add_argument("--jobs", type=int, default=1, help="validate models in N processes (default 1)")
     v.set_defaults(run=run)
