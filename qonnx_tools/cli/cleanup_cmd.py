@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from collections import Counter
 
 from qonnx_tools._ir import ir
@@ -11,11 +12,12 @@ from qonnx_tools.cli._common import (
     add_output_options,
     add_verify_options,
     check_output_path,
+    positive_int,
     gather_inputs,
     op_table,
     tolerance_from_args,
 )
-from qonnx_tools.errors import VerificationError
+from qonnx_tools.errors import BadInputError, VerificationError
 from qonnx_tools.info import op_counts
 from qonnx_tools.model_io import load, save
 from qonnx_tools.passes import parse_pipeline
@@ -30,9 +32,12 @@ def default_pipeline() -> str:
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("cleanup", help="clean a model: infer shapes, fold constants, remove identities, name nodes")
-    p.add_argument("model")
-    p.add_argument("--passes", help="pipeline string to run instead of the default cleanup pipeline")
-    p.add_argument("--fix-batch", type=int, metavar="N", help="set the batch size of inputs/outputs to N first")
+    p.add_argument("model", help="ONNX/QONNX model file")
+    p.add_argument("--passes", metavar="PIPELINE",
+                   help="pipeline string to run instead of the default cleanup pipeline (`qonnx passes` lists them)")
+    p.add_argument("--fix-batch", type=positive_int, metavar="N",
+                   help="set the batch size of inputs/outputs to N first (default: keep it)")
+    p.add_argument("--json", action="store_true", help="print the report (ops, passes, verification) as JSON")
     add_verify_options(p, help="compare executor outputs before/after (exit 1 and nothing written when they differ)")
     add_input_options(p, random_by_default=True)
     add_output_options(p)
@@ -41,6 +46,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     tolerance = tolerance_from_args(args, needs_verify=True)
+    if args.verify and args.fix_batch is not None:
+        raise BadInputError("--verify cannot compare across --fix-batch (different input shapes); run them apart")
     out = check_output_path(args.output, inputs=(args.model,), force=args.force, in_place=args.in_place)
     model = load(args.model, legal_qonnx=True)
     text = args.passes or default_pipeline()
@@ -53,19 +60,32 @@ def run(args: argparse.Namespace) -> int:
         reference = reference_run(model, gather_inputs(args, model))
     pipeline(model)
     after = _stats(model)
-    _print_table(before, after)
-    print("passes:")
-    for record in pipeline.records:
-        print(f"  {record.name:<48} {record.seconds * 1e3:9.1f} ms  {'changed' if record.modified else '-'}")
+    report = {
+        "model": args.model,
+        "output": str(out),
+        "ops_before": dict(before[0]),
+        "ops_after": dict(after[0]),
+        "nodes_before": before[1],
+        "nodes_after": after[1],
+        "unknown_shapes_before": before[2],
+        "unknown_shapes_after": after[2],
+        "passes": [{"name": r.name, "ms": round(r.seconds * 1e3, 3), "changed": bool(r.modified)}
+                   for r in pipeline.records],
+    }
+    verified = None
     if reference is not None:
-        if args.fix_batch is not None:
-            raise VerificationError("--verify cannot compare across --fix-batch (different input shapes)")
         verified = verify_against(reference, model, backend="executor", tolerance=tolerance)
-        print(format_table(verified))
-        if not verified.ok:
-            raise VerificationError(f"{args.model}: cleanup changed outputs {verified.mismatched}")
-    save(model, out)
-    print(f"wrote {out}")
+        report["verify"] = verified.to_dict()
+    written = verified is None or verified.ok
+    report["written"] = written
+    if written:
+        save(model, out)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        _print_report(report, verified)
+    if not written:
+        raise VerificationError(f"{args.model}: cleanup changed outputs {verified.mismatched}; {out} not written")
     return 0
 
 
@@ -80,7 +100,14 @@ def _stats(model: ir.Model) -> tuple[Counter, int, int]:
     return op_counts(model), len(model.graph), unknown
 
 
-def _print_table(before, after) -> None:
-    (ops_b, n_b, unk_b), (ops_a, n_a, unk_a) = before, after
-    rows = [("nodes", n_b, n_a), ("values without a known shape", unk_b, unk_a)]
-    print("\n".join(op_table(ops_b, ops_a, rows=rows)))
+def _print_report(report: dict, verified) -> None:
+    rows = [("nodes", report["nodes_before"], report["nodes_after"]),
+            ("values without a known shape", report["unknown_shapes_before"], report["unknown_shapes_after"])]
+    print("\n".join(op_table(report["ops_before"], report["ops_after"], rows=rows)))
+    print("passes:")
+    for record in report["passes"]:
+        print(f"  {record['name']:<48} {record['ms']:9.1f} ms  {'changed' if record['changed'] else '-'}")
+    if verified is not None:
+        print(format_table(verified))
+    if report["written"]:
+        print(f"wrote {report['output']}")

@@ -16,19 +16,24 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
 from qonnx_tools.cli._common import add_output_options, check_output_path
 from qonnx_tools.errors import BadInputError, QonnxToolsError
+from qonnx_tools.info import op_counts
 from qonnx_tools.model_io import load, save
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("transform", help="run a transform script (transform(model) or main(in, out)) on a model")
     p.add_argument("script", help="a Python file defining transform(model) or main(in_path, out_path)")
-    p.add_argument("model")
+    p.add_argument("model", help="ONNX/QONNX model file the script transforms")
     add_output_options(p, positional=True)
+    p.add_argument("--json", action="store_true",
+                   help="print what was done (script, function, model, output, ops before/after) as JSON "
+                        "(a main() script's own printing comes first)")
     p.set_defaults(run=run)
 
 
@@ -56,14 +61,23 @@ def run(args: argparse.Namespace) -> int:
     module = load_script(args.script)
     out = check_output_path(args.output, inputs=(args.model,), force=args.force, in_place=args.in_place)
     model = load(args.model, legal_qonnx=True)  # an illegal model is refused before the script sees it
+    report = {"script": str(args.script), "model": str(args.model), "output": str(out), "ops_before": op_counts(model)}
     if callable(getattr(module, "transform", None)):
         result = _call_script(args.script, "transform", module.transform, model)
-        save(result if result is not None else model, out)
+        model = result if result is not None else model
+        save(model, out)
+        report.update(function="transform", ops_after=op_counts(model), exit_code=0)
+        code = 0
+    else:
+        del model  # main() loads and saves the file itself
+        code = int(_call_script(args.script, "main", module.main, str(args.model), str(out)) or 0)
+        report.update(function="main", exit_code=code,
+                      ops_after=op_counts(load(out)) if code == 0 and out.is_file() else None)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    elif report["function"] == "transform":
         print(f"{args.model} -> {out} ({Path(args.script).name})")
-        return 0
-    del model  # main() loads the file itself
-    code = _call_script(args.script, "main", module.main, str(args.model), str(out))
-    return int(code or 0)
+    return code
 
 
 def _call_script(script: str, what: str, fn, *call_args):

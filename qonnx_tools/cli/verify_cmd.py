@@ -25,8 +25,8 @@ from qonnx_tools.verify import BACKENDS, format_table, verify
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("verify", help="compare the outputs of two models on the same inputs")
-    p.add_argument("model_a")
-    p.add_argument("model_b")
+    p.add_argument("model_a", help="model A, the reference (e.g. the original)")
+    p.add_argument("model_b", help="model B, compared with A (e.g. the converted one)")
     add_input_options(p)
     p.add_argument("--runs", type=positive_int, default=None, metavar="N",
                    help="with --random: N seeded input batches (default 1)")
