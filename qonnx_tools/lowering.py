@@ -486,13 +486,15 @@ def emit_dequantized_constant(
 
     DequantizeLinear computes ``(q - zp) * scale`` in float32 -- the quantizers'
     last two steps -- so the result equals the quantizer's output on the constant.
+    The zero point input is always present (zeros when ``zeropt`` is None).
     """
     b.require(gran.min_opset, None if gran.kind == "tensor" else gran.describe())
     b.require(container.min_opset, None if container.min_opset <= 13 else container.name)
     q = b.const("codes", codes, container.dtype)
-    inputs = [q, b.f32("scale", gran.qdq_param(scale))]
-    if zeropt is not None and bool(np.any(np.asarray(zeropt) != 0)):
-        inputs.append(b.const("zp", gran.qdq_param(zeropt), container.dtype))
+    # The zero point is written even when it is 0: onnxruntime's QDQ fusion (QGemm,
+    # MatMulIntegerToFloat) and qonnx's QCDQToQuant both want the three-input form.
+    zp = np.zeros(np.shape(gran.qdq_param(scale))) if zeropt is None else gran.qdq_param(zeropt)
+    inputs = [q, b.f32("scale", gran.qdq_param(scale)), b.const("zp", zp, container.dtype)]
     y = b.op("DequantizeLinear", inputs, "dq", **gran.attrs())
     return y, f"{container.name} initializer->DequantizeLinear, {gran.describe()}"
 

@@ -222,9 +222,12 @@ def test_corpus_conversion_options_are_exact(path, options):
 def test_against_brevitas_qcdq(path):
     name = path.parent.name
     c = case(path)
-    ours = len(ir.to_proto(c.model).SerializeToString())
+    proto = ir.to_proto(c.model)
+    annotations = sum(v.ByteSize() for v in proto.graph.value_info)
+    del proto.graph.value_info[:]  # our shapes/datatypes annotations, which Brevitas' files do not carry
+    ours = len(proto.SerializeToString())
     theirs = os.path.getsize(path.parent / "qcdq.onnx")
-    print(f"\n{name}: size {ours} bytes (Brevitas qcdq.onnx {theirs})")
+    print(f"\n{name}: size {ours} bytes + {annotations} bytes of value_info (Brevitas qcdq.onnx {theirs})")
     if name in SIZE_EXCEPTIONS:
         assert ours <= 1.25 * theirs, SIZE_EXCEPTIONS[name]
     else:
