@@ -27,29 +27,77 @@ def only_standard_ops(model: ir.Model) -> bool:
     return all(node.domain == STANDARD for node in ir.traversal.RecursiveGraphIterator(model.graph))
 
 
-def ort_session(proto, *, optimize: bool = False):
-    """An onnxruntime CPU session for ``proto`` (an ``ir.Model`` or ModelProto), graph optimisations
-    off unless ``optimize`` (off is the exact reference); ExecutionError when onnxruntime refuses it."""
+#: onnxruntime optimisation profiles by name:
+#:
+#: * ``off``: ``ORT_DISABLE_ALL``; the graph computes in float exactly as written (the exact reference);
+#: * ``optimized``: every optimisation (``ORT_ENABLE_ALL``: QDQ groups fused into integer kernels that
+#:   requantize in fixed point) except ``WeightBiasQuantization``, which rounds float biases of QDQ
+#:   Conv/Gemm to int32 at input*weight scale and moves outputs by several steps;
+#: * ``default``: what a user gets without options (``WeightBiasQuantization`` included).
+#:
+#: To run as ``optimized`` yourself: ``InferenceSession(path, so,
+#: disabled_optimizers=["WeightBiasQuantization"])``.
+ORT_PROFILES = ("off", "optimized", "default")
+ORT_DISABLED_WHEN_OPTIMIZED = ("WeightBiasQuantization",)
+
+
+def ort_session(proto, *, optimize: bool | str = False, optimized_model_path: str | None = None):
+    """An onnxruntime CPU session for ``proto`` (an ``ir.Model``, ModelProto or file path).
+
+    ``optimize``: a profile of ``ORT_PROFILES`` (False = ``off``, True = ``default``); off is
+    the exact reference. ``optimized_model_path``: where onnxruntime writes the graph it runs.
+    ExecutionError when onnxruntime refuses the model."""
     import onnxruntime as ort
 
+    profile = ("default" if optimize else "off") if isinstance(optimize, bool) else optimize
+    if profile not in ORT_PROFILES:
+        raise BadInputError(f"onnxruntime profile {profile!r}: choose from {', '.join(ORT_PROFILES)}")
     options = ort.SessionOptions()
     options.graph_optimization_level = (
-        ort.GraphOptimizationLevel.ORT_ENABLE_ALL if optimize else ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        ort.GraphOptimizationLevel.ORT_DISABLE_ALL if profile == "off" else ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     )
     options.log_severity_level = 3
+    if optimized_model_path:
+        options.optimized_model_filepath = str(optimized_model_path)
+    disabled = list(ORT_DISABLED_WHEN_OPTIMIZED) if profile == "optimized" else []
     try:
         if isinstance(proto, ir.Model):
             proto = ir.to_proto(proto)
-        return ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        source = proto if isinstance(proto, str) else proto.SerializeToString()
+        return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"],
+                                    disabled_optimizers=disabled)
     except Exception as exc:
         raise ExecutionError(f"onnxruntime cannot load the model: {first_line(exc)}") from exc
+
+
+_SATURATION_PROBE: list[bool] = []
+
+
+def ort_u8s8_saturates() -> bool:
+    """Whether onnxruntime's u8 x s8 integer kernels saturate on this CPU (measured once, cached).
+
+    x86 CPUs without VNNI multiply u8 by s8 with an instruction that adds pairs of products
+    into int16 with saturation: MatMulInteger of 64 x (255 * 127) then gives 1048544 (32 x 32767),
+    not 2072640. Fused QLinearConv/QGemm of full-range 8-bit weights inherit that."""
+    if not _SATURATION_PROBE:
+        from onnx import TensorProto, helper
+
+        graph = helper.make_graph(
+            [helper.make_node("MatMulInteger", ["a", "b"], ["y"])], "probe",
+            [helper.make_tensor_value_info("a", TensorProto.UINT8, [1, 64]),
+             helper.make_tensor_value_info("b", TensorProto.INT8, [64, 1])],
+            [helper.make_tensor_value_info("y", TensorProto.INT32, [1, 1])])
+        session = ort_session(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]))
+        got = session.run(None, {"a": np.full((1, 64), 255, np.uint8), "b": np.full((64, 1), 127, np.int8)})[0]
+        _SATURATION_PROBE.append(int(got.reshape(-1)[0]) != 64 * 255 * 127)
+    return _SATURATION_PROBE[0]
 
 
 def run_onnxruntime(
     model: ir.Model,
     inputs: Mapping[str, np.ndarray],
     *,
-    optimize: bool = False,
+    optimize: bool | str = False,
     extra_outputs: Sequence[str] = (),
 ) -> dict[str, np.ndarray]:
     """Outputs of ``model`` in onnxruntime's CPU provider, by output name.
