@@ -11,6 +11,11 @@ the same way::
         declined.append(outcome.format(node))
 
 ``format`` (and ``str``) give the one line users see: ``node 'conv1' (Conv): reason``.
+
+Keep ``reason`` free of the names of the node, its values and its neighbours (and of other
+per-node numbers where that is easy): put those in ``where``. Equal reasons then group in
+refusal reports (``qonnx_tools.refusals``: ``12 × Conv: reason``), and ``detail`` names the
+places for the one-line-per-node (``--verbose``) form.
 """
 
 from __future__ import annotations
@@ -42,6 +47,10 @@ class Decline(Exception):
         """One line: ``node 'name' (Op): reason``, naming ``node`` or else the first node of ``where``."""
         subject = node if node is not None else next((w for w in self.where if _is_node(w)), None)
         return f"{_place(subject)}: {self.reason}" if subject is not None else self.reason
+
+    def detail(self, node: Any = None) -> str:
+        """The places of ``where`` other than ``node``, one phrase: ``value 'x'; node 'bn' (BatchNormalization)``."""
+        return "; ".join(_place(w) for w in self.where if w is not node)
 
 
 def _is_node(item: Any) -> bool:

@@ -24,6 +24,12 @@ from qonnx_tools.errors import BadInputError
 
 TARGETS = ("qcdq", "qop", "qonnx")
 
+#: The ``qonnx convert`` flags of converter options, named by the hints in refusal reasons (the
+#: CLI defines its flags from these names, so that a hint never names a flag it lacks).
+FOLD_BATCHNORM_FLAG = "--fold-batchnorm"  # to_qop(fold_batchnorm=True)
+REQUANTIZE_BIAS_FLAG = "--requantize-bias"  # to_qop(requantize_bias=True), the default; --no-requantize-bias: False
+OPSET_FLAG = "--opset"  # opset=N
+
 
 def convert(model: ir.Model, to: str, **options: Any) -> ConversionResult:
     """Convert ``model`` in place to ``to`` (qcdq, qop or qonnx); options go to the converter."""
@@ -62,4 +68,7 @@ def _convert(model: ir.Model, to: str, options: dict[str, Any]) -> ConversionRes
     raise AssertionError(to)
 
 
-__all__ = ["convert", "ConversionResult", "Unconverted", "TARGETS"]
+__all__ = [
+    "convert", "ConversionResult", "Unconverted", "TARGETS",
+    "FOLD_BATCHNORM_FLAG", "REQUANTIZE_BIAS_FLAG", "OPSET_FLAG",
+]

@@ -76,6 +76,7 @@ import onnx.helper
 
 from qonnx_tools import ops as qonnx_ops
 from qonnx_tools._ir import ir
+from qonnx_tools.convert import OPSET_FLAG
 from qonnx_tools.convert.result import ConversionResult, Unconverted
 from qonnx_tools.decline import Decline
 from qonnx_tools.domains import QONNX, STANDARD, canonical_domain, is_qonnx_domain, opset_of
@@ -123,7 +124,8 @@ def _convert(model, annotations, opset, keep_float_weights, allow_partial) -> Co
     plan = _plan(model, nodes, target, qonnx_opset, keep_float_weights, economical=False,
                  used=_used_names(model))
     unconverted = [
-        Unconverted(node.name or "?", node.op_type, out.reason) for node, out in plan if isinstance(out, Decline)
+        Unconverted(node.name or "?", node.op_type, out.reason, out.detail(node))
+        for node, out in plan if isinstance(out, Decline)
     ]
     result = ConversionResult(model, TARGET, unconverted)
     if unconverted and not allow_partial:
@@ -137,7 +139,8 @@ def _convert(model, annotations, opset, keep_float_weights, allow_partial) -> Co
         plan = _plan(model, nodes, target, qonnx_opset, keep_float_weights, economical=False,
                      used=_used_names(model))
         result.unconverted[:] = [
-            Unconverted(node.name or "?", node.op_type, out.reason) for node, out in plan if isinstance(out, Decline)
+            Unconverted(node.name or "?", node.op_type, out.reason, out.detail(node))
+            for node, out in plan if isinstance(out, Decline)
         ]
     _apply(plan)
     _restore_annotations(model, annotations)
@@ -207,7 +210,9 @@ def _plan(
         except QonnxToolsError as exc:
             out = Decline(str(exc))
         if isinstance(out, Rewrite) and out.min_opset > opset:
-            out = Decline(f"{out.pattern} needs opset {out.min_opset} > {opset}")
+            out = Decline(
+                f"{out.pattern} needs opset {out.min_opset} > {opset} ({OPSET_FLAG} {out.min_opset} allows it)"
+            )
         plan.append((node, out))
     return plan
 

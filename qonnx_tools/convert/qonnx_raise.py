@@ -212,7 +212,7 @@ class _Analyser:
             return None
         array = constant_array(value)
         if array is None:
-            raise Decline(f"{what} {value.name!r} is computed at run time")
+            raise Decline(f"{what} is computed at run time", value)
         return array
 
     def _quantize_container(self, q: ir.Node, zp: np.ndarray | None) -> np.dtype:
@@ -252,13 +252,14 @@ class _Analyser:
         if quantize is None and ints is None:
             if _is_op(producer, "DynamicQuantizeLinear"):
                 raise Decline(
-                    f"dequantizes DynamicQuantizeLinear {_label(producer)!r} (scale computed from the data "
-                    "at run time; QONNX has no equivalent)"
+                    "dequantizes a DynamicQuantizeLinear (scale computed from the data at run time; QONNX has no "
+                    "equivalent)", producer
                 )
             origin = "a graph input" if current.is_graph_input() else (
-                f"computed by {producer.op_type} {_label(producer)!r}" if producer is not None else "of unknown origin"
+                f"computed by {producer.op_type}" if producer is not None else "of unknown origin"
             )
-            raise Decline(f"its integer input {current.name!r} is {origin}, not a QuantizeLinear or a constant")
+            raise Decline(f"its integer input is {origin}, not a QuantizeLinear or a constant", current,
+                          *((producer,) if producer is not None else ()))
 
         scale_v = _input(dq, 1)
         scale = self._const(scale_v, "scale")
@@ -357,9 +358,9 @@ class _Analyser:
                 continue
             array = constant_array(value)
             if array is None:
-                raise Decline(f"Clip {_label(clip)!r} has a run-time {name}")
+                raise Decline(f"a Clip of the chain has a run-time {name}", clip)
             if array.size != 1:
-                raise Decline(f"Clip {_label(clip)!r} {name} is not a scalar")
+                raise Decline(f"a Clip of the chain has a {name} that is not a scalar", clip)
             release.append(value)
             bound = float(np.asarray(array, dtype=np.float64).reshape(()))
             if i == 1:
@@ -392,13 +393,13 @@ class _Analyser:
             q_axis, axis = q_axis % ndim, axis % ndim
         same_layout = _int_attr(q, "block_size", 0) == block and (not per_axis or q_axis == axis)
         if not (same_scale and same_zp and same_layout):
-            raise Decline(f"QuantizeLinear {_label(q)!r} uses other parameters (a requantization, not one quantizer)")
+            raise Decline("its QuantizeLinear uses other parameters (a requantization, not one quantizer)", q)
         x = q.inputs[0]
         if x is not None and x.dtype is not None and np.dtype(x.dtype.numpy()).kind != "f":
-            raise Decline(f"QuantizeLinear {_label(q)!r} quantizes a non-float tensor")
+            raise Decline("its QuantizeLinear quantizes a non-float tensor", q)
         precision = _int_attr(q, "precision", 0)
         if precision and np.dtype(ir.DataType(precision).numpy()) != np.dtype(scale.dtype):
-            raise Decline(f"QuantizeLinear {_label(q)!r} divides in another precision than the scale's")
+            raise Decline("its QuantizeLinear divides in another precision than the scale's", q)
         return container
 
     def _layout(self, p: np.ndarray, per_tensor: bool, dims: tuple[int | None, ...] | None, axis: int,
@@ -573,11 +574,11 @@ def _apply(plan: _Plan, names: _Names) -> None:
 # driver
 
 
-def _surviving_consumers(value: ir.Value, raised: set[int], seen: set[int]) -> list[str]:
-    """Descriptions of what will still read ``value`` after the raisable DQs are gone."""
-    found: list[str] = []
+def _surviving_consumers(value: ir.Value, raised: set[int], seen: set[int]) -> list[tuple[str, str]]:
+    """What will still read ``value`` after the raisable DQs are gone: (kind, kind and name) pairs."""
+    found: list[tuple[str, str]] = []
     if value.is_graph_output():
-        found.append(f"graph output {value.name!r}")
+        found.append(("a graph output", f"graph output {value.name!r}"))
     for node in value.consumers():
         if id(node) in raised:
             continue
@@ -587,7 +588,7 @@ def _surviving_consumers(value: ir.Value, raised: set[int], seen: set[int]) -> l
             seen.add(id(node))
             found.extend(_surviving_consumers(node.outputs[0], raised, seen))
             continue
-        found.append(f"{node.op_type} {_label(node)!r}")
+        found.append((node.op_type, f"{node.op_type} {_label(node)!r}"))
     return found
 
 
@@ -641,17 +642,18 @@ def to_qonnx(model: ir.Model, *, allow_partial: bool = False) -> ConversionResul
         try:
             plans.append(analyser.analyse(dq))
         except Decline as declined:
-            unconverted.append(Unconverted(_label(dq), dq.op_type, declined.reason))
+            unconverted.append(Unconverted(_label(dq), dq.op_type, declined.reason, declined.detail(dq)))
 
     raised = {id(p.dq) for p in plans}
     for q in qs:
         left = _surviving_consumers(q.outputs[0], raised, set())
         if left:
-            shown = ", ".join(left[:3]) + (f" and {len(left) - 3} more" if len(left) > 3 else "")
+            kinds = ", ".join(sorted({kind for kind, _ in left}))
             unconverted.append(Unconverted(
                 _label(q), q.op_type,
-                f"its integer output is read by {shown}; only QuantizeLinear -> [Clip] -> DequantizeLinear chains "
+                f"its integer output is read by {kinds}; only QuantizeLinear -> [Clip] -> DequantizeLinear chains "
                 "have a QONNX form",
+                ", ".join(where for _, where in left),
             ))
     for node in dynamic:
         notes.append(

@@ -14,7 +14,7 @@ Pipelines:
   quantizer parameters), unshare-initializers, rename-reserved
 - finn: cleanup, then streamline when a ``streamline`` pass is registered
 - ort: cleanup, convert to QCDQ
-- tensorrt: refuses (ConversionError) quantizers TensorRT cannot run (non-zero
+- tensorrt: refuses (ConversionError: ``qonnx_tools.refusals.Refused``) quantizers TensorRT cannot run (non-zero
   zero-point, other than 8 bits), then cleanup and QCDQ
 """
 
@@ -24,9 +24,10 @@ from dataclasses import dataclass, field
 
 from qonnx_tools._ir import ir
 from qonnx_tools.decline import Decline
-from qonnx_tools.errors import BadInputError, ConversionError
+from qonnx_tools.errors import BadInputError
 from qonnx_tools.prepare import rules_finn, rules_hls4ml, rules_ort
 from qonnx_tools.prepare.rules import Rule, Violation, run_rules
+from qonnx_tools.refusals import Refused, group_dicts, summary
 
 TARGETS = ("hls4ml", "finn", "ort", "tensorrt")
 
@@ -56,6 +57,7 @@ class PrepareResult:
             "steps": self.steps,
             "notes": self.notes,
             "violations": [v.to_dict() for v in self.violations],
+            "groups": group_dicts(self.violations),
         }
 
 
@@ -91,8 +93,10 @@ def prepare(model: ir.Model, target: str) -> PrepareResult:
         if target == "tensorrt":
             refused = tensorrt_refusals(model)
             if refused:
-                raise ConversionError(
-                    f"TensorRT cannot run {len(refused)} quantizer(s): " + "; ".join(str(v) for v in refused)
+                raise Refused(
+                    f"TensorRT cannot run {len(refused)} quantizer(s): " + "; ".join(str(v) for v in refused),
+                    refused,
+                    summary(refused, "quantizer(s) TensorRT cannot run"),
                 )
         run("cleanup")
         from qonnx_tools.convert import convert
@@ -118,9 +122,10 @@ def tensorrt_refusals(model: ir.Model) -> list[Violation]:
 
     table = [
         Rule("symmetric-zero-point", is_int_quant, nonzero_zeropoint,
-             "TensorRT supports only symmetric quantization", "re-export with zero_point=0"),
+             "TensorRT supports only symmetric quantization",
+             "none automatic: re-export with symmetric quantizers, zero-point 0 (or --target ort)"),
         Rule("int8-only", is_int_quant, not_8bit, "TensorRT runs only 8-bit quantization",
-             "re-export with 8-bit quantizers (or target ort)"),
+             "none automatic: re-export with 8-bit quantizers (or --target ort)"),
     ]
     return run_rules(model, table)
 

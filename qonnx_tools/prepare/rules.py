@@ -1,9 +1,14 @@
 """Readiness rules: a Rule is data (name, which nodes it applies to, a check, a message, a fix).
 
 ``check_fn(node, model)`` returns None when the node is fine, else a ``Decline`` whose
-reason is a short precise description of the problem (which input, which value).
-``run_rules`` applies every rule of a table to every node it applies to and returns one
-Violation per (node, rule) broken, in graph order (``problem`` is the decline's reason).
+reason is a short precise description of the problem without names (so that equal
+problems group in reports: ``12 × Conv: [channels-last] ...``) and whose ``where`` names
+the inputs and values it is about. ``run_rules`` applies every rule of a table to every
+node it applies to and returns one Violation per (node, rule) broken, in graph order
+(``problem`` is the decline's reason, ``detail`` its places).
+
+A ``fix`` names only what the ``qonnx`` CLI can do (``fix_by_pass``), or starts with
+"none automatic:" when the model has to change at its source.
 """
 
 from __future__ import annotations
@@ -36,9 +41,11 @@ class Violation:
     problem: str
     message: str
     fix: str
+    detail: str = ""
 
     def __str__(self) -> str:
-        return f"{self.node} ({self.op}): [{self.rule}] {self.message}: {self.problem}; fix: {self.fix}"
+        where = f" [{self.detail}]" if self.detail else ""
+        return f"{self.node} ({self.op}): [{self.rule}] {self.message}: {self.problem}{where}; fix: {self.fix}"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -54,7 +61,8 @@ def run_rules(model: ir.Model, rules: list[Rule]) -> list[Violation]:
             if why is not None:
                 found.append(
                     Violation(
-                        rule.name, node.name or f"<unnamed #{index}>", node.op_type, why.reason, rule.message, rule.fix
+                        rule.name, node.name or f"<unnamed #{index}>", node.op_type, why.reason, rule.message, rule.fix,
+                        why.detail(node),
                     )
                 )
     return found
@@ -92,16 +100,27 @@ def rank(value: ir.Value | None) -> int | None:
     return None if value is None or value.shape is None else len(value.shape)
 
 
+def fix_by_pass(name: str, *, prepare_runs: bool = True) -> str:
+    """The fix a registered pass makes, as the CLI runs it."""
+    alone = f"qonnx cleanup MODEL -o OUT --passes {name}"
+    if prepare_runs:
+        return f"the pass {name}: prepare runs it (not with --check-only); alone: {alone}"
+    return f"the pass {name}: {alone}"
+
+
 def unknown_shapes(node: ir.Node, model: ir.Model) -> Decline | None:
-    bad = []
+    bad, missing = [], False
     for v in node.outputs:
         if v is None or not (v.uses() or v.is_graph_output()):
             continue
         if v.type is None or v.shape is None:
             bad.append(f"{v.name!r} has no shape")
+            missing = True
         elif any(not isinstance(d, int) for d in v.shape):
             bad.append(f"{v.name!r} has shape {[d if isinstance(d, int) else str(d) for d in v.shape]}")
-    return Decline("; ".join(bad)) if bad else None
+    if not bad:
+        return None
+    return Decline("an output has no shape" if missing else "an output has a symbolic shape", "; ".join(bad))
 
 
 def unnamed(node: ir.Node, model: ir.Model) -> Decline | None:
@@ -114,11 +133,13 @@ def non_constant_params(node: ir.Node, model: ir.Model) -> Decline | None:
              "FloatQuant": ("scale", "exponent_bitwidth", "mantissa_bitwidth", "exponent_bias", "max_val"),
              "MultiThreshold": ("thresholds",)}.get(node.op_type, ())
     bad = [
-        f"{label} ({v.name!r})"
+        (label, v)
         for label, v in zip(names, node.inputs[1:])
         if v is not None and constant_array(v, overridable=False) is None
     ]
-    return Decline("computed at run time: " + ", ".join(bad)) if bad else None
+    if not bad:
+        return None
+    return Decline("computed at run time: " + ", ".join(label for label, _ in bad), *(v for _, v in bad))
 
 
 def nonzero_zeropoint(node: ir.Node, model: ir.Model) -> Decline | None:
@@ -127,10 +148,10 @@ def nonzero_zeropoint(node: ir.Node, model: ir.Model) -> Decline | None:
         return None
     arr = constant_array(zp)
     if arr is None:
-        return Decline(f"zero-point {zp.name!r} is not a constant", zp)
+        return Decline("zero-point is not a constant", zp)
     if np.any(arr != 0):
         shown = arr.reshape(-1)[:4].tolist()
-        return Decline(f"zero-point {zp.name!r} = {shown}{'...' if arr.size > 4 else ''}", zp)
+        return Decline("non-zero zero-point", f"zero-point {zp.name!r} = {shown}{'...' if arr.size > 4 else ''}")
     return None
 
 
@@ -151,7 +172,6 @@ def reshape_elements(node: ir.Node, model: ir.Model) -> Decline | None:
 RESHAPE_ELEMENTS = Rule(
     "reshape-elements", is_op("Reshape"), reshape_elements,
     "the Reshape's target shape holds another element count than its input",
-    "none automatic: the target is hard-coded for another input size (a batch this command changed to 1, "
-    "while the model's first axis is not its batch, or a Reshape constant it could not rewrite); "
-    "re-export the model at the batch size wanted",
+    "none automatic: the target shape is hard-coded for another input size (e.g. the batch prepare set to 1, "
+    "on a model whose first axis is not its batch); re-export at the batch size wanted",
 )

@@ -7,7 +7,7 @@ from qonnx_tools.constants import constant_array
 from qonnx_tools.decline import Decline
 from qonnx_tools.domains import QONNX, STANDARD, canonical_domain
 from qonnx_tools.prepare.rules import (
-    RESHAPE_ELEMENTS, Rule, is_channels_last, is_int_quant, is_op, nonzero_zeropoint, rank, scalar,
+    RESHAPE_ELEMENTS, Rule, fix_by_pass, is_channels_last, is_int_quant, is_op, nonzero_zeropoint, rank, scalar,
 )
 
 
@@ -32,7 +32,7 @@ def _trunc_after_avgpool(node: ir.Node, model: ir.Model) -> Decline | None:
             mode = node.attributes.get_string("rounding_mode", "FLOOR").upper()
             if mode == "FLOOR":
                 return None
-            return Decline(f"Trunc after {producer.name!r} ({producer.op_type}) rounds with {mode}", producer)
+            return Decline(f"Trunc after {producer.op_type} rounds with {mode}", producer)
         if producer.op_type not in ("Mul", "Div"):
             return None
         producer = producer.inputs[0].producer() if producer.inputs and producer.inputs[0] is not None else None
@@ -47,10 +47,13 @@ def _not_nchw(node: ir.Node, model: ir.Model) -> Decline | None:
 RULES = [
     RESHAPE_ELEMENTS,
     Rule("zero-point-zero", is_op("IntQuant", "Quant", "Trunc", domain=QONNX), nonzero_zeropoint,
-         "FINN supports only zero-point 0 (symmetric/unsigned quantizers)", "re-export with zero_point=0"),
+         "FINN supports only zero-point 0 (symmetric/unsigned quantizers)",
+         "none automatic: re-export with zero-point 0 (symmetric or unsigned quantizers)"),
     Rule("activation-bits", is_int_quant, _activation_bits, "activations must be at most 8 bits",
-         "re-export activation quantizers with bit width <= 8"),
+         "none automatic: re-export activation quantizers with bit width <= 8"),
     Rule("trunc-floor-after-avgpool", is_op("Trunc", domain=QONNX), _trunc_after_avgpool,
-         "Trunc after an average pool must round with FLOOR", "re-export the TruncAvgPool with FLOOR rounding"),
-    Rule("nchw", is_channels_last, _not_nchw, "FINN expects 4-D tensors in NCHW", "run to-channels-first"),
+         "Trunc after an average pool must round with FLOOR",
+         "none automatic: re-export the TruncAvgPool with FLOOR rounding"),
+    Rule("nchw", is_channels_last, _not_nchw, "FINN expects 4-D tensors in NCHW",
+         fix_by_pass("to-channels-first", prepare_runs=False)),
 ]

@@ -17,7 +17,7 @@ from qonnx_tools.decline import Decline
 from qonnx_tools.domains import CHANNELS_LAST, QONNX, STANDARD, canonical_domain
 from qonnx_tools.prepare.rules import (
     RESHAPE_ELEMENTS,
-    Rule, any_node, input_input, is_int_quant, is_op, is_quantizer, non_constant_params, rank, scalar,
+    Rule, any_node, fix_by_pass, input_input, is_int_quant, is_op, is_quantizer, non_constant_params, rank, scalar,
     unknown_shapes, unnamed,
 )
 
@@ -94,7 +94,8 @@ def _pad(node: ir.Node, model: ir.Model) -> Decline | None:
         return Decline(f"mode={mode}")
     value = scalar(input_input(node, 2))
     if input_input(node, 2) is not None and value != 0:
-        return Decline(f"pad value {value}", input_input(node, 2))
+        return Decline(f"pad value {value}" if value is not None else "pad value not a constant scalar",
+                       input_input(node, 2))
     if input_input(node, 3) is not None:
         return Decline("explicit axes input", input_input(node, 3))
     return None
@@ -102,10 +103,10 @@ def _pad(node: ir.Node, model: ir.Model) -> Decline | None:
 
 def _shared_initializers(node: ir.Node, model: ir.Model) -> Decline | None:
     shared = [
-        v.name for v in node.inputs
+        v for v in node.inputs
         if v is not None and v.is_initializer() and len(v.uses()) > 1
     ]
-    return Decline("read by other nodes too: " + ", ".join(repr(n) for n in shared)) if shared else None
+    return Decline("an initializer is read by other nodes too", *shared) if shared else None
 
 
 def _names(node: ir.Node, model: ir.Model) -> Decline | None:
@@ -115,36 +116,47 @@ def _names(node: ir.Node, model: ir.Model) -> Decline | None:
         v.name for v in node.inputs if v is not None and (v.is_graph_input() or v.is_initializer())
     ]
     bad = sorted({n for n in names if n and (n in RESERVED_NAMES or not is_c_identifier(n))})
-    return Decline(", ".join(repr(n) for n in bad)) if bad else None
+    if not bad:
+        return None
+    reserved = [n for n in bad if n in RESERVED_NAMES]
+    if not reserved:
+        what = "names that are not C identifiers"
+    else:
+        what = "a reserved name" if len(reserved) == len(bad) else "reserved names and names that are not C identifiers"
+    return Decline(what, ", ".join(repr(n) for n in bad))
 
 
 RULES = [
     RESHAPE_ELEMENTS,
     Rule("supported-op", any_node, _unsupported_op, "hls4ml has no layer for this op",
-         "replace the op, or convert it first (e.g. Gemm: gemm-to-matmul)"),
-    Rule("conv-shape", is_op("Conv", domain=(STANDARD, CHANNELS_LAST)), _conv_shape, "hls4ml supports 1-D/2-D convs with group 1 or depthwise",
-         "split the grouped convolution into per-group convolutions + Concat"),
+         "none automatic: replace the op in the model at its source"),
+    Rule("conv-shape", is_op("Conv", domain=(STANDARD, CHANNELS_LAST)), _conv_shape,
+         "hls4ml supports 1-D/2-D convs with group 1 or depthwise",
+         "none automatic: split the grouped convolution into per-group convolutions + Concat at the source"),
     Rule("shape-known", any_node, unknown_shapes, "every tensor needs a static shape",
-         "prepare (without --check-only) sets batch 1 and infers shapes itself; a shape still unknown after "
-         "it comes from an op upstream with a data-dependent or unknown shape: replace that op"),
+         "prepare sets batch 1 and infers shapes (not with --check-only); a shape still unknown after it comes "
+         "from an op with a data-dependent shape upstream: none automatic"),
     Rule("no-gemm", is_op("Gemm"), lambda n, m: Decline("Gemm node"), "hls4ml reads MatMul + Add, not Gemm",
-         "run gemm-to-matmul"),
+         fix_by_pass("gemm-to-matmul")),
     Rule("channels-last", is_op("Conv", "MaxPool", "BatchNormalization"), _nchw,
-         "Conv, BatchNormalization and pools must be channels-last", "run to-channels-last"),
-    Rule("node-named", any_node, unnamed, "every node needs a name (hls4ml layer names)", "run name-nodes"),
+         "Conv, BatchNormalization and pools must be channels-last", fix_by_pass("to-channels-last")),
+    Rule("node-named", any_node, unnamed, "every node needs a name (hls4ml layer names)", fix_by_pass("name-nodes")),
     Rule("quantizer-params-constant", is_quantizer, non_constant_params,
-         "quantizer parameters must be constants", "run remove-static-inputs and cleanup (fold-constants)"),
+         "quantizer parameters must be constants", fix_by_pass("remove-static-inputs,cleanup")),
     Rule("rounding-mode", is_op("IntQuant", "Quant", "Trunc", domain=QONNX), _rounding,
-         "only ROUND and FLOOR rounding are supported", "re-export the quantizer with ROUND or FLOOR rounding"),
+         "only ROUND and FLOOR rounding are supported",
+         "none automatic: re-export the quantizer with ROUND or FLOOR rounding"),
     Rule("no-narrow-unsigned", is_int_quant, _narrow_unsigned, "narrow unsigned quantizers are not supported",
-         "re-export with narrow_range=False (or a signed quantizer)"),
+         "none automatic: re-export the quantizer without narrow range, or signed"),
     Rule("merge-inputs", is_op(*MERGE_OPS, domain=(STANDARD, CHANNELS_LAST)), _merge_shape,
-         "hls4ml merges two tensors, Concat up to rank 3", "split the merge into a chain of two-input merges"),
+         "hls4ml merges two tensors, Concat up to rank 3",
+         "none automatic: split the merge into a chain of two-input merges at the source"),
     Rule("pad-constant-zero", is_op("Pad"), _pad, "hls4ml pads with zeros in constant mode only",
-         "replace the Pad (e.g. fold it into the following Conv's pads)"),
+         "none automatic: replace the Pad at the source (e.g. by the following Conv's pads)"),
     Rule("unshared-initializers", any_node, _shared_initializers,
-         "each initializer must have one reader (hls4ml removes it with its first reader)", "run unshare-initializers"),
+         "each initializer must have one reader (hls4ml removes it with its first reader)",
+         fix_by_pass("unshare-initializers")),
     Rule("c-identifier-names", any_node, _names,
          "names must be C identifiers other than 'input' (hls4ml uses them as C++ variables)",
-         "run sanitize-names"),
+         fix_by_pass("sanitize-names{reserved=input}")),
 ]

@@ -26,7 +26,7 @@ def _not_int8(node: ir.Node, model: ir.Model) -> Decline | None:
     if zp is None:
         return None if node.op_type == "DequantizeLinear" else Decline("no zero-point: quantizes to uint8")
     if zp.dtype is not None and zp.dtype != ir.DataType.INT8:
-        return Decline(f"zero-point {zp.name!r} is {zp.dtype.name}", zp)
+        return Decline(f"zero-point is {zp.dtype.name}", zp)
     return None
 
 
@@ -47,14 +47,16 @@ def _clip_narrows(node: ir.Node, model: ir.Model) -> Decline | None:
 ORT_RULES = [
     RESHAPE_ELEMENTS,
     Rule("no-custom-ops", any_node, _custom, "onnxruntime runs only standard ONNX ops",
-         "run qonnx convert --to qcdq (and to-channels-first for channels-last ops)"),
+         "qonnx convert --to qcdq (channels-last ops are turned back too); prepare runs it (not with --check-only)"),
 ]
 
 TENSORRT_RULES = ORT_RULES + [
     Rule("symmetric-zero-point", is_op("QuantizeLinear", "DequantizeLinear"), nonzero_zeropoint,
-         "TensorRT supports only symmetric quantization (zero-point 0)", "re-export with symmetric quantizers"),
+         "TensorRT supports only symmetric quantization (zero-point 0)",
+         "none automatic: re-export with symmetric quantizers (or --target ort)"),
     Rule("int8-only", is_op("QuantizeLinear", "DequantizeLinear"), _not_int8,
-         "TensorRT supports only signed 8-bit quantization", "re-export with signed int8 quantizers"),
+         "TensorRT supports only signed 8-bit quantization",
+         "none automatic: re-export with signed int8 quantizers (or --target ort)"),
     Rule("8-bit-only", is_op("Clip"), _clip_narrows, "TensorRT runs only 8-bit quantization",
-         "re-export with 8-bit quantizers (no Clip to a narrower range)"),
+         "none automatic: re-export with 8-bit quantizers, no Clip to a narrower range (or --target ort)"),
 ]

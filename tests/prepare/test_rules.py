@@ -84,15 +84,17 @@ def test_hls4ml_shape_known():
     model = g.model(infer=False)
     found = check(model, "hls4ml")
     assert {v.rule for v in found} == {"shape-known"}
-    assert found[0].node == "Quant_4" and "'v4' has no shape" in found[0].problem
-    assert "infers shapes itself" in found[0].fix
+    assert found[0].node == "Quant_4" and found[0].problem == "an output has no shape"
+    assert "'v4' has no shape" in found[0].detail  # names stay out of the problem (so that problems group)
+    assert "infers shapes (not with --check-only)" in found[0].fix
 
 
 def test_hls4ml_symbolic_batch_is_unknown():
     g, _ = mlp()
     model = g.model(x_shape=("N", 4))
     found = check(model, "hls4ml")
-    assert {v.rule for v in found} == {"shape-known"} and "'N'" in found[0].problem
+    assert {v.rule for v in found} == {"shape-known"} and "'N'" in found[0].detail
+    assert found[0].problem == "an output has a symbolic shape"
 
 
 def test_hls4ml_no_gemm():
@@ -106,7 +108,7 @@ def test_hls4ml_channels_last():
     model = g.model(x_shape=(1, 3, 5, 5))
     found = check(model, "hls4ml")
     assert [(v.rule, v.node) for v in found] == [("channels-last", "Conv_2")]
-    assert "NCHW" in found[0].problem and found[0].fix == "run to-channels-last"
+    assert "NCHW" in found[0].problem and "qonnx cleanup MODEL -o OUT --passes to-channels-last" in found[0].fix
     run_passes(model, "to-channels-last")
     assert check(model, "hls4ml") == []
 
@@ -124,7 +126,7 @@ def test_hls4ml_quantizer_params_constant():
     g.quant("x", scale_input="s")
     found = check(g.model(), "hls4ml")
     assert [(v.rule, v.node) for v in found] == [("quantizer-params-constant", "Quant_3")]
-    assert "scale ('s')" in found[0].problem
+    assert found[0].problem == "computed at run time: scale" and found[0].detail == "value 's'"
 
 
 def test_hls4ml_rounding_mode():
@@ -146,7 +148,7 @@ def test_finn_zero_point():
     g, _ = mlp(zp=3.0)
     found = check(g.model(), "finn")
     assert [(v.rule, v.node) for v in found] == [("zero-point-zero", "Quant_4")]
-    assert "= [3.0]" in found[0].problem
+    assert found[0].problem == "non-zero zero-point" and "= [3.0]" in found[0].detail
 
 
 def test_finn_activation_bits():
@@ -169,7 +171,7 @@ def test_finn_trunc_floor_after_avgpool():
     g.node("Trunc", [m, g.const(1.0), g.const(0.0), g.const(8.0), g.const(6.0)], domain=QONNX, rounding_mode="ROUND")
     found = check(g.model(x_shape=(1, 2, 4, 4)), "finn")
     assert [(v.rule, v.node) for v in found] == [("trunc-floor-after-avgpool", "Trunc_8")]
-    assert "AveragePool_1" in found[0].problem and "ROUND" in found[0].problem
+    assert "AveragePool_1" in found[0].detail and "ROUND" in found[0].problem
 
 
 def test_finn_nchw():
@@ -180,7 +182,7 @@ def test_finn_nchw():
     run_passes(model, "to-channels-last")
     found = check(model, "finn")
     assert [(v.rule, v.node) for v in found] == [("nchw", "Conv_2")]
-    assert found[0].fix == "run to-channels-first"
+    assert found[0].fix.endswith("qonnx cleanup MODEL -o OUT --passes to-channels-first")
 
 
 # -- ORT / TensorRT ----------------------------------------------------------------------------
@@ -273,7 +275,8 @@ def test_hls4ml_unshared_initializers_and_fix():
     found = check(model, "hls4ml")
     assert [(v.rule, v.node) for v in found] == [("unshared-initializers", "MatMul_2"),
                                                  ("unshared-initializers", "MatMul_3")]
-    assert found[0].problem == "read by other nodes too: 'c1'" and found[0].fix == "run unshare-initializers"
+    assert found[0].problem == "an initializer is read by other nodes too" and found[0].detail == "value 'c1'"
+    assert found[0].fix.endswith("--passes unshare-initializers")
     x = {"x": RNG.standard_normal((1, 4)).astype(np.float32)}
     ref = Executor(model).run(x)
     run_passes(model, "unshare-initializers")
@@ -287,7 +290,9 @@ def test_hls4ml_c_identifier_names_and_fix():
     g.node("Relu", ["0.out"])
     model = g.model()
     found = check(model, "hls4ml")
-    assert [(v.rule, v.node, v.problem) for v in found] == [("c-identifier-names", "input", "'0.out', 'input'")]
+    assert [(v.rule, v.node, v.problem, v.detail) for v in found] == [
+        ("c-identifier-names", "input", "reserved names and names that are not C identifiers", "'0.out', 'input'")
+    ]
     x = {"x": RNG.standard_normal((1, 4)).astype(np.float32)}
     ref = Executor(model).run(x)
     run_passes(model, "sanitize-names{reserved=input}")
@@ -367,7 +372,7 @@ def test_cli(tmp_path, capsys):
     onnx.save(ir.to_proto(conv_gemm_model()), path)
     assert main(["prepare", "--target", "hls4ml", str(path), "--check-only"]) == 1
     out = capsys.readouterr().out
-    assert "[no-gemm]" in out and "fix: run gemm-to-matmul" in out
+    assert "1 × Gemm: [no-gemm] Gemm node" in out and "--passes gemm-to-matmul" in out
     out_path = tmp_path / "out.onnx"
     assert main(["prepare", "--target", "hls4ml", str(path), "-o", str(out_path), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)

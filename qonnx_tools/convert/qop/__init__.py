@@ -72,7 +72,7 @@ becomes ``x_q -> QLinearConv/QLinearMatMul -> [Clip] -> ...``:
   (the bias is rounded to the accumulator scale; outputs may move by one step
   where the QDQ value lies within that rounding of a tie), so it is opt-in and
   reported. By default such a layer is refused as having no output quantizer,
-  with a hint.
+  with a hint naming the CLI flag (``qonnx convert --to qop --fold-batchnorm``).
 
 Before the layers, exact integer-domain moves (one topological sweep; the
 ``move-into-integer-domain`` pass, ``qonnx_tools.passes.move_into_integer_domain``):
@@ -94,8 +94,8 @@ raises ConversionError listing them.
 Opset: the model's ai.onnx opset is kept. QLinearConv/QLinearMatMul need 10;
 integer Clip and integer MaxPool (Relu folding, narrow containers, moving
 MaxPool) need 12 -- below that those features are skipped or the layer is
-refused with a hint; pass ``opset=13`` to upgrade first (onnx's version
-converter, through the opset-upgrade pass).
+refused with a hint; pass ``opset=13`` (CLI: ``--opset 13``) to upgrade first
+(onnx's version converter, through the opset-upgrade pass).
 
 Everything is done with use-def links, in time linear in the graph size.
 
@@ -109,7 +109,14 @@ Layout, one module per phase, sharing one ``state.Conversion`` record (the model
 - ``rewrite``: phase 4, the integer operators written in the layer's place.
 
 A layer that cannot be converted raises ``qonnx_tools.decline.Decline``; its reason
-is what ``ConversionResult.unconverted`` lists.
+is what ``ConversionResult.unconverted`` lists. Reasons name no node or value (those
+go into the decline's ``where``, listed as ``Unconverted.detail``), so that equal
+reasons group in reports, and their hints name ``qonnx convert`` flags
+(``qonnx_tools.convert.FOLD_BATCHNORM_FLAG``, ...), never Python keywords.
+
+CLI flags of the options: ``--fold-batchnorm`` (``fold_batchnorm=True``),
+``--requantize-bias`` / ``--no-requantize-bias`` (``requantize_bias``, default True),
+``--opset N``.
 """
 
 from qonnx_tools.convert.qop.driver import to_qop

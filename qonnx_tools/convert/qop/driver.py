@@ -14,6 +14,7 @@ from qonnx_tools._ir import ir
 from qonnx_tools.convert.qcdq import standard_opset, to_qcdq
 from qonnx_tools.convert.qop.match import match
 from qonnx_tools.convert.qop.rewrite import rewrite
+from qonnx_tools.convert import OPSET_FLAG
 from qonnx_tools.convert.qop.state import Conversion
 from qonnx_tools.convert.result import ConversionResult, Unconverted
 from qonnx_tools.decline import Decline
@@ -74,7 +75,7 @@ def _prepare_opset(model: ir.Model, opset: int | None, notes: list[str]) -> None
             model.opset_imports[STANDARD] = 10
             return
         raise BadInputError(
-            f"to_qop: the model is at ai.onnx opset {current}; QOp needs >= 10 (pass opset=13 to upgrade first)"
+            f"to_qop: the model is at ai.onnx opset {current}; QOp needs >= 10 ({OPSET_FLAG} 13 upgrades it first)"
         )
 
 
@@ -87,7 +88,7 @@ def _run(conv: Conversion) -> None:
         try:
             rewrite(conv, match(conv, node))
         except Decline as why:
-            conv.unconverted.append(Unconverted(node.name or "", node.op_type, why.reason))
+            conv.unconverted.append(Unconverted(node.name or "", node.op_type, why.reason, why.detail(node)))
     conv.edit.sweep()
     if moved:
         conv.notes.append(f"{moved} node(s) moved into the integer domain or removed as exact no-ops")

@@ -13,6 +13,7 @@ import numpy as np
 
 from qonnx_tools._ir import ir
 from qonnx_tools.constants import constant_array
+from qonnx_tools.convert import FOLD_BATCHNORM_FLAG
 from qonnx_tools.convert.qop.state import REQUIRES_ALL, Conversion
 from qonnx_tools.decline import Decline
 from qonnx_tools.errors import QonnxToolsError
@@ -114,10 +115,10 @@ def match(conv: Conversion, node: ir.Node) -> Layer:
     # input quantizer
     dq = x.producer() if x is not None else None
     if not is_op(dq, "DequantizeLinear"):
-        raise Decline(f"no input quantizer ({REQUIRES_ALL}): input {x.name!r} comes from {describe(dq)}")
+        raise Decline(f"no input quantizer ({REQUIRES_ALL}): the input comes from {_kind(dq)}", x, *_node(dq))
     x_q = dq.inputs[0]
     if constant_array(x_q) is not None:
-        raise Decline(f"no input quantizer ({REQUIRES_ALL}): input {x.name!r} is a constant")
+        raise Decline(f"no input quantizer ({REQUIRES_ALL}): the input is a constant", x)
     xq = quant_params(dq, int_dtype(x_q), rank_of(x))
     _check_activation_container(xq.dtype, "input")
     trans_a = op == "Gemm" and bool(node.attributes.get_int("transA", 0))
@@ -187,13 +188,14 @@ def _match_output(conv: Conversion, layer: Layer) -> None:
     while True:
         if value.is_graph_output():
             after = f" after {' -> '.join(seen)}" if seen else ""
-            raise Decline(f"no output quantizer ({REQUIRES_ALL}): output {value.name!r} is a graph output{after}")
+            raise Decline(f"no output quantizer ({REQUIRES_ALL}): the output is a graph output{after}", value)
         uses = value.uses()
         if len(uses) != 1:
-            users = ", ".join(describe(u) for u, _ in uses) or "nothing"
+            users = ", ".join(sorted({u.op_type for u, _ in uses})) or "nothing"
             raise Decline(
-                f"no output quantizer ({REQUIRES_ALL}): output {value.name!r} feeds {users}"
-                + (" (several consumers)" if len(uses) > 1 else "")
+                f"no output quantizer ({REQUIRES_ALL}): the output feeds {users}"
+                + (f" ({len(uses)} consumers)" if len(uses) > 1 else ""),
+                value, *(u for u, _ in uses),
             )
         user, index = uses[0]
         if is_op(user, "QuantizeLinear") and index == 0:
@@ -211,14 +213,14 @@ def _match_output(conv: Conversion, layer: Layer) -> None:
         else:
             hint = ""
             if is_op(user, "BatchNormalization") and not conv.fold_batchnorm:
-                hint = " (fold_batchnorm=True folds it into per-channel weight scales and the bias)"
+                hint = f" ({FOLD_BATCHNORM_FLAG} folds it)"
             after = f" after {' -> '.join(seen)}" if seen else ""
             raise Decline(
-                f"no output quantizer ({REQUIRES_ALL}): output {value.name!r} feeds {describe(user)}{after}{hint}"
+                f"no output quantizer ({REQUIRES_ALL}): the output feeds {user.op_type}{after}{hint}", value, user
             )
         layer.chain.append(user)
         if len(user.outputs) != 1 and any(o.uses() or o.is_graph_output() for o in user.outputs[1:]):
-            raise Decline(f"{describe(user)} has more than one used output")
+            raise Decline(f"{user.op_type} after the layer has more than one used output", user)
         value = user.outputs[0]
     _check_activation_container(layer.yq.dtype, "output")
     if not layer.yq.per_tensor:
@@ -228,8 +230,8 @@ def _match_output(conv: Conversion, layer: Layer) -> None:
             channel = rank - 1
         if layer.yq.axis != channel:
             raise Decline(
-                f"output quantized along axis {layer.yq.axis} in {describe(layer.q)}; QLinearConv/QLinearMatMul "
-                "need a per-tensor y_scale and a float epilogue needs the channel axis"
+                f"output quantized along axis {layer.yq.axis}; QLinearConv/QLinearMatMul "
+                "need a per-tensor y_scale and a float epilogue needs the channel axis", layer.q
             )
         if layer.yq.dtype in NARROW:
             raise Decline("per-channel output quantization into a sub-8-bit container is not supported")
@@ -248,20 +250,21 @@ def _constant_operand(conv: Conversion, add: ir.Node, value: ir.Value) -> bool:
 
 
 def _match_batchnorm(layer: Layer, bn: ir.Node) -> None:
-    where = describe(bn)
     if layer.kind == "dense" and layer.node.op_type == "MatMul":
         if rank_of(layer.node.inputs[0]) != 2:
-            raise Decline(f"{where} after a MatMul whose input is not known to be 2-D (channel axis 1 != features)")
+            raise Decline("BatchNormalization after a MatMul whose input is not known to be 2-D "
+                          "(channel axis 1 != features)", bn)
     if bn.attributes.get_int("training_mode", 0):
-        raise Decline(f"{where} is in training mode")
+        raise Decline("BatchNormalization after the layer is in training mode", bn)
     params = [constant_array(v) if v is not None else None for v in bn.inputs[1:5]]
     if len(params) != 4 or any(p is None for p in params):
-        raise Decline(f"{where} has parameters computed at run time")
+        raise Decline("BatchNormalization after the layer has parameters computed at run time", bn)
     scale, shift, mean, var = (p.astype(np.float64).reshape(-1) for p in params)
     eps = float(bn.attributes.get_float("epsilon", 1e-5))
     factor = scale / np.sqrt(var + eps)
     if np.any(factor == 0) or not np.all(np.isfinite(factor)):
-        raise Decline(f"{where} has a zero or non-finite factor; it cannot go into a weight scale")
+        raise Decline("BatchNormalization after the layer has a zero or non-finite factor; it cannot go into a "
+                      "weight scale", bn)
     layer.bn = (factor, shift - mean * factor)
     layer.bn_name = bn.name or ""
     layer.sources.extend(v for v in bn.inputs[1:5] if v is not None)
@@ -275,7 +278,8 @@ def _weight_dq(value: ir.Value) -> tuple[ir.Node, list[ir.Node]]:
         after.append(node)
         node = node.inputs[0].producer() if node.inputs[0] is not None else None
     if not is_op(node, "DequantizeLinear"):
-        raise Decline(f"no weight quantizer ({REQUIRES_ALL}): weight {value.name!r} comes from {describe(node)}")
+        raise Decline(f"no weight quantizer ({REQUIRES_ALL}): the weight comes from {_kind(node)}", value,
+                      *_node(node))
     return node, after[::-1]
 
 
@@ -286,7 +290,7 @@ def _load_weight(conv: Conversion, layer: Layer, value: ir.Value) -> tuple[np.nd
     if w is None:
         return None
     if int_range(w.dtype) is None:
-        raise Decline(f"weight of {describe(dq)} is not an integer tensor")
+        raise Decline("the weight's DequantizeLinear reads a non-integer tensor", dq)
     params = quant_params(dq, np.dtype(w.dtype), w.ndim)
     w = w.astype(np.int64)
     axis = params.axis
@@ -361,9 +365,18 @@ def _match_bias(conv: Conversion, layer: Layer, value: ir.Value) -> None:
             return
     b = fold_constant(conv.model, value)
     if b is None or np.dtype(b.dtype).kind != "f":
-        raise Decline(f"bias {value.name!r} is not a constant (comes from {describe(node)})")
+        raise Decline(f"the bias is not a constant (comes from {_kind(node)})", value, *_node(node))
     layer.bias_float = _channel_vector(layer, b.astype(np.float64), "bias")
     layer.bias_desc = "float bias"
+
+
+def _kind(node: ir.Node | None) -> str:
+    """What a value comes from, without names: ``a graph input`` or the producer's op type."""
+    return "a graph input" if node is None else node.op_type
+
+
+def _node(node: ir.Node | None) -> tuple:
+    return () if node is None else (node,)
 
 
 def _fmt_scale(scale: np.ndarray) -> str:
@@ -376,9 +389,9 @@ def _channel_vector(layer: Layer, b: np.ndarray, what: str) -> np.ndarray:
     if b.size == 1:
         return np.full(c, b.reshape(-1)[0], dtype=b.dtype)
     if b.reshape(-1).size != c:
-        raise Decline(f"{what} of shape {tuple(b.shape)} is not one value per output channel ({c})")
+        raise Decline(f"{what} is not one value per output channel", f"shape {tuple(b.shape)}, {c} channels")
     if layer.kind == "dense" and b.ndim > 1 and b.shape[-1] != c:
-        raise Decline(f"{what} of shape {tuple(b.shape)} does not broadcast along the output features")
+        raise Decline(f"{what} does not broadcast along the output features", f"shape {tuple(b.shape)}")
     if layer.kind == "conv" and b.ndim > 1:
-        raise Decline(f"{what} of shape {tuple(b.shape)} is not 1-D")
+        raise Decline(f"{what} is not 1-D", f"shape {tuple(b.shape)}")
     return b.reshape(-1).copy()

@@ -15,6 +15,7 @@ import numpy as np
 from qonnx_tools._ir import ir
 from qonnx_tools.constants import constant_array
 from qonnx_tools.convert.qop.match import Layer
+from qonnx_tools.convert import OPSET_FLAG
 from qonnx_tools.convert.qop.state import Conversion
 from qonnx_tools.convert.qop.weights import WeightPlan, plan_weights
 from qonnx_tools.decline import Decline
@@ -48,7 +49,7 @@ def rewrite(conv: Conversion, layer: Layer) -> None:
         clip_hi = hi + shift
     if clip_lo is not None and conv.opset < 12:
         raise Decline("needs an integer Clip after the layer (Relu or a sub-8-bit container): ai.onnx opset >= 12 "
-                      "(pass opset=13)")
+                      f"({OPSET_FLAG} 13 upgrades the model)")
     plan = plan_weights(conv, layer) if layer.b_q is None else None
     base = node.name or node.op_type
     x_in = _widen(conv, node, layer.x_q, layer.xq.dtype)

@@ -12,6 +12,7 @@ from qonnx_tools.passes.move_into_integer_domain import Editor
 REQUIRES_ALL = "QOp needs input, weight and output quantized"
 
 
+
 @dataclass
 class Conversion:
     """One conversion in progress: the model, its editor (names, constants, dead values), options and findings."""

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from qonnx_tools.convert import REQUANTIZE_BIAS_FLAG
 from qonnx_tools.convert.qop.match import Layer
 from qonnx_tools.convert.qop.state import Conversion
 from qonnx_tools.decline import Decline
@@ -60,7 +61,8 @@ def plan_weights(conv: Conversion, layer: Layer) -> WeightPlan:
         raise Decline("Gemm alpha = 0")
     if layer.bn is not None:
         if layer.bn[0].shape != (c,):
-            raise Decline(f"BatchNormalization {layer.bn_name!r} has {layer.bn[0].size} channels, the layer {c}")
+            raise Decline("BatchNormalization after the layer has another channel count than the layer",
+                          f"BatchNormalization {layer.bn_name!r}: {layer.bn[0].size} channels, the layer {c}")
         bn_factor = layer.bn[0]
         shift = layer.bn[1]
     factor = bn_factor * layer.alpha  # on the product; the bias only meets beta and the BatchNormalization
@@ -161,8 +163,9 @@ def _report_bias(conv: Conversion, layer: Layer, info: dict) -> None:
         )
     if not info["exact"] and not conv.requantize_bias:
         raise Decline(
-            f"bias is not exactly representable at scale x_scale * w_scale ({reason}); requantizing changes it "
-            f"by up to {change:.3g} ({steps:.3g} output steps); pass requantize_bias=True to accept"
+            f"bias is not exactly representable at scale x_scale * w_scale ({_bias_kinds(layer)}); "
+            f"{REQUANTIZE_BIAS_FLAG} (the default) rounds it to int32 at that scale",
+            f"{reason}; requantizing changes it by up to {change:.3g} ({steps:.3g} output steps)",
         )
     if info["exact"]:
         conv.notes.append(f"{name}: bias re-expressed exactly at scale x_scale * w_scale ({reason}{upscaled})")
@@ -171,3 +174,19 @@ def _report_bias(conv: Conversion, layer: Layer, info: dict) -> None:
             f"{name}: bias requantized to int32 at scale x_scale * w_scale ({reason}{upscaled}); max change "
             f"{change:.3g} in output units = {steps:.3g} output quantization steps"
         )
+
+
+def _bias_kinds(layer: Layer) -> str:
+    """Why the bias needs requantizing, without names or numbers (equal reasons group in reports)."""
+    kinds = []
+    if layer.bias_int is not None:
+        kinds.append("quantized bias")
+    elif layer.bias_float is not None:
+        kinds.append("float bias")
+    if layer.bn is not None:
+        kinds.append("BatchNormalization folded")
+    if layer.alpha != 1.0 or layer.beta != 1.0:
+        kinds.append("Gemm alpha/beta")
+    if layer.depthwise_input_scales:
+        kinds.append("per-channel input scales folded")
+    return ", ".join(kinds) or "bias"
