@@ -522,8 +522,8 @@ class DeploymentVerification:
         return self.exact.mismatched
 
     def reports(self) -> list[tuple[str, VerifyReport]]:
-        return [(title, r) for title, r in (("verify", self.exact), ("verify optimized (reported)", self.optimized),
-                                            ("verify default (reported)", self.default)) if r is not None]
+        return [(title, r) for title, r in (("verify", self.exact), ("verify optimized (reported, not judged)", self.optimized),
+                                            ("verify default (reported, not judged)", self.default)) if r is not None]
 
     def to_dict(self) -> dict:
         return {"ok": self.ok, **{key: r.to_dict() for key, r in

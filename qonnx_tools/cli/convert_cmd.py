@@ -5,6 +5,10 @@ optimisations off when it has only standard ops and onnxruntime can load it, els
 the executor) against the NumPy executor on the original, under
 ``qonnx_tools.verify``'s rule (``--atol/--rtol/--max-steps/--max-off-fraction``,
 the same defaults as ``qonnx verify``); exit 1 and nothing written when they differ.
+When onnxruntime runs the result, its optimised sessions are run and reported too
+(``qonnx_tools.verify.verify_deployment``): every optimisation but
+WeightBiasQuantization, and onnxruntime as it comes. They measure onnxruntime's
+kernels on this CPU, not the file, and do not decide the exit code.
 
 Nodes left unconverted are listed one line per reason with a count (``--verbose``: one
 line per node, ``--json``: every node and the ``groups``); unless ``--allow-partial``,
@@ -34,7 +38,7 @@ from qonnx_tools.errors import BadInputError, ConversionError, VerificationError
 from qonnx_tools.info import op_counts
 from qonnx_tools.model_io import load, save
 from qonnx_tools.refusals import format_refusals, group_dicts, summary
-from qonnx_tools.verify import VerifyReport, format_table, reference_run, verify_against
+from qonnx_tools.verify import DeploymentVerification, reference_run, verify_deployment
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -67,8 +71,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                           "a rounding tie by one quantization step; the notes give each layer's largest change in "
                           "output steps. --no-requantize-bias leaves such layers unconverted instead")
     add_verify_options(p, help="compare outputs before/after (see --inputs/--random): the original in the executor, "
-                               "the result in onnxruntime when it can run it, else the executor; exit 1 and nothing "
-                               "written when they differ (default: off)")
+                               "the result in onnxruntime with optimisations off when it can run it (else the "
+                               "executor); exit 1 and nothing written when they differ. onnxruntime's optimised runs "
+                               "(without and with WeightBiasQuantization) are reported too, not judged (default: off)")
     add_input_options(p, random_by_default=True)
     p.add_argument("--verbose", action="store_true",
                    help="list unconverted nodes one line each, naming node, op, reason and the values it is about "
@@ -130,9 +135,9 @@ def run(args: argparse.Namespace) -> int:
         "notes": list(result.notes),
     }
     refused = bool(result.unconverted) and not args.allow_partial
-    verified: VerifyReport | None = None
+    verified: DeploymentVerification | None = None
     if reference is not None and not refused:
-        verified = verify_against(reference, model, backend="auto", tolerance=tolerance)
+        verified = verify_deployment(reference, model, tolerance=tolerance)
         report["verify"] = verified.to_dict()
     report["bytes_before"] = bytes_before
     report["output"] = str(out)
@@ -161,7 +166,8 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _format(report: dict, result: ConversionResult, verbose: bool, verified: VerifyReport | None = None) -> str:
+def _format(report: dict, result: ConversionResult, verbose: bool,
+            verified: DeploymentVerification | None = None) -> str:
     lines = [f"{report['model']} -> {report['output']} ({report['to']})"]
     lines += op_table(report["ops_before"], report["ops_after"], indent="  ", width=44)
     fmt = lambda d: ", ".join(f"{k}={v}" for k, v in sorted(d.items()))  # noqa: E731
@@ -172,7 +178,7 @@ def _format(report: dict, result: ConversionResult, verbose: bool, verified: Ver
         lines.append(f"  note: {note}")
     lines += _not_converted(result, verbose)
     if verified is not None:
-        lines.append(format_table(verified, indent="  "))
+        lines.append(verified.format(indent="  "))
     return "\n".join(lines)
 
 

@@ -127,3 +127,23 @@ def test_saturation_probe_matches_a_direct_integer_matmul():
     session = ort_session(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]))
     got = session.run(None, {"a": np.full((1, 128), 255, np.uint8), "b": np.full((128, 1), 127, np.int8)})[0]
     assert ort_u8s8_saturates() == (int(got[0, 0]) != 128 * 255 * 127)
+
+
+def test_convert_verify_reports_the_optimised_sessions(tmp_path):
+    """Through the CLI: exit 0 (the exact check passes), the JSON holds all three reports."""
+    import json
+    import subprocess
+    import sys
+
+    folder = next((d for d in FOLDERS if d.name == "mlp_bitwidths"), None)
+    if folder is None:
+        pytest.skip("mlp_bitwidths not in ../shared")
+    out = tmp_path / "m.onnx"
+    run = subprocess.run([sys.executable, "-m", "qonnx_tools.cli.main", "convert", "--to", "qcdq",
+                          str(folder / "qonnx.onnx"), "-o", str(out), "--verify", "--json"],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    verify = json.loads(run.stdout)["verify"]
+    assert verify["ok"] and set(verify) == {"ok", "exact", "optimized", "default"}
+    assert [o["verdict"] for o in verify["exact"]["outputs"]] == ["exact"]
+    assert [o["verdict"] for o in verify["default"]["outputs"]] == ["mismatch"] and out.is_file()
