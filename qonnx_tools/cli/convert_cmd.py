@@ -32,7 +32,7 @@ from qonnx_tools.cli._common import (
     tolerance_from_args,
 )
 from qonnx_tools.convert import (
-    FOLD_BATCHNORM_FLAG, OPSET_FLAG, REQUANTIZE_BIAS_FLAG, TARGETS, ConversionResult, convert,
+    ACTIVATION_TYPE_FLAG, FOLD_BATCHNORM_FLAG, OPSET_FLAG, REQUANTIZE_BIAS_FLAG, TARGETS, ConversionResult, convert,
 )
 from qonnx_tools.errors import BadInputError, ConversionError, VerificationError
 from qonnx_tools.info import op_counts
@@ -70,6 +70,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                           "each bias value moves by at most half of x_scale * w_scale, which can move an output near "
                           "a rounding tie by one quantization step; the notes give each layer's largest change in "
                           "output steps. --no-requantize-bias leaves such layers unconverted instead")
+    qop.add_argument(ACTIVATION_TYPE_FLAG, dest="activation_type", choices=("uint8", "int8"), default=None,
+                     help="container of the integer activations (default uint8: int8 activation quantizers move to "
+                          "uint8 with the zero point + 128, exact; onnxruntime's x86 integer kernels take uint8 "
+                          "activations and run int8 ones on a slower path)")
     add_verify_options(p, help="compare outputs before/after (see --inputs/--random): the original in the executor, "
                                "the result in onnxruntime with optimisations off when it can run it (else the "
                                "executor); exit 1 and nothing written when they differ. onnxruntime's optimised runs "
@@ -91,6 +95,7 @@ _TARGET_OPTIONS = (
     ("keep_float_weights", "--keep-float-weights", ("qcdq",)),
     ("fold_batchnorm", FOLD_BATCHNORM_FLAG, ("qop",)),
     ("requantize_bias", REQUANTIZE_BIAS_FLAG, ("qop",)),
+    ("activation_type", ACTIVATION_TYPE_FLAG, ("qop",)),
 )
 
 
@@ -122,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
     if args.to == "qop":
         options["fold_batchnorm"] = bool(args.fold_batchnorm)
         options["requantize_bias"] = args.requantize_bias is not False
+        options["activation_type"] = args.activation_type or "uint8"
     result = convert(model, to=args.to, **options)
     report = {
         "model": args.model,

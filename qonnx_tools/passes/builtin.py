@@ -5,6 +5,7 @@ A pass of one's own is registered with ``@register_pass`` (transforms/custom_pas
 """
 
 from qonnx_tools.passes.absorb_transpose_into_matmul import AbsorbTransposeIntoMatMul
+from qonnx_tools.passes.activations_to_uint8 import ActivationsToUint8
 from qonnx_tools.passes.batchnorm_to_affine import BatchNormToAffine
 from qonnx_tools.passes.change_batch_size import ChangeBatchSize
 from qonnx_tools.passes.cleanup import Cleanup
@@ -61,7 +62,7 @@ BUILTIN_PASSES = (
     # canonical forms
     PadAttrsToInputs, OpsetUpgrade, ChangeBatchSize, SubToAdd, DivToMul, GemmToMatMul, ExtractConvBias,
     BatchNormToAffine, FoldTransposeIntoInitializer, MoveTransposeIntoWeightQuant, AbsorbTransposeIntoMatMul,
-    ToChannelsLast, ToChannelsFirst, MoveIntoIntegerDomain,
+    ToChannelsLast, ToChannelsFirst, MoveIntoIntegerDomain, ActivationsToUint8,
     # streamlining (qonnx_tools.streamline)
     FoldWeightQuant, QuantToMultiThreshold, TruncToMultiThreshold, AvgPoolToSumPool, QonnxToFinn,
     AbsorbIntoMultiThreshold, AbsorbAddIntoMultiThreshold, AbsorbMulIntoMultiThreshold, AbsorbReluIntoMultiThreshold,

@@ -14,7 +14,7 @@ from qonnx_tools._ir import ir
 from qonnx_tools.convert.qcdq import standard_opset, to_qcdq
 from qonnx_tools.convert.qop.match import match
 from qonnx_tools.convert.qop.rewrite import rewrite
-from qonnx_tools.convert import OPSET_FLAG
+from qonnx_tools.convert import ACTIVATION_TYPE_FLAG, OPSET_FLAG
 from qonnx_tools.convert.qop.state import Conversion
 from qonnx_tools.convert.result import ConversionResult, Unconverted
 from qonnx_tools.decline import Decline
@@ -31,14 +31,20 @@ def to_qop(
     allow_partial: bool = False,
     requantize_bias: bool = True,
     fold_batchnorm: bool = False,
+    activation_type: str = "uint8",
 ) -> ConversionResult:
     """Convert a QCDQ (or QONNX) model to QOp form in place; see ``qonnx_tools.convert.qop``.
 
     ``opset``: ai.onnx opset of the result (upgraded first when above the model's;
     never lowered). ``requantize_bias=False`` refuses layers whose bias would
     change when put at scale x_scale * w_scale. ``fold_batchnorm`` folds a
-    BatchNormalization between a layer and its output quantizer.
+    BatchNormalization between a layer and its output quantizer. ``activation_type="uint8"``
+    (the default) first moves int8 activation Q/DQ pairs to uint8 with the zero point + 128
+    (``activations-to-uint8``, exact): onnxruntime's x86 integer kernels take uint8
+    activations and run int8 ones on a slower path; ``"int8"`` keeps the model's containers.
     """
+    if activation_type not in ("uint8", "int8"):
+        raise BadInputError(f"to_qop: activation_type must be uint8 or int8, not {activation_type!r}")
     notes: list[str] = []
     unconverted: list[Unconverted] = []
     if any(is_qonnx_domain(node.domain) for node in ir.traversal.RecursiveGraphIterator(model.graph)):
@@ -47,6 +53,14 @@ def to_qop(
         notes.extend(f"qcdq: {n}" for n in first.notes)
         unconverted.extend(first.unconverted)
     _prepare_opset(model, opset, notes)
+    if activation_type == "uint8":
+        from qonnx_tools.passes.activations_to_uint8 import ActivationsToUint8
+
+        shift = ActivationsToUint8()
+        if shift(model).modified:
+            notes.append("int8 activations moved to uint8 (zero point + 128, exact): onnxruntime's preferred "
+                         f"container ({ACTIVATION_TYPE_FLAG} int8 keeps them)")
+        notes.extend(f"activations-to-uint8 left alone: {line}" for line in shift.declined)
     conv = Conversion(model, Editor(model), standard_opset(model), requantize_bias, fold_batchnorm)
     _run(conv)
     notes.extend(conv.notes)
