@@ -13,12 +13,16 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import traceback
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
-from qonnx_tools.testing import brevitas_corpus, shared_dir, shared_models
+import numpy as np
+
+from qonnx_tools.testing import TIE_SENSITIVE, brevitas_corpus, shared_dir, shared_models
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -117,3 +121,98 @@ def removal_message(result: dict) -> str:
     for note in result.get("notes", []):
         lines.append(f"  note: {note}")
     return "\n".join(lines)
+
+
+# -- runtimes of our QCDQ output (test_openvino_consumer.py, test_tvm_consumer.py, test_qonnx_qcdq_consumer.py) --
+
+class Case:
+    """One corpus model: our QCDQ file staged with its inputs, and what it must compute.
+
+    A plain class, not a dataclass: this module is loaded by path without a ``sys.modules`` entry, which
+    ``@dataclass`` needs to resolve string annotations."""
+
+    def __init__(self, rel: str, path: Path | None, error: str = "", *, expected: dict | None = None,
+                 corpus: dict | None = None, steps: dict | None = None):
+        self.rel = rel
+        self.path = path  # the staged QCDQ file (None: our conversion failed, see ``error``)
+        self.error = error
+        self.expected = {} if expected is None else expected  # executor on the QONNX original
+        self.corpus = corpus  # io.npz 'output' under the graph output's name
+        self.steps = {} if steps is None else steps
+
+
+def stage(folder: Path, built: dict[str, Path | str]) -> dict[str, Case]:
+    """Copy each built QCDQ file into ``folder`` beside ``<stem>.inputs.npz`` (the corpus input) and compute the
+    expected outputs: the executor on the QONNX original, and io.npz's reference output when present."""
+    from qonnx_tools.executor import Executor
+    from qonnx_tools.model_io import load
+    from qonnx_tools.verify import output_steps
+
+    root = shared_dir() / "models"
+    cases = {}
+    for rel, built_path in built.items():
+        if not isinstance(built_path, Path):
+            cases[rel] = Case(rel, None, f"our conversion to QCDQ failed:\n{built_path}")
+            continue
+        try:
+            original = load(root / rel)
+            executor = Executor(original)
+            (name,) = executor.input_names
+            io = np.load((root / rel).parent / "io.npz")
+            feeds = {name: io["input"]}
+            ours = load(built_path)
+            initialized = set(ours.graph.initializers)
+            (ours_input,) = [v.name for v in ours.graph.inputs if v.name not in initialized]
+            path = folder / built_path.name
+            shutil.copyfile(built_path, path)
+            np.savez(path.with_suffix(".inputs.npz"), **{ours_input: feeds[name]})
+            expected = executor.run(feeds)
+            steps = output_steps(original)
+            for out_name, step in output_steps(ours).items():
+                steps.setdefault(out_name, step)
+        except Exception:
+            cases[rel] = Case(rel, None, f"staging failed:\n{traceback.format_exc(limit=4)}")
+            continue
+        corpus = {next(iter(expected)): io["output"]} if "output" in io and len(expected) == 1 else None
+        cases[rel] = Case(rel, path, expected=expected, corpus=corpus, steps=steps)
+    return cases
+
+
+K = TypeVar("K", bound=Hashable)
+
+
+def run_staged(python: str, script: str, cases: dict[K, Case]) -> dict[K, tuple[Case, dict | None]]:
+    """``run_consumer`` on the staged files of ``cases``: key -> (case, its JSON record; None when not staged)."""
+    paths = [c.path for c in cases.values() if c.path is not None]
+    by_file = run_consumer(python, script, paths)
+    return {key: (c, by_file[str(c.path)] if c.path is not None else None) for key, c in cases.items()}
+
+
+def judge(case: Case, got: dict[str, np.ndarray]) -> tuple[list[str], str]:
+    """What is wrong with ``got`` (empty: it agrees) and its figures against both expected sets."""
+    from qonnx_tools.verify import compare, format_count, format_table, match_outputs
+
+    problems, figures = [], []
+    tie_sensitive = Path(case.rel).parent.name in TIE_SENSITIVE
+    for label, expected in (("executor", case.expected), ("io.npz", case.corpus)):
+        if expected is None:
+            continue
+        report = compare(expected, got, steps=case.steps, backend_a=label, backend_b="consumer")
+        for o in report.outputs:
+            steps = "" if o.max_steps is None else f", max {o.max_steps:.3g} steps"
+            figures.append(f"vs {label}: {o.verdict}, {format_count(o.outside_tolerance, o.elements)} off"
+                           f"{steps}, max abs {o.max_abs:.3g}")
+        if tie_sensitive:
+            paired = match_outputs(expected, got)
+            for out_name, want in expected.items():
+                if not np.array_equal(np.argmax(want, -1), np.argmax(paired[out_name], -1)):
+                    problems.append(f"top-1 class differs from {label} on output {out_name!r}:\n"
+                                    + format_table(report))
+        elif not report.ok:
+            problems.append(f"differs from {label}:\n" + format_table(report))
+    return problems, "; ".join(figures)
+
+
+def consumer_outputs(record: dict) -> dict[str, np.ndarray]:
+    """The outputs a consumer script saved (the .npz named by ``record["outputs"]``)."""
+    return dict(np.load(record["outputs"]))
