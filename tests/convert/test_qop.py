@@ -250,6 +250,19 @@ def test_float_bias_is_requantized_and_reported():
     compare(model, result.model, rand_input((2, 4, 9, 9)), label="Conv float bias")
 
 
+def test_per_tensor_weights_stay_per_tensor_when_the_bias_grid_is_refined():
+    """A float bias makes the converter refine the bias grid (weights x k, scale / k); with a
+    per-tensor source it must use one k for all channels: per-channel weight scales the source
+    does not have are refused by OpenVINO (scale_dim.compatible)."""
+    model = conv_model(bias="float", w_clip=7)  # 4-bit weights: room for k > 1
+    result = convert(model)
+    (layer,) = [n for n in result.model.graph if n.op_type == "QLinearConv"]
+    w_scale = constant_array(layer.inputs[4])
+    assert w_scale.size == 1
+    assert any("finer bias grid" in n for n in result.notes)
+    compare(model, result.model, rand_input((2, 4, 9, 9)), label="Conv float bias, per-tensor refined")
+
+
 def test_bias_exactly_representable_is_accepted_without_requantize_option():
     g = QDQ()
     x = g.act(g.input((1, 2, 5, 5)), 0.5)

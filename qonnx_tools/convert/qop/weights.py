@@ -79,10 +79,17 @@ def plan_weights(conv: Conversion, layer: Layer) -> WeightPlan:
         bias, info = _requantize_bias(layer, scale, bn_factor, shift)
         if not info["exact"] and np.all(zero == 0):
             k = _upscale_factors(w, ch_axis, c)
+            if scale.size == 1:
+                # a per-tensor weight scale stays per-tensor: per-channel scales the source does not
+                # have are a form some runtimes refuse (OpenVINO: scale_dim.compatible), so one k for all
+                k = np.full_like(k, k.min())
             if np.any(k > 1):
                 w = w * k.reshape(shape)
-                scale = np.broadcast_to(scale, (c,)) / k
-                zero = np.broadcast_to(zero, (c,)).copy()
+                if scale.size == 1:
+                    scale = scale / k[0]
+                else:
+                    scale = np.broadcast_to(scale, (c,)) / k
+                    zero = np.broadcast_to(zero, (c,)).copy()
                 bias, info = _requantize_bias(layer, scale, bn_factor, shift)
                 info["upscaled"] = k
         _report_bias(conv, layer, info)
