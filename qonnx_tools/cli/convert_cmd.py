@@ -180,8 +180,15 @@ def _format(report: dict, result: ConversionResult, verbose: bool,
     lines.append(f"  opsets: {fmt(report['opsets_before'])} -> {fmt(report['opsets_after'])}")
     after = "not written" if report["bytes_after"] is None else f"{report['bytes_after']} bytes"
     lines.append(f"  file size: {report['bytes_before']} bytes -> {after}")
+    per_node = {str(c) for c in result.converted}
     for note in report["notes"]:
-        lines.append(f"  note: {note}")
+        if verbose or note not in per_node:
+            lines.append(f"  note: {note}")
+    if result.converted and not verbose:
+        forms = len({(c.op, c.reason) for c in result.converted})
+        lines.append(f"  quantizers lowered: {len(result.converted)} node(s) in {forms} form(s) "
+                     "(--verbose: one line per node)")
+        lines += format_refusals(result.converted, verbose=False, indent="    ")
     lines += _not_converted(result, verbose)
     if verified is not None:
         lines.append(verified.format(indent="  "))

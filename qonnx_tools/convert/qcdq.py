@@ -152,7 +152,9 @@ def _convert(model, annotations, opset, keep_float_weights, allow_partial) -> Co
     result.notes.append(f"ai.onnx opset {target} (model had {model_opset}); {summary}")
     for node, out in plan:
         if isinstance(out, Rewrite):
-            result.notes.append(f"{node.name or '?'} ({node.op_type}): {out.pattern}")
+            done = Unconverted(node.name or "?", node.op_type, out.pattern)
+            result.converted.append(done)
+            result.notes.append(str(done))
     return result
 
 

@@ -30,6 +30,9 @@ class ConversionResult:
     target: str
     unconverted: list[Unconverted] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: each node rewritten, with the form it took as ``reason`` (grouped like refusals in reports);
+    #: ``notes`` carries the same lines as text
+    converted: list[Unconverted] = field(default_factory=list)
 
     def raise_if_partial(self, source: str = "model") -> None:
         """ConversionError (``Refused``, carrying the nodes) listing every unconverted node (the CLI's exit 1)."""

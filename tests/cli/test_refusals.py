@@ -235,3 +235,24 @@ def test_grouped_lines_stay_short_whatever_the_names_and_reasons():
     assert all(len(line) <= LIMIT for line in lines), [len(line) for line in lines]
     assert lines[1].endswith("short reason (n0, n1)")
     assert len(format_each(items)) == 302 and long_reason in format_each(items)[0]  # --verbose: everything
+
+
+def test_qcdq_lowering_notes_are_grouped_by_form(tmp_path):
+    """TFC_2W2A: 8 Quant nodes, 4 on weights (read initializers) and 4 on activations (counted with
+    onnx): two groups of 4, and one note line per node with --verbose."""
+    source = Path(__file__).resolve().parents[2] / "models" / "tfc" / "TFC_2W2A.onnx"
+    proto = onnx.load(str(source))
+    inits = {t.name for t in proto.graph.initializer}
+    quants = [n for n in proto.graph.node if n.op_type == "Quant"]
+    on_weights = sum(n.input[0] in inits for n in quants)
+    assert (len(quants), on_weights) == (8, 4)
+    run = subprocess.run([sys.executable, "-m", "qonnx_tools.cli.main", "convert", "--to", "qcdq", str(source),
+                          "-o", str(tmp_path / "a.onnx")], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert f"quantizers lowered: {len(quants)} node(s) in 2 form(s)" in run.stdout
+    groups = [line.split()[0] for line in run.stdout.splitlines() if " × Quant: " in line]
+    assert groups == [str(on_weights), str(len(quants) - on_weights)]
+    run = subprocess.run([sys.executable, "-m", "qonnx_tools.cli.main", "convert", "--to", "qcdq", str(source),
+                          "-o", str(tmp_path / "b.onnx"), "--verbose"], capture_output=True, text=True, timeout=300)
+    per_node = [line for line in run.stdout.splitlines() if line.startswith("  note: ") and "(Quant): " in line]
+    assert len(per_node) == len(quants)

@@ -47,11 +47,14 @@ def to_qop(
         raise BadInputError(f"to_qop: activation_type must be uint8 or int8, not {activation_type!r}")
     notes: list[str] = []
     unconverted: list[Unconverted] = []
+    converted: list[Unconverted] = []
     if any(is_qonnx_domain(node.domain) for node in ir.traversal.RecursiveGraphIterator(model.graph)):
         first = to_qcdq(model, opset=opset, allow_partial=True)
         model = first.model
-        notes.extend(f"qcdq: {n}" for n in first.notes)
+        lowered = {str(c) for c in first.converted}  # per-node lines: kept structured in ``converted``
+        notes.extend(f"qcdq: {n}" for n in first.notes if n not in lowered)
         unconverted.extend(first.unconverted)
+        converted = list(first.converted)
     _prepare_opset(model, opset, notes)
     if activation_type == "uint8":
         from qonnx_tools.passes.activations_to_uint8 import ActivationsToUint8
@@ -65,7 +68,7 @@ def to_qop(
     _run(conv)
     notes.extend(conv.notes)
     unconverted.extend(conv.unconverted)
-    result = ConversionResult(model, target="qop", unconverted=unconverted, notes=notes)
+    result = ConversionResult(model, target="qop", unconverted=unconverted, notes=notes, converted=converted)
     if not allow_partial:
         result.raise_if_partial()
     return result
