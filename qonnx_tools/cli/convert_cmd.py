@@ -32,7 +32,7 @@ from qonnx_tools.cli._common import (
     tolerance_from_args,
 )
 from qonnx_tools.convert import (
-    ACTIVATION_TYPE_FLAG, FOLD_BATCHNORM_FLAG, OPSET_FLAG, REQUANTIZE_BIAS_FLAG, TARGETS, ConversionResult, convert,
+    ACTIVATION_TYPE_FLAG, FLOAT_EPILOGUE_FLAG, FOLD_BATCHNORM_FLAG, OPSET_FLAG, REQUANTIZE_BIAS_FLAG, TARGETS, ConversionResult, convert,
 )
 from qonnx_tools.errors import BadInputError, ConversionError, VerificationError
 from qonnx_tools.info import op_counts
@@ -74,6 +74,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                      help="container of the integer activations (default uint8: int8 activation quantizers move to "
                           "uint8 with the zero point + 128, exact; onnxruntime's x86 integer kernels take uint8 "
                           "activations and run int8 ones on a slower path)")
+    qop.add_argument(FLOAT_EPILOGUE_FLAG, dest="float_outputs", action=argparse.BooleanOptionalAction, default=None,
+                     help="a layer with quantized input and weight but no output quantizer (its output feeds "
+                          "BatchNormalization, a float op or a graph output) becomes ConvInteger/MatMulInteger with "
+                          "the rescale and bias in float, and what follows stays float (default: on; exact, but "
+                          "onnxruntime's ConvInteger is slower than QLinearConv: 2.6-3.3x our QCDQ on bnn_cnv_2w2a "
+                          "and residual_shared_quant). --no-float-epilogue leaves such layers unconverted")
     add_verify_options(p, help="compare outputs before/after (see --inputs/--random): the original in the executor, "
                                "the result in onnxruntime with optimisations off when it can run it (else the "
                                "executor); exit 1 and nothing written when they differ. onnxruntime's optimised runs "
@@ -96,6 +102,7 @@ _TARGET_OPTIONS = (
     ("fold_batchnorm", FOLD_BATCHNORM_FLAG, ("qop",)),
     ("requantize_bias", REQUANTIZE_BIAS_FLAG, ("qop",)),
     ("activation_type", ACTIVATION_TYPE_FLAG, ("qop",)),
+    ("float_outputs", FLOAT_EPILOGUE_FLAG, ("qop",)),
 )
 
 
@@ -105,7 +112,7 @@ def _check_target_options(args: argparse.Namespace) -> None:
         if value is None or (value is False and dest == "keep_float_weights"):
             continue
         if args.to not in targets:
-            shown = "--no-requantize-bias" if value is False and dest == "requantize_bias" else flag
+            shown = f"--no-{flag[2:]}" if value is False and dest in ("requantize_bias", "float_outputs") else flag
             raise BadInputError(f"{shown} applies to --to {' or '.join(targets)} only, not --to {args.to}")
 
 
@@ -128,6 +135,7 @@ def run(args: argparse.Namespace) -> int:
         options["fold_batchnorm"] = bool(args.fold_batchnorm)
         options["requantize_bias"] = args.requantize_bias is not False
         options["activation_type"] = args.activation_type or "uint8"
+        options["float_outputs"] = args.float_outputs is not False
     result = convert(model, to=args.to, **options)
     report = {
         "model": args.model,

@@ -29,6 +29,7 @@ TARGETS = ("qcdq", "qop", "qonnx")
 FOLD_BATCHNORM_FLAG = "--fold-batchnorm"  # to_qop(fold_batchnorm=True)
 REQUANTIZE_BIAS_FLAG = "--requantize-bias"  # to_qop(requantize_bias=True), the default; --no-requantize-bias: False
 OPSET_FLAG = "--opset"  # opset=N
+FLOAT_EPILOGUE_FLAG = "--float-epilogue"  # to_qop(float_outputs=True), the default; --no-float-epilogue: False
 ACTIVATION_TYPE_FLAG = "--activation-type"  # to_qop(activation_type="uint8"|"int8"), default uint8
 
 
@@ -71,5 +72,5 @@ def _convert(model: ir.Model, to: str, options: dict[str, Any]) -> ConversionRes
 
 __all__ = [
     "convert", "ConversionResult", "Unconverted", "TARGETS",
-    "FOLD_BATCHNORM_FLAG", "REQUANTIZE_BIAS_FLAG", "OPSET_FLAG", "ACTIVATION_TYPE_FLAG",
+    "FOLD_BATCHNORM_FLAG", "REQUANTIZE_BIAS_FLAG", "OPSET_FLAG", "ACTIVATION_TYPE_FLAG", "FLOAT_EPILOGUE_FLAG",
 ]

@@ -113,7 +113,7 @@ def chain(tmp_path_factory):
 def test_qop_refusal_is_grouped_with_counts_and_writes_nothing(chain, tmp_path):
     path, counts = chain
     out = tmp_path / "out.onnx"
-    run = qonnx("convert", "--to", "qop", path, "-o", out)
+    run = qonnx("convert", "--to", "qop", path, "-o", out, "--no-float-epilogue")
     assert run.returncode == 1, run.stderr
     assert not out.exists()
     err = run.stderr.strip().splitlines()
@@ -133,7 +133,7 @@ def test_qop_refusal_is_grouped_with_counts_and_writes_nothing(chain, tmp_path):
 
 def test_verbose_lists_one_line_per_node(chain, tmp_path):
     path, counts = chain
-    run = qonnx("convert", "--to", "qop", path, "-o", tmp_path / "out.onnx", "--verbose")
+    run = qonnx("convert", "--to", "qop", path, "-o", tmp_path / "out.onnx", "--verbose", "--no-float-epilogue")
     assert run.returncode == 1 and not (tmp_path / "out.onnx").exists()
     refused = counts["conv_into_bn"] + counts["conv_into_output"]
     lines = [line for line in run.stdout.splitlines() if "(Conv): " in line]
@@ -146,10 +146,10 @@ def test_verbose_lists_one_line_per_node(chain, tmp_path):
 
 def test_hint_flag_is_listed_by_help_and_the_flags_state_their_defaults(chain, tmp_path):
     path, _ = chain
-    run = qonnx("convert", "--to", "qop", path, "-o", tmp_path / "out.onnx", "--allow-partial")
+    run = qonnx("convert", "--to", "qop", path, "-o", tmp_path / "out.onnx", "--allow-partial", "--no-float-epilogue")
     assert run.returncode == 0 and (tmp_path / "out.onnx").exists()  # partial: written, refusals reported
     flags = set(re.findall(r"(--[a-z][a-z-]+)", "\n".join(run.stdout.splitlines()[1:])))
-    flags -= {"--verbose", "--allow-partial"}  # the report's own pointers
+    flags -= {"--verbose", "--allow-partial", "--no-float-epilogue"}  # the report's own pointers
     assert "--fold-batchnorm" in flags
     help_text = qonnx("convert", "--help").stdout
     listed = set(re.findall(r"(--[a-z][a-z-]+)", help_text))
@@ -164,7 +164,8 @@ def test_hint_flag_is_listed_by_help_and_the_flags_state_their_defaults(chain, t
 def test_fold_batchnorm_flag_converts_those_layers(chain, tmp_path):
     path, counts = chain
     out = tmp_path / "folded.onnx"
-    run = qonnx("convert", "--to", "qop", path, "-o", out, "--fold-batchnorm", "--allow-partial", "--json")
+    run = qonnx("convert", "--to", "qop", path, "-o", out, "--fold-batchnorm", "--allow-partial", "--json",
+                "--no-float-epilogue")
     assert run.returncode == 0, run.stderr
     report = json.loads(run.stdout)
     assert report["written"] and out.exists()
@@ -175,7 +176,21 @@ def test_fold_batchnorm_flag_converts_those_layers(chain, tmp_path):
     assert any("bias requantized" in note for note in report["notes"])  # the folding is reported
 
 
-@pytest.mark.parametrize("flag", ["--fold-batchnorm", "--no-requantize-bias"])
+def test_layers_without_output_quantizer_take_the_float_epilogue_by_default(chain, tmp_path):
+    """The same chain converts whole by default: every Conv becomes ConvInteger (counted with onnx in
+    the written file), the BatchNormalizations stay, and the result verifies exactly."""
+    path, counts = chain
+    out = tmp_path / "out.onnx"
+    run = qonnx("convert", "--to", "qop", path, "-o", out, "--verify", "--json")
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout)
+    assert report["unconverted"] == [] and report["verify"]["ok"]
+    written = Counter(n.op_type for n in onnx.load(str(out)).graph.node)
+    assert written["ConvInteger"] == len(counts["conv_into_bn"]) + len(counts["conv_into_output"])
+    assert written["BatchNormalization"] == len(counts["conv_into_bn"]) and written["Conv"] == 0
+
+
+@pytest.mark.parametrize("flag", ["--fold-batchnorm", "--no-requantize-bias", "--no-float-epilogue"])
 def test_qop_flags_with_another_target_are_bad_arguments(chain, tmp_path, flag):
     path, _ = chain
     out = tmp_path / "out.onnx"
@@ -208,7 +223,7 @@ def test_real_model_reports_stay_short(shared, tmp_path):
         pytest.skip(f"{path} is not in the corpus")
     counts = census(path)
     out = tmp_path / "out.onnx"
-    run = qonnx("convert", "--to", "qop", path, "-o", out)
+    run = qonnx("convert", "--to", "qop", path, "-o", out, "--no-float-epilogue")
     assert run.returncode == 1 and not out.exists()
     assert sum(groups(run.stdout).values()) == sum(counts["layers"].values())  # no layer converts without folding
     prep = qonnx("prepare", "--target", "hls4ml", path, "--check-only")

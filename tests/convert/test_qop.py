@@ -475,9 +475,9 @@ def bn_model(negative=False):
 
 
 @pytest.mark.parametrize("negative", [False, True])
-def test_batchnorm_refused_by_default_folded_on_request(negative):
+def test_batchnorm_refused_without_float_epilogue_folded_on_request(negative):
     model = bn_model(negative)
-    refused = convert(model, allow_partial=True)
+    refused = convert(model, allow_partial=True, float_outputs=False)
     assert len(refused.unconverted) == 1
     reason = refused.unconverted[0].reason
     assert "no output quantizer" in reason and "BatchNormalization" in reason and "--fold-batchnorm" in reason
@@ -486,6 +486,21 @@ def test_batchnorm_refused_by_default_folded_on_request(negative):
     assert "BatchNormalization" not in ops(folded.model) and "QLinearConv" in ops(folded.model)
     assert any("BatchNormalization 'bn" in n for n in folded.notes)
     compare(model, folded.model, rand_input((2, 3, 6, 6)), label=f"Conv+BN fold (negative gamma={negative})")
+
+
+@pytest.mark.parametrize("negative", [False, True])
+def test_batchnorm_after_the_layer_takes_the_float_epilogue_by_default(negative):
+    """ConvInteger, then rescale and bias in float; the BatchNormalization stays float: onnxruntime
+    (optimisations off) on the result equals onnxruntime on the QDQ original, element for element."""
+    model = bn_model(negative)
+    result = convert(model)
+    assert not result.unconverted
+    assert ops(result.model).count("ConvInteger") == 1 and "BatchNormalization" in ops(result.model)
+    assert any("no output quantizer: what follows the layer stays float" in n for n in result.notes)
+    feeds = rand_input((2, 3, 6, 6))
+    name = result.model.graph.outputs[0].name
+    np.testing.assert_array_equal(run_onnxruntime(result.model, feeds)[name], run_onnxruntime(model, feeds)[name])
+    np.testing.assert_array_equal(execute(result.model, feeds)[name], run_onnxruntime(result.model, feeds)[name])
 
 
 @pytest.mark.parametrize("second", ["int4", "uint4"])
@@ -535,14 +550,16 @@ def test_missing_output_quantizer_is_named():
     conv_name = g.last
     g.output(g.node("Relu", [y], "relu"))
     model = g.model()
-    partial = convert(model, allow_partial=True)
+    partial = convert(model, allow_partial=True, float_outputs=False)
     [u] = partial.unconverted
     assert u.node == conv_name and u.op == "Conv"
     assert u.reason.startswith("no output quantizer") and REQUIRES_ALL in u.reason
     assert "feeds Identity" in u.reason and "after Relu" in u.reason  # where the quantizer should have been
     assert ops(partial.model) == ops(model)  # left in QDQ/float form
     with pytest.raises(ConversionError, match=rf"{conv_name} \(Conv\): no output quantizer"):
-        to_qop(ir.from_proto(ir.to_proto(model)))
+        to_qop(ir.from_proto(ir.to_proto(model)), float_outputs=False)
+    floated = convert(model)  # the default: ConvInteger + float epilogue, the Relu stays float
+    assert not floated.unconverted and ops(floated.model).count("ConvInteger") == 1
 
 
 def test_missing_input_and_weight_quantizers_are_named():
@@ -563,14 +580,15 @@ def test_missing_input_and_weight_quantizers_are_named():
 
 
 def test_partial_conversion_converts_the_rest():
-    """Two layers, the second without output quantizer: the first converts, the second stays QDQ."""
+    """Two layers, the second without output quantizer: the first converts, the second stays QDQ
+    (without the float epilogue, which would convert it too)."""
     g = QDQ()
     x = g.act(g.input((1, 2, 6, 6)), 0.02)
     h = g.act(g.node("Conv", [x, g.weight(int_weights(g.rng, (3, 2, 3, 3)), 0.01)], "c1", kernel_shape=[3, 3]), 0.05)
     y = g.node("Conv", [h, g.weight(int_weights(g.rng, (2, 3, 1, 1)), 0.01)], "c2", kernel_shape=[1, 1])
     g.output(y)
     model = g.model()
-    result = convert(model, allow_partial=True)
+    result = convert(model, allow_partial=True, float_outputs=False)
     assert [u.op for u in result.unconverted] == ["Conv"]
     assert ops(result.model).count("QLinearConv") == 1 and ops(result.model).count("Conv") == 1
     ref = run_onnxruntime(model, rand_input((1, 2, 6, 6)))["y"]
@@ -723,23 +741,23 @@ def test_corpus_cnv_and_mobilenet_refusals_and_partial(name):
     io = np.load(folder / "io.npz")
     feeds = {"input": io["input"]}
     orig = model_io.load(folder / "qcdq.onnx")
-    # default: every layer whose output meets a BatchNormalization is refused, naming it
+    # without the float epilogue: every layer whose output meets a BatchNormalization is refused, naming it
     with pytest.raises(ConversionError, match="no output quantizer"):
-        to_qop(model_io.load(folder / "qcdq.onnx"))
+        to_qop(model_io.load(folder / "qcdq.onnx"), float_outputs=False)
     model = model_io.load(folder / "qcdq.onnx")
-    result = to_qop(model, allow_partial=True)
+    result = to_qop(model, allow_partial=True, float_outputs=False)
     assert result.unconverted
     for u in result.unconverted:
         assert u.reason.startswith(("no output quantizer", "no input quantizer")) and REQUIRES_ALL in u.reason
     bn_refusals = [u for u in result.unconverted if "BatchNormalization" in u.reason]
-    print(f"[qop] {name} (default): {len(result.unconverted)} refused, {len(bn_refusals)} of them for a "
+    print(f"[qop] {name} (no float epilogue): {len(result.unconverted)} refused, {len(bn_refusals)} of them for a "
           f"BatchNormalization before the quantizer; {result.notes}")
     ref = run_onnxruntime(orig, feeds)["output"]
     np.testing.assert_array_equal(run_onnxruntime(model, feeds)["output"], ref)  # only exact moves were made
     # fold_batchnorm: the BN layers convert; per layer within one step of the QDQ model
     folded = model_io.load(folder / "qcdq.onnx")
     # int8 activations kept: isolated_layer_steps feeds each layer the original's own int8 integers
-    result = to_qop(folded, allow_partial=True, fold_batchnorm=True, activation_type="int8")
+    result = to_qop(folded, allow_partial=True, fold_batchnorm=True, activation_type="int8", float_outputs=False)
     refused = {(u.op, u.reason.split(":")[0]) for u in result.unconverted}
     print(f"[qop] {name} (fold_batchnorm): refused {[(u.node, u.reason[:60]) for u in result.unconverted]}")
     if name == "bnn_cnv_2w2a":

@@ -71,8 +71,14 @@ becomes ``x_q -> QLinearConv/QLinearMatMul -> [Clip] -> ...``:
   negate the weight integers) and the int32 bias. This changes the arithmetic
   (the bias is rounded to the accumulator scale; outputs may move by one step
   where the QDQ value lies within that rounding of a tie), so it is opt-in and
-  reported. By default such a layer is refused as having no output quantizer,
-  with a hint naming the CLI flag (``qonnx convert --to qop --fold-batchnorm``).
+  reported. By default such a layer takes the float-epilogue form below instead.
+- A layer with quantized input and weight but no output quantizer (its output
+  feeds BatchNormalization, another float op or a graph output) becomes
+  ConvInteger / MatMulInteger, then Cast * (s_x * s_w) + bias in float, and what
+  followed the layer stays as it was (``float_outputs``, the default; CLI
+  ``--no-float-epilogue`` refuses such layers, with a hint naming
+  ``--fold-batchnorm`` where a BatchNormalization is in the way). The integer
+  accumulation is exact; onnxruntime's ConvInteger is slower than QLinearConv.
 
 Before the layers, exact integer-domain moves (one topological sweep; the
 ``move-into-integer-domain`` pass, ``qonnx_tools.passes.move_into_integer_domain``):
@@ -85,7 +91,8 @@ Before the layers, exact integer-domain moves (one topological sweep; the
 - QuantizeLinear(DequantizeLinear(q)) with the same scale, zero point and
   container is q itself and is removed.
 
-Layers that lack a quantizer (input, weight or output), whose parameters QOp
+Layers that lack an input or weight quantizer (or, with ``float_outputs=False``,
+an output quantizer), whose parameters QOp
 cannot express, or whose pattern is ambiguous are left in QDQ/float form and
 listed in ``ConversionResult.unconverted`` with the reason (which quantizer is
 missing and what the layer's data meets instead). ``allow_partial=False``

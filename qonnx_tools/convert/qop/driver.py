@@ -32,6 +32,7 @@ def to_qop(
     requantize_bias: bool = True,
     fold_batchnorm: bool = False,
     activation_type: str = "uint8",
+    float_outputs: bool = True,
 ) -> ConversionResult:
     """Convert a QCDQ (or QONNX) model to QOp form in place; see ``qonnx_tools.convert.qop``.
 
@@ -42,6 +43,9 @@ def to_qop(
     (the default) first moves int8 activation Q/DQ pairs to uint8 with the zero point + 128
     (``activations-to-uint8``, exact): onnxruntime's x86 integer kernels take uint8
     activations and run int8 ones on a slower path; ``"int8"`` keeps the model's containers.
+    ``float_outputs`` (the default): a layer whose output has no quantizer (it feeds
+    BatchNormalization, another float op or a graph output) becomes ConvInteger/MatMulInteger
+    with the rescale and bias in float; False leaves it unconverted.
     """
     if activation_type not in ("uint8", "int8"):
         raise BadInputError(f"to_qop: activation_type must be uint8 or int8, not {activation_type!r}")
@@ -64,7 +68,7 @@ def to_qop(
             notes.append("int8 activations moved to uint8 (zero point + 128, exact): onnxruntime's preferred "
                          f"container ({ACTIVATION_TYPE_FLAG} int8 keeps them)")
         notes.extend(f"activations-to-uint8 left alone: {line}" for line in shift.declined)
-    conv = Conversion(model, Editor(model), standard_opset(model), requantize_bias, fold_batchnorm)
+    conv = Conversion(model, Editor(model), standard_opset(model), requantize_bias, fold_batchnorm, float_outputs)
     _run(conv)
     notes.extend(conv.notes)
     unconverted.extend(conv.unconverted)

@@ -62,6 +62,7 @@ class Layer:
     bn_name: str = ""
     relu: bool = False
     epilogue: bool = False  # integer op + float epilogue, keeping the output QuantizeLinear
+    float_output: bool = False  # no output quantizer: the epilogue's float result replaces the layer's output
     depthwise_input_scales: bool = False  # per-channel input scales folded into the weight scales
     chain: list[ir.Node] = field(default_factory=list)  # nodes between the layer and q
     sources: list[ir.Value] = field(default_factory=list)  # inputs that may become dead
@@ -125,7 +126,16 @@ def match(conv: Conversion, node: ir.Node) -> Layer:
     layer = Layer(node=node, kind=kind, x_q=x_q, xq=xq, q=node, yq=xq, trans_a=trans_a)
     layer.sources.append(x)
     # output quantizer (walk: [Add bias] [BatchNormalization] [Relu] QuantizeLinear)
-    _match_output(conv, layer)
+    try:
+        _match_output(conv, layer)
+    except Decline as why:
+        if not (conv.float_outputs and why.reason.startswith("no output quantizer")):
+            raise
+        # Integer op, then the layer's own float arithmetic: what follows (bias Add, BatchNormalization,
+        # a graph output) stays as it was, in float.
+        layer.chain, layer.relu, layer.bn, layer.bn_name = [], False, None, ""
+        layer.q, layer.yq = node, xq
+        layer.epilogue = layer.float_output = True
     # weight and bias
     if op == "Conv":
         _match_conv_weight(conv, layer)

@@ -165,6 +165,14 @@ def _rewrite_epilogue(conv: Conversion, layer: Layer) -> None:
                       None, f"{base}_bias_add", fdt)
     if layer.relu:
         y = edit.node(node, "Relu", [y], None, f"{base}_relu", fdt)
+    if layer.float_output:
+        old = node.outputs[0]
+        y.shape = old.shape
+        edit.take_over(old, y)
+        _remove_layer(conv, layer, [])
+        conv.converted[used] = conv.converted.get(used, 0) + 1
+        conv.notes.append(f"{base}: {used} + float epilogue (no output quantizer: what follows the layer stays float)")
+        return
     q.replace_input_with(0, y)
     _remove_layer(conv, layer, [])
     conv.converted[used] = conv.converted.get(used, 0) + 1

@@ -22,6 +22,7 @@ class Conversion:
     opset: int  # the model's ai.onnx opset (after any upgrade)
     requantize_bias: bool
     fold_batchnorm: bool
+    float_outputs: bool = True  # a layer without an output quantizer: integer op + float epilogue
     notes: list[str] = field(default_factory=list)
     unconverted: list[Unconverted] = field(default_factory=list)
     converted: dict[str, int] = field(default_factory=dict)  # op written -> how many layers
