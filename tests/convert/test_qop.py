@@ -777,3 +777,31 @@ def test_corpus_cnv_and_mobilenet_refusals_and_partial(name):
           f"{mean_exact:.3f}% bit-exact on average, max {worst:g} steps; end to end max |Δ| "
           f"{np.abs(out - ref).max():.3g} (one-step flips propagate through the network)")
     assert worst <= 1
+
+
+#: Corpus models whose every Conv/MatMul/Gemm has quantized input and weight (issue 17's target):
+#: each must convert whole (QLinear ops, or integer ops with a float epilogue where no output
+#: quantizer follows). Measured 2026-12-07; the others keep a layer whose input comes from a graph
+#: input, a Where (bipolar), Resize, a float Trunc emulation or float8 containers.
+WHOLE = ("asymmetric_zero_point", "batchnorm_between", "bias_quant_variants", "bnn_cnv_2w2a", "bnn_sfc_1w2a",
+         "bnn_tfc_2w2a", "depthwise_grouped_conv2d", "maxpool_quanttensor", "mlp_bitwidths", "qop_cnn_s8",
+         "residual_shared_quant", "seed_qgemm", "seed_qop_conv")
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize("name", WHOLE)
+def test_corpus_models_with_quantized_layers_convert_whole_and_exactly(name):
+    """From the QONNX file, default options: nothing unconverted, and onnxruntime (optimisations off) on
+    the QOp result agrees with the executor on the QONNX original under the one verification rule."""
+    from qonnx_tools.runtime import random_inputs
+    from qonnx_tools.verify import reference_run, verify_against
+
+    path = corpus(name) / "qonnx.onnx"
+    model = model_io.load(path)
+    reference = reference_run(model, random_inputs(model, seed=3))
+    result = to_qop(model)  # raises ConversionError if any layer stays
+    assert not result.unconverted
+    integer = [n.op_type for n in model.graph if n.op_type.startswith("QLinear") or n.op_type.endswith("Integer")]
+    assert integer
+    report = verify_against(reference, model, backend="onnxruntime")
+    assert report.ok, [(o.name, o.verdict, o.max_abs, o.max_steps) for o in report.outputs]
