@@ -32,12 +32,12 @@ from qonnx_tools.cli._common import (
     tolerance_from_args,
 )
 from qonnx_tools.convert import (
-    ACTIVATION_TYPE_FLAG, FLOAT_EPILOGUE_FLAG, FOLD_BATCHNORM_FLAG, OPSET_FLAG, REQUANTIZE_BIAS_FLAG, TARGETS, ConversionResult, convert,
+    ACTIVATION_TYPE_FLAG, FLOAT_EPILOGUE_FLAG, FOLD_BATCHNORM_FLAG, TARGET_FLAG, OPSET_FLAG, REQUANTIZE_BIAS_FLAG, TARGETS, ConversionResult, convert,
 )
 from qonnx_tools.errors import BadInputError, ConversionError, VerificationError
 from qonnx_tools.info import op_counts
 from qonnx_tools.model_io import load, save
-from qonnx_tools.refusals import format_refusals, group_dicts, summary
+from qonnx_tools.refusals import Refused, format_refusals, group_dicts, summary
 from qonnx_tools.verify import DeploymentVerification, reference_run, verify_deployment
 
 
@@ -50,6 +50,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(OPSET_FLAG, dest="opset", type=int, metavar="N",
                    help="qcdq/qop: ai.onnx opset of the result (default: qcdq: the model's, raised to the lowest "
                         "that expresses every quantizer; qop: the model's, never lowered)")
+    p.add_argument(TARGET_FLAG, dest="target", choices=("ort", "openvino", "tvm", "tensorrt"), default=None,
+                   help="qcdq: the runtime the file is for (default ort). ort, openvino and tvm share one form "
+                        "(run exactly by all three in tests/consumers); tensorrt writes TensorRT's explicit "
+                        "quantization form (symmetric int8, zero-point 0, float weights behind Q/DQ, no Clip) "
+                        "and refuses what it cannot express exactly (sub-8-bit, unsigned or narrow activations, "
+                        "non-zero zero-points, weight integers reaching -128), never partially")
     p.add_argument("--keep-float-weights", action="store_true",
                    help="qcdq: keep float weights behind QuantizeLinear -> Clip -> DequantizeLinear (default: off, "
                         "weights become integer constants -> DequantizeLinear)")
@@ -99,6 +105,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 _TARGET_OPTIONS = (
     ("opset", OPSET_FLAG, ("qcdq", "qop")),
     ("keep_float_weights", "--keep-float-weights", ("qcdq",)),
+    ("target", TARGET_FLAG, ("qcdq",)),
     ("fold_batchnorm", FOLD_BATCHNORM_FLAG, ("qop",)),
     ("requantize_bias", REQUANTIZE_BIAS_FLAG, ("qop",)),
     ("activation_type", ACTIVATION_TYPE_FLAG, ("qop",)),
@@ -131,12 +138,24 @@ def run(args: argparse.Namespace) -> int:
         options["opset"] = args.opset
     if args.to == "qcdq":
         options["keep_float_weights"] = args.keep_float_weights
+        options["target"] = args.target
     if args.to == "qop":
         options["fold_batchnorm"] = bool(args.fold_batchnorm)
         options["requantize_bias"] = args.requantize_bias is not False
         options["activation_type"] = args.activation_type or "uint8"
         options["float_outputs"] = args.float_outputs is not False
-    result = convert(model, to=args.to, **options)
+    try:
+        result = convert(model, to=args.to, **options)
+    except Refused as refused:  # refused before anything was lowered: grouped lines, then one error line
+        if args.json:
+            print(json.dumps({"model": args.model, "to": args.to, "written": False,
+                              "unconverted": [str(u) for u in refused.items],
+                              "groups": group_dicts(refused.refusals)}, indent=2))
+        else:
+            print(f"{args.model} -> {out} ({args.to}): refused")
+            print(f"  {refused.summary}" + ("" if args.verbose else " (--verbose: one line per node)"))
+            print("\n".join(format_refusals(refused.refusals, verbose=args.verbose, indent="    ")))
+        raise ConversionError(f"{refused.summary}; nothing written") from refused
     report = {
         "model": args.model,
         "to": args.to,

@@ -30,7 +30,8 @@ FOLD_BATCHNORM_FLAG = "--fold-batchnorm"  # to_qop(fold_batchnorm=True)
 REQUANTIZE_BIAS_FLAG = "--requantize-bias"  # to_qop(requantize_bias=True), the default; --no-requantize-bias: False
 OPSET_FLAG = "--opset"  # opset=N
 FLOAT_EPILOGUE_FLAG = "--float-epilogue"  # to_qop(float_outputs=True), the default; --no-float-epilogue: False
-ACTIVATION_TYPE_FLAG = "--activation-type"  # to_qop(activation_type="uint8"|"int8"), default uint8
+ACTIVATION_TYPE_FLAG = "--activation-type"
+TARGET_FLAG = "--target"  # convert(model, to="qcdq", target="ort"|"openvino"|"tvm"|"tensorrt")  # to_qop(activation_type="uint8"|"int8"), default uint8
 
 
 def convert(model: ir.Model, to: str, **options: Any) -> ConversionResult:
@@ -55,7 +56,13 @@ def convert(model: ir.Model, to: str, **options: Any) -> ConversionResult:
 def _convert(model: ir.Model, to: str, options: dict[str, Any]) -> ConversionResult:
     if to == "qcdq":
         from qonnx_tools.convert.qcdq import to_qcdq
+        from qonnx_tools.convert.tensorrt import PROFILES, to_tensorrt_qcdq
 
+        target = options.pop("target", None) or "ort"
+        if target not in PROFILES:
+            raise BadInputError(f"unknown QCDQ target {target!r}; choose one of {', '.join(PROFILES)}")
+        if target == "tensorrt":  # float weights always; no partial result (see convert.tensorrt)
+            return to_tensorrt_qcdq(model, opset=options.get("opset"))
         return to_qcdq(model, **options)
     if to == "qop":
         from qonnx_tools.convert.qop import to_qop
@@ -66,11 +73,12 @@ def _convert(model: ir.Model, to: str, options: dict[str, Any]) -> ConversionRes
 
         options.pop("opset", None)
         options.pop("keep_float_weights", None)
+        options.pop("target", None)
         return to_qonnx(model, **options)
     raise AssertionError(to)
 
 
 __all__ = [
     "convert", "ConversionResult", "Unconverted", "TARGETS",
-    "FOLD_BATCHNORM_FLAG", "REQUANTIZE_BIAS_FLAG", "OPSET_FLAG", "ACTIVATION_TYPE_FLAG", "FLOAT_EPILOGUE_FLAG",
+    "FOLD_BATCHNORM_FLAG", "REQUANTIZE_BIAS_FLAG", "OPSET_FLAG", "ACTIVATION_TYPE_FLAG", "FLOAT_EPILOGUE_FLAG", "TARGET_FLAG",
 ]
