@@ -45,8 +45,7 @@ def to_tensorrt_qcdq(model: ir.Model, *, opset: int | None = None) -> Conversion
     """Lower ``model`` in place to TensorRT's QCDQ form, or raise Refused listing what TensorRT cannot run."""
     from qonnx_tools.convert.qcdq import to_qcdq
 
-    refused = [Unconverted(node.name or "?", node.op_type, why.reason, why.detail(node))
-               for node, why in _refusals(model)]
+    refused = refusals(model)
     if refused:
         raise Refused(
             f"TensorRT cannot run {len(refused)} quantizer(s) exactly: " + "; ".join(str(u) for u in refused),
@@ -62,6 +61,11 @@ def to_tensorrt_qcdq(model: ir.Model, *, opset: int | None = None) -> Conversion
     result.notes.append(f"TensorRT int8 layers: {len(int8)} of {len(int8) + len(other)}"
                         + (f"; float: {', '.join(other[:8])}" + (" ..." if len(other) > 8 else "") if other else ""))
     return result
+
+
+def refusals(model: ir.Model) -> list[Unconverted]:
+    """The QONNX quantizers TensorRT cannot run exactly, each with its reason (nothing is changed)."""
+    return [Unconverted(node.name or "?", node.op_type, why.reason, why.detail(node)) for node, why in _refusals(model)]
 
 
 def _refusals(model: ir.Model) -> list[tuple[ir.Node, Decline]]:

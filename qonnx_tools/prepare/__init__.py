@@ -14,8 +14,8 @@ Pipelines:
   quantizer parameters), unshare-initializers, rename-reserved
 - finn: cleanup, then streamline when a ``streamline`` pass is registered
 - ort: cleanup, convert to QCDQ
-- tensorrt: refuses (ConversionError: ``qonnx_tools.refusals.Refused``) quantizers TensorRT cannot run (non-zero
-  zero-point, other than 8 bits), then cleanup and QCDQ
+- tensorrt: refuses (ConversionError: ``qonnx_tools.refusals.Refused``) quantizers TensorRT cannot run
+  exactly (``qonnx_tools.convert.tensorrt``), then cleanup and QCDQ in the TensorRT profile
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from qonnx_tools._ir import ir
-from qonnx_tools.decline import Decline
 from qonnx_tools.errors import BadInputError
 from qonnx_tools.prepare import rules_finn, rules_hls4ml, rules_ort
 from qonnx_tools.prepare.rules import Rule, Violation, run_rules
@@ -90,59 +89,24 @@ def prepare(model: ir.Model, target: str) -> PrepareResult:
         run("cleanup")
         run("streamline")
     else:
-        if target == "tensorrt":
-            refused = tensorrt_refusals(model)
-            if refused:
-                raise Refused(
-                    f"TensorRT cannot run {len(refused)} quantizer(s): " + "; ".join(str(v) for v in refused),
-                    refused,
-                    summary(refused, "quantizer(s) TensorRT cannot run"),
-                )
-        run("cleanup")
         from qonnx_tools.convert import convert
 
-        converted = convert(model, to="qcdq")
-        result.steps.append("convert{to=qcdq}")
+        if target == "tensorrt":  # the TensorRT profile refuses (Refused) what it cannot express exactly
+            from qonnx_tools.convert.tensorrt import refusals
+
+            refused = refusals(model)
+            if refused:
+                raise Refused(
+                    f"TensorRT cannot run {len(refused)} quantizer(s) exactly: " + "; ".join(map(str, refused)),
+                    refused, summary(refused, "quantizer(s) TensorRT cannot run exactly"),
+                )
+        run("cleanup")
+        profile = {"target": "tensorrt"} if target == "tensorrt" else {}
+        converted = convert(model, to="qcdq", **profile)
+        result.steps.append("convert{to=qcdq" + (" target=tensorrt}" if profile else "}"))
         result.notes.extend(converted.notes)
     result.violations = check(model, target)
     return result
 
 
-def tensorrt_refusals(model: ir.Model) -> list[Violation]:
-    """QONNX quantizers whose QCDQ form TensorRT cannot run: non-zero zero-point or not 8 bits."""
-    from qonnx_tools.prepare.rules import is_int_quant, nonzero_zeropoint, scalar
-
-    def not_8bit(node: ir.Node, model: ir.Model) -> Decline | None:
-        if _is_bias(node.inputs[0] if node.inputs else None):
-            return None  # int32 bias quantizers become an int32 initializer -> DequantizeLinear
-        bits = scalar(node.inputs[3]) if len(node.inputs) > 3 else None
-        if bits == 8:
-            return None
-        return Decline(f"bit width {bits:g}" if bits is not None else "bit width not constant")
-
-    table = [
-        Rule("symmetric-zero-point", is_int_quant, nonzero_zeropoint,
-             "TensorRT supports only symmetric quantization",
-             "none automatic: re-export with symmetric quantizers, zero-point 0 (or --target ort)"),
-        Rule("int8-only", is_int_quant, not_8bit, "TensorRT runs only 8-bit quantization",
-             "none automatic: re-export with 8-bit quantizers (or --target ort)"),
-    ]
-    return run_rules(model, table)
-
-
-def _is_bias(value) -> bool:
-    from qonnx_tools.constants import constant_array
-
-    array = constant_array(value)
-    return array is not None and array.ndim == 1 and any(
-        user.op_type in ("Conv", "Gemm", "Add", "ConvTranspose") for user, _ in _users_through_quant(value)
-    )
-
-
-def _users_through_quant(value):
-    for user, index in value.uses():
-        for out in user.outputs:
-            yield from out.uses()
-
-
-__all__ = ["TARGETS", "RULES", "Rule", "Violation", "PrepareResult", "prepare", "check", "tensorrt_refusals"]
+__all__ = ["TARGETS", "RULES", "Rule", "Violation", "PrepareResult", "prepare", "check"]

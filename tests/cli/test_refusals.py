@@ -203,11 +203,14 @@ def test_qop_flags_with_another_target_are_bad_arguments(chain, tmp_path, flag):
 def test_prepare_refusal_and_violations_are_grouped(chain, tmp_path):
     path, counts = chain
     out = tmp_path / "trt.onnx"
-    run = qonnx("prepare", "--target", "tensorrt", path, "-o", out)  # 4-bit quantizers: refused before anything
+    run = qonnx("prepare", "--target", "tensorrt", path, "-o", out)  # 4-bit activations: refused before anything
     assert run.returncode == 1 and not out.exists()
     assert len(run.stderr.strip().splitlines()) == 1
-    assert groups(run.stdout) == {("Quant", "[int8-only] bit width 4"): counts["quant_bits"][4]}
-    assert "rule [int8-only]:" in run.stdout and "fix: none automatic" in run.stdout
+    proto = onnx.load(str(path))  # the activation quantizers: Quant nodes that do not read an initializer
+    weights = {t.name for t in proto.graph.initializer}
+    activations = sum(n.op_type == "Quant" and n.input[0] not in weights for n in proto.graph.node)
+    assert activations and groups(run.stdout) == {
+        ("Quant", "activation of 4 bits (TensorRT takes no Clip between Q and DQ)"): activations}
 
     run = qonnx("prepare", "--target", "ort", path, "--check-only", "--verbose")
     assert run.returncode == 1

@@ -352,8 +352,8 @@ def test_prepare_ort_converts_to_qcdq():
     assert not any(n.domain == QONNX for n in model.graph)
 
 
-def test_prepare_tensorrt_refuses_4_bit():
-    with pytest.raises(ConversionError, match="int8-only"):
+def test_prepare_tensorrt_refuses_4_bit_activations():
+    with pytest.raises(ConversionError, match="activation of 4 bits"):
         prepare(conv_gemm_model(), "tensorrt")
 
 
