@@ -30,7 +30,8 @@ outputs, as Brevitas' QOp export writes weights) that hold model values, which a
 
 * floating-point constants, except those any quantizer form reads as its parameters (scale,
   zero-point, bit width, exponent/mantissa widths, thresholds of QONNX ops; scale and zero-point of
-  Q/DQ, QLinear and Integer ops; the Clip bounds of a Q/DQ chain); and
+  Q/DQ, QLinear and Integer ops; the Clip bounds of a Q/DQ chain; the constant of the Mul that
+  rescales an Integer op's Cast accumulator, as a QOp float epilogue does); and
 * integer constants that a quantizer reads as its data: the input of a DequantizeLinear
   (through Clips), a constant integer operand or bias of a QLinear/Integer op. Other integer
   constants (shapes, axes, indices, zero-points, Clip bounds) are not parameters.
@@ -476,6 +477,19 @@ class _QuantizerFinder:
             y_scale, y_zp = (_input(node, i) for i in layout.output)
             if y_scale is not None:
                 self._output_row(node, layout, y_scale, y_zp)
+        self._rescale_of(node)
+
+    def _rescale_of(self, node: ir.Node) -> None:
+        """ConvInteger/MatMulInteger -> Cast -> Mul(constant): that constant is the accumulator's scale
+        (x_scale * w_scale, the float epilogue of a QOp conversion), a quantizer parameter, not a weight."""
+        if not node.op_type.endswith("Integer") or not node.outputs:
+            return
+        for cast, _ in node.outputs[0].uses():
+            if not _is(cast, "Cast"):
+                continue
+            for mul, index in cast.outputs[0].uses():
+                if _is(mul, "Mul"):
+                    self._param(_input(mul, 1 - index))
 
     def _output_row(self, node: ir.Node, layout: _QOpLayout, y_scale: ir.Value | None,
                     y_zp: ir.Value | None) -> None:

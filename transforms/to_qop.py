@@ -1,4 +1,5 @@
-"""Convert a QONNX model to QOp form (QLinearConv, QLinearMatMul; QDQ elsewhere).
+"""Convert a QONNX model to QOp form (QLinearConv, QLinearMatMul; ConvInteger/MatMulInteger with a
+float epilogue where an exact QLinear form does not exist; QDQ elsewhere).
 
     python transforms/to_qop.py IN.onnx OUT.onnx
     qonnx transform transforms/to_qop.py IN.onnx OUT.onnx

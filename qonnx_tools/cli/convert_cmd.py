@@ -72,10 +72,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     qop.add_argument(REQUANTIZE_BIAS_FLAG, dest="requantize_bias", action=argparse.BooleanOptionalAction,
                      default=None,
                      help="a bias not exactly at scale x_scale * w_scale (a float bias, another scale, a folded "
-                          "BatchNormalization, Gemm alpha/beta) is rounded to int32 at that scale (default: on): "
-                          "each bias value moves by at most half of x_scale * w_scale, which can move an output near "
-                          "a rounding tie by one quantization step; the notes give each layer's largest change in "
-                          "output steps. --no-requantize-bias leaves such layers unconverted instead")
+                          "BatchNormalization, Gemm alpha/beta) is rounded to int32 at that scale, giving "
+                          "QLinearConv: each bias value moves by at most half of x_scale * w_scale, which can move "
+                          "an output near a rounding tie by one quantization step; the notes give each layer's "
+                          "largest change in output steps (default: off: such a layer becomes ConvInteger/"
+                          "MatMulInteger with its bias in float, exact; with --no-float-epilogue it is refused)")
     qop.add_argument(ACTIVATION_TYPE_FLAG, dest="activation_type", choices=("uint8", "int8"), default=None,
                      help="container of the integer activations (default uint8: int8 activation quantizers move to "
                           "uint8 with the zero point + 128, exact; onnxruntime's x86 integer kernels take uint8 "
@@ -141,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
         options["target"] = args.target
     if args.to == "qop":
         options["fold_batchnorm"] = bool(args.fold_batchnorm)
-        options["requantize_bias"] = args.requantize_bias is not False
+        options["requantize_bias"] = bool(args.requantize_bias)
         options["activation_type"] = args.activation_type or "uint8"
         options["float_outputs"] = args.float_outputs is not False
     try:

@@ -27,7 +27,7 @@ TARGETS = ("qcdq", "qop", "qonnx")
 #: The ``qonnx convert`` flags of converter options, named by the hints in refusal reasons (the
 #: CLI defines its flags from these names, so that a hint never names a flag it lacks).
 FOLD_BATCHNORM_FLAG = "--fold-batchnorm"  # to_qop(fold_batchnorm=True)
-REQUANTIZE_BIAS_FLAG = "--requantize-bias"  # to_qop(requantize_bias=True), the default; --no-requantize-bias: False
+REQUANTIZE_BIAS_FLAG = "--requantize-bias"  # to_qop(requantize_bias=True); the default is False
 OPSET_FLAG = "--opset"  # opset=N
 FLOAT_EPILOGUE_FLAG = "--float-epilogue"  # to_qop(float_outputs=True), the default; --no-float-epilogue: False
 ACTIVATION_TYPE_FLAG = "--activation-type"

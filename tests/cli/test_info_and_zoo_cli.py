@@ -40,10 +40,10 @@ def qonnx_quantizers(path: Path) -> dict[str, int]:
 
 def integer_weights(path: Path) -> tuple[int, int]:
     """(count, elements) of integer initializers of rank >= 2 read by DequantizeLinear (input 0) or
-    QLinearConv (input 3) in a converted file (onnx only)."""
+    QLinearConv / QLinearMatMul (input 3) or ConvInteger / MatMulInteger (input 1) in a converted file (onnx only)."""
     proto = onnx.load(str(path))
     inits = {t.name: t for t in proto.graph.initializer}
-    slots = {"DequantizeLinear": 0, "QLinearConv": 3}
+    slots = {"DequantizeLinear": 0, "QLinearConv": 3, "QLinearMatMul": 3, "ConvInteger": 1, "MatMulInteger": 1}
     names = {n.input[slots[n.op_type]] for n in proto.graph.node if n.op_type in slots}
     weights = [inits[name] for name in names
                if name in inits and len(inits[name].dims) >= 2 and inits[name].data_type in (
@@ -102,10 +102,10 @@ def test_info_json_on_qcdq_and_qop_counts_the_original_weights(converted, name):
         # the float bias stays float: counted, unquantized
         assert data["parameters_by_role"] == {"weight": 160, "bias": 0, "unquantized": 10}
     else:
-        assert weight_rows[0]["form"] == "qlinear" and weight_rows[0]["op"] == "QLinearConv"
-        # QOp folds the float bias into an int32 QLinearConv bias: a quantized bias here, an
-        # unquantized one in the original; same 10 elements
-        assert data["parameters_by_role"] == {"weight": 160, "bias": 10, "unquantized": 0}
+        # the float bias is not exact in int32 at x_scale * w_scale: QOp keeps it in float after
+        # MatMulInteger (the default; --requantize-bias would fold it into a QLinearConv int32 bias)
+        assert weight_rows[0]["form"] == "integer" and weight_rows[0]["op"] == "MatMulInteger"
+        assert data["parameters_by_role"] == {"weight": 160, "bias": 0, "unquantized": 10}
     assert data["num_parameters"] == 170 and data["weight_bits_quantized"] >= 160 * 8
 
 

@@ -157,8 +157,8 @@ def test_hint_flag_is_listed_by_help_and_the_flags_state_their_defaults(chain, t
     assert {"--fold-batchnorm", "--requantize-bias", "--no-requantize-bias", "--verbose"} <= listed
     squashed = " ".join(help_text.split())
     assert re.search(r"--fold-batchnorm\s+fold .*?\(default: off", squashed)
-    assert re.search(r"rounded to int32 at that scale \(default: on\): each bias value moves by at most half",
-                     squashed)
+    assert re.search(r"rounded to int32 at that scale, giving QLinearConv: each bias value moves by at most half",
+                     squashed) and "(default: off: such a layer becomes ConvInteger/MatMulInteger" in squashed
 
 
 def test_fold_batchnorm_flag_converts_those_layers(chain, tmp_path):

@@ -233,19 +233,24 @@ def test_relu_before_quantizer_becomes_integer_clip_or_disappears():
 
 def test_bias_at_another_scale_is_requantized_and_reported():
     model = conv_model(bias="other_scale")
-    result = convert(model)
+    result = convert(model, requantize_bias=True)
     assert any("bias requantized" in n and "output quantization steps" in n for n in result.notes), result.notes
     compare(model, result.model, rand_input((2, 4, 9, 9)), label="Conv bias requantized")
-    refused = convert(model, allow_partial=True, requantize_bias=False)
+    refused = convert(model, allow_partial=True, requantize_bias=False, float_outputs=False)
     [u] = refused.unconverted
     assert "--requantize-bias" in u.reason and "requantize_bias" not in u.reason  # the CLI flag, not the keyword
     assert "output steps" in u.detail  # the per-layer numbers stay out of the reason (equal reasons group)
     assert "Conv" in ops(refused.model)
+    exact = convert(model)  # the default: ConvInteger with the bias in float, exact
+    assert not exact.unconverted and ops(exact.model).count("ConvInteger") == 1
+    assert any("its bias is not exact in int32" in n for n in exact.notes)
+    feeds = rand_input((2, 4, 9, 9))
+    np.testing.assert_array_equal(run_onnxruntime(exact.model, feeds)["y"], run_onnxruntime(model, feeds)["y"])
 
 
 def test_float_bias_is_requantized_and_reported():
     model = conv_model(bias="float")
-    result = convert(model)
+    result = convert(model, requantize_bias=True)
     assert any("float bias" in n for n in result.notes)
     compare(model, result.model, rand_input((2, 4, 9, 9)), label="Conv float bias")
 
@@ -255,7 +260,7 @@ def test_per_tensor_weights_stay_per_tensor_when_the_bias_grid_is_refined():
     per-tensor source it must use one k for all channels: per-channel weight scales the source
     does not have are refused by OpenVINO (scale_dim.compatible)."""
     model = conv_model(bias="float", w_clip=7)  # 4-bit weights: room for k > 1
-    result = convert(model)
+    result = convert(model, requantize_bias=True)
     (layer,) = [n for n in result.model.graph if n.op_type == "QLinearConv"]
     w_scale = constant_array(layer.inputs[4])
     assert w_scale.size == 1

@@ -57,7 +57,7 @@ def test_to_qop(tmp_path):
     src, out = GEN / "intquant_per_channel_conv.onnx", tmp_path / "qop.onnx"
     _script("to_qop.py", src, out)
     ops = {n.op_type for n in load(out).graph}
-    assert "QLinearConv" in ops
+    assert ops & {"QLinearConv", "ConvInteger"}  # ConvInteger + float epilogue where the bias is not exact in int32
     feeds = _inputs(src)
     assert _max_steps(_run(src, feeds), _run(out, feeds, "onnxruntime"), 1 / 16) <= 1.0
 

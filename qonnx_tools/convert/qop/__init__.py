@@ -35,16 +35,20 @@ becomes ``x_q -> QLinearConv/QLinearMatMul -> [Clip] -> ...``:
   int8-activation x uint8-weight kernels; int4/int2 weights are widened.
 - Bias: QLinearConv adds an int32 bias in units of s_x * s_w. A bias quantized
   at exactly that scale is used as it is; otherwise (another scale, a float bias,
-  a folded BatchNormalization, Gemm alpha/beta) it is requantized to
-  round(b / (s_x * s_w)) and the largest change is reported in ``notes`` (in
-  output units and in output quantization steps). When it is not exact and the
+  a folded BatchNormalization, Gemm alpha/beta) it is put on that grid when
+  that is exact. When it is not exact and the
   weight zero points are 0, the weight integers of each channel are first
   multiplied by the largest k that keeps them within 7 bits (|k w| <= 63, clear
   of onnxruntime's int16 u8s8 saturation; the int32 accumulator checked) while
   w_scale is divided by k -- the weights are unchanged, the bias grid
   is k times finer (this is what makes BatchNormalization folding accurate on
-  binary/ternary weights). With ``requantize_bias=False`` such a layer is
-  refused instead, unless the bias is exactly representable.
+  binary/ternary weights). When it is still not exact, the layer becomes
+  ConvInteger / MatMulInteger with the bias in float before the output quantizer
+  (the float epilogue below: exact); ``requantize_bias=True`` (CLI
+  ``--requantize-bias``) rounds it to round(b / (s_x * s_w)) instead, giving
+  QLinearConv, and reports the largest change in ``notes`` (in output units and
+  output quantization steps); with ``float_outputs=False`` and no requantizing
+  the layer is refused.
 - Relu between the layer and its output quantizer is exact in the integer
   domain: Q(relu(y)) = max(Q(y), zp_y). It disappears when the integer range
   (container, or a following integer Clip) already starts at zp_y or above, and
@@ -122,7 +126,7 @@ reasons group in reports, and their hints name ``qonnx convert`` flags
 (``qonnx_tools.convert.FOLD_BATCHNORM_FLAG``, ...), never Python keywords.
 
 CLI flags of the options: ``--fold-batchnorm`` (``fold_batchnorm=True``),
-``--requantize-bias`` / ``--no-requantize-bias`` (``requantize_bias``, default True),
+``--requantize-bias`` / ``--no-requantize-bias`` (``requantize_bias``, default False),
 ``--opset N``.
 """
 

@@ -29,7 +29,7 @@ def to_qop(
     *,
     opset: int | None = None,
     allow_partial: bool = False,
-    requantize_bias: bool = True,
+    requantize_bias: bool = False,
     fold_batchnorm: bool = False,
     activation_type: str = "uint8",
     float_outputs: bool = True,
@@ -37,8 +37,10 @@ def to_qop(
     """Convert a QCDQ (or QONNX) model to QOp form in place; see ``qonnx_tools.convert.qop``.
 
     ``opset``: ai.onnx opset of the result (upgraded first when above the model's;
-    never lowered). ``requantize_bias=False`` refuses layers whose bias would
-    change when put at scale x_scale * w_scale. ``fold_batchnorm`` folds a
+    never lowered). ``requantize_bias`` rounds a bias that int32 at scale
+    x_scale * w_scale cannot hold exactly (outputs near a tie may move a step); by default
+    such a layer keeps its bias in float after ConvInteger/MatMulInteger (exact), or, without
+    ``float_outputs``, is refused. ``fold_batchnorm`` folds a
     BatchNormalization between a layer and its output quantizer. ``activation_type="uint8"``
     (the default) first moves int8 activation Q/DQ pairs to uint8 with the zero point + 128
     (``activations-to-uint8``, exact): onnxruntime's x86 integer kernels take uint8

@@ -17,7 +17,7 @@ from qonnx_tools.constants import constant_array
 from qonnx_tools.convert.qop.match import Layer
 from qonnx_tools.convert import OPSET_FLAG
 from qonnx_tools.convert.qop.state import Conversion
-from qonnx_tools.convert.qop.weights import WeightPlan, plan_weights
+from qonnx_tools.convert.qop.weights import INEXACT_BIAS, WeightPlan, plan_weights
 from qonnx_tools.decline import Decline
 from qonnx_tools.executor.kernels.quantize_linear import int_range
 from qonnx_tools.passes._rewrite import unique_name
@@ -50,7 +50,15 @@ def rewrite(conv: Conversion, layer: Layer) -> None:
     if clip_lo is not None and conv.opset < 12:
         raise Decline("needs an integer Clip after the layer (Relu or a sub-8-bit container): ai.onnx opset >= 12 "
                       f"({OPSET_FLAG} 13 upgrades the model)")
-    plan = plan_weights(conv, layer) if layer.b_q is None else None
+    try:
+        plan = plan_weights(conv, layer) if layer.b_q is None else None
+    except Decline as why:
+        if not (why.reason.startswith(INEXACT_BIAS) and conv.float_outputs):
+            raise
+        # exact instead of requantized: the integer op, then the bias in float before the output quantizer
+        layer.epilogue = True
+        _rewrite_epilogue(conv, layer, why="its bias is not exact in int32 at x_scale * w_scale")
+        return
     base = node.name or node.op_type
     x_in = _widen(conv, node, layer.x_q, layer.xq.dtype)
     if layer.trans_a:
@@ -120,7 +128,7 @@ def _remove_layer(conv: Conversion, layer: Layer, extra: list[ir.Node]) -> None:
     conv.graph.remove(nodes, safe=True)
 
 
-def _rewrite_epilogue(conv: Conversion, layer: Layer) -> None:
+def _rewrite_epilogue(conv: Conversion, layer: Layer, why: str = "") -> None:
     """Per-channel output scales: ConvInteger/MatMulInteger, then Cast * (s_x s_w) + bias -> [Relu] -> the Q."""
     edit = conv.edit
     node, q = layer.node, layer.q
@@ -176,10 +184,8 @@ def _rewrite_epilogue(conv: Conversion, layer: Layer) -> None:
     q.replace_input_with(0, y)
     _remove_layer(conv, layer, [])
     conv.converted[used] = conv.converted.get(used, 0) + 1
-    conv.notes.append(
-        f"{base}: {used} + float epilogue (per-channel output scales in {describe(q)}, which QLinear ops "
-        "cannot take)"
-    )
+    conv.notes.append(f"{base}: {used} + float epilogue ("
+                      + (why or f"per-channel output scales in {describe(q)}, which QLinear ops cannot take") + ")")
 
 
 def _relu_is_noop(q: ir.Node, dtype: np.dtype, zp: int) -> bool:

@@ -147,6 +147,11 @@ def _requantize_bias(layer: Layer, scale: np.ndarray, factor: np.ndarray, shift:
     return rounded.astype(np.int32), {"exact": exact, "change": change}
 
 
+#: How a bias that int32 at x_scale * w_scale cannot hold exactly is declined (the rewrite then keeps it in
+#: float after an integer op, or refuses the layer).
+INEXACT_BIAS = "bias is not exactly representable at scale x_scale * w_scale"
+
+
 def _report_bias(conv: Conversion, layer: Layer, info: dict) -> None:
     if info.get("reused"):
         return
@@ -168,10 +173,9 @@ def _report_bias(conv: Conversion, layer: Layer, info: dict) -> None:
             f"; weight integers multiplied by {int(k.min())}..{int(k.max())} per channel (scale divided: "
             "exact) for a finer bias grid"
         )
-    if not info["exact"] and not conv.requantize_bias:
+    if not info["exact"] and not conv.requantize_bias and layer.bn is None:  # --fold-batchnorm requantizes
         raise Decline(
-            f"bias is not exactly representable at scale x_scale * w_scale ({_bias_kinds(layer)}); "
-            f"{REQUANTIZE_BIAS_FLAG} (the default) rounds it to int32 at that scale",
+            f"{INEXACT_BIAS} ({_bias_kinds(layer)}); {REQUANTIZE_BIAS_FLAG} rounds it to int32 at that scale",
             f"{reason}; requantizing changes it by up to {change:.3g} ({steps:.3g} output steps)",
         )
     if info["exact"]:
