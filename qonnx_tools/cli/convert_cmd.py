@@ -53,7 +53,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(TARGET_FLAG, dest="target", choices=("ort", "openvino", "tvm", "tensorrt"), default=None,
                    help="qcdq: the runtime the file is for (default ort). ort, openvino and tvm share one form "
                         "(run exactly by all three in tests/consumers); tensorrt writes TensorRT's explicit "
-                        "quantization form (symmetric int8, zero-point 0, float weights behind Q/DQ, no Clip) "
+                        "quantization form (symmetric int8, zero-point 0, int8 weights -> DequantizeLinear, no Clip) "
                         "and refuses what it cannot express exactly (sub-8-bit, unsigned or narrow activations, "
                         "non-zero zero-points, weight integers reaching -128), never partially")
     p.add_argument("--keep-float-weights", action="store_true",

@@ -1,10 +1,12 @@
 """The TensorRT profile of QCDQ (``convert(model, to="qcdq", target="tensorrt")``).
 
-TensorRT's explicit quantization reads the form pytorch_quantization exports: symmetric
-signed int8 (zero-point 0), float weights behind QuantizeLinear -> DequantizeLinear
-("fake quantization", per output channel or per tensor), weights in the narrow range
-[-127, 127], no Clip between QuantizeLinear and DequantizeLinear, Q/DQ on the inputs of
-Conv/MatMul/Gemm. This profile writes exactly that, or refuses:
+TensorRT's explicit quantization reads symmetric signed int8 Q/DQ (zero-point 0), no Clip
+between QuantizeLinear and DequantizeLinear, Q/DQ on the inputs of Conv/MatMul/Gemm, and
+weights either in float behind Q/DQ (pytorch_quantization's export) or pre-quantized: an
+int8 initializer -> DequantizeLinear (TensorRT's "quantized weights"), in the narrow range
+[-127, 127], per output channel or per tensor. This profile writes the pre-quantized form:
+the integers are computed here, exactly as the quantizer does, so no Clip is ever needed on a
+weight (a float weight behind Q/DQ would need one wherever the quantizer clamps). It refuses:
 
 - an activation quantizer must be 8 bits, signed, zero-point 0, not narrow: its
   QuantizeLinear then saturates to [-128, 127] as the quantizer does. Anything narrower
@@ -12,8 +14,7 @@ Conv/MatMul/Gemm. This profile writes exactly that, or refuses:
   exact form exists;
 - a weight quantizer (constant input) may have any bit width up to 8 and must have
   zero-point 0: its integers, as long as they lie in [-127, 127], are int8 values of the
-  same scale, so the weight is written in float and QuantizeLinear gives back exactly those
-  integers; no Clip is needed. A weight whose integers reach -128 is refused;
+  same scale. A weight whose integers reach -128 is refused;
 - int32 bias quantizers become an int32 initializer -> DequantizeLinear, which TensorRT folds;
 - FloatQuant must be E4M3 (TensorRT's FP8); BipolarQuant and Trunc become float arithmetic (bipolar
   weights: an int8 initializer -> DequantizeLinear, which TensorRT reads as pre-quantized weights).
@@ -51,12 +52,7 @@ def to_tensorrt_qcdq(model: ir.Model, *, opset: int | None = None) -> Conversion
             f"TensorRT cannot run {len(refused)} quantizer(s) exactly: " + "; ".join(str(u) for u in refused),
             refused, summary(refused, "quantizer(s) TensorRT cannot run exactly"),
         )
-    result = to_qcdq(model, opset=opset, keep_float_weights=True)
-    removed = _drop_noop_weight_clips(model)
-    if removed:
-        _forget_clips(result, removed)
-        result.notes.append(f"{len(removed)} Clip(s) on weight integers removed: the integers already lie in "
-                            "their range")
+    result = to_qcdq(model, opset=opset, keep_float_weights=False)
     int8, other = _int8_layers(model)
     result.notes.append(f"TensorRT int8 layers: {len(int8)} of {len(int8) + len(other)}"
                         + (f"; float: {', '.join(other[:8])}" + (" ..." if len(other) > 8 else "") if other else ""))
@@ -139,47 +135,6 @@ def _is_bias(node: ir.Node) -> bool:
                 and len(node.inputs[0].shape) == 1:
             return True
     return False
-
-
-def _forget_clips(result: ConversionResult, removed: list[str]) -> None:
-    """The lowered forms of the quantizers whose weight Clip went: their pattern without the Clip."""
-    import re
-
-    owners = {name.rsplit("/", 1)[0] for name in removed}  # the lowering names its nodes <quantizer>/<part>
-    for k, done in enumerate(result.converted):
-        if done.node in owners:
-            form = re.sub(r"->Clip\[[^\]]*\]", "", done.reason)
-            old = str(done)
-            result.converted[k] = Unconverted(done.node, done.op, form, done.detail)
-            result.notes[:] = [str(result.converted[k]) if n == old else n for n in result.notes]
-
-
-def _drop_noop_weight_clips(model: ir.Model) -> list[str]:
-    """Remove Clip(QuantizeLinear(constant)) whose integers already lie within the Clip's bounds; their names."""
-    from qonnx_tools.passes._rewrite import bypass
-
-    removed: list[str] = []
-    for clip in list(model.graph.all_nodes()):
-        if clip.op_type != "Clip" or canonical_domain(clip.domain) != STANDARD or len(clip.inputs) < 3:
-            continue
-        q = clip.inputs[0].producer() if clip.inputs[0] is not None else None
-        if q is None or q.op_type != "QuantizeLinear" or constant_array(q.inputs[0]) is None:
-            continue
-        w, s = constant_array(q.inputs[0]), constant_array(q.inputs[1])
-        z = constant_array(q.inputs[2]) if len(q.inputs) > 2 else None
-        lo, hi = constant_array(clip.inputs[1]), constant_array(clip.inputs[2])
-        if s is None or lo is None or hi is None or (z is not None and np.any(z != 0)):
-            continue
-        axis = q.attributes.get_int("axis", 1)
-        if s.size > 1:
-            shape = [1] * w.ndim
-            shape[axis % w.ndim] = s.size
-            s = s.reshape(shape)
-        codes = np.clip(np.rint(w.astype(np.float32) / s.astype(np.float32)), -128, 127)
-        name = clip.name or ""
-        if codes.min() >= lo.min() and codes.max() <= hi.max() and bypass(clip, clip.inputs[0], clip.outputs[0]):
-            removed.append(name)
-    return removed
 
 
 def _int8_layers(model: ir.Model) -> tuple[list[str], list[str]]:

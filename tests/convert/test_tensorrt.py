@@ -1,7 +1,7 @@
 """convert --to qcdq --target tensorrt: TensorRT's explicit-quantization form, exact, or refused.
 
 The form is checked on the written graph (symmetric int8 Q/DQ with zero points 0, no Clip,
-float weights behind Q/DQ); the numbers against the executor on the QONNX original with
+pre-quantized int8 weights -> DQ); the numbers against the executor on the QONNX original with
 onnxruntime (optimisations off) running the result. TensorRT itself needs a GPU this machine
 does not have.
 """
