@@ -168,43 +168,34 @@ def _groups(quantizers: list[ir.Node]) -> dict[ir.Node, list[ir.Node]]:
     return {q: members[find(q)] for q in quantizers}
 
 
-def _layers_reached(value: ir.Value) -> list[ir.Node]:
-    """The Conv/MatMul/Gemm nodes the integers ``value`` reach through Clip, DequantizeLinear and data
-    movement (each value visited once)."""
-    layers: list[ir.Node] = []
+def _uses_through(values: list[ir.Value], through: tuple[str, ...]) -> list[tuple[ir.Node, int]]:
+    """Every (node, input index) reading ``values``, following the outputs of standard ops in ``through``
+    instead of returning them (each value visited once: linear in the part of the graph reached)."""
+    found: list[tuple[ir.Node, int]] = []
     seen: set[int] = set()
-    pending = [value]
+    pending = list(values)
     while pending:
         current = pending.pop()
         if id(current) in seen:
             continue
         seen.add(id(current))
-        for user, _ in current.uses():
-            if canonical_domain(user.domain) != STANDARD:
-                continue
-            if user.op_type in _LINEAR:
-                layers.append(user)
-            elif user.op_type in ("Clip", "DequantizeLinear", *_MOVEMENT):
+        for user, index in current.uses():
+            if user.op_type in through and canonical_domain(user.domain) == STANDARD:
                 pending.extend(user.outputs)
-    return layers
+            else:
+                found.append((user, index))
+    return found
+
+
+def _layers_reached(value: ir.Value) -> list[ir.Node]:
+    """The Conv/MatMul/Gemm nodes the integers ``value`` reach through Clip, DequantizeLinear and data movement."""
+    return [user for user, _ in _uses_through([value], ("Clip", "DequantizeLinear", *_MOVEMENT))
+            if user.op_type in _LINEAR and canonical_domain(user.domain) == STANDARD]
 
 
 def _output_quantizers(layer: ir.Node) -> list[ir.Node]:
     """The QuantizeLinear nodes a layer's output reaches through its float epilogue."""
-    found: list[ir.Node] = []
-    seen: set[int] = set()
-    pending = list(layer.outputs)
-    while pending:
-        current = pending.pop()
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        for user, _ in current.uses():
-            if _is(user, "QuantizeLinear"):
-                found.append(user)
-            elif user.op_type in _EPILOGUE and canonical_domain(user.domain) == STANDARD:
-                pending.extend(user.outputs)
-    return found
+    return [user for user, _ in _uses_through(list(layer.outputs), _EPILOGUE) if _is(user, "QuantizeLinear")]
 
 
 def _to_uint8(array: np.ndarray) -> np.ndarray:
@@ -235,31 +226,20 @@ def _readers(value: ir.Value) -> tuple[list[ir.Node], list[ir.Node]] | Decline:
 
 def _wide_weight_layer(value: ir.Value) -> Decline | None:
     """Why the layers ``value`` reaches could saturate in u8 x s8 (None: all have weights within
-    SAFE_WEIGHT_CODE of their zero point)."""
-    seen: set[int] = set()
-    pending = [value]
-    while pending:  # each value once: linear in the part of the graph reached
-        current = pending.pop()
-        if id(current) in seen:
+    SAFE_WEIGHT_CODE of their zero point). A QuantizeLinear ends the walk: the next activation is
+    judged on its own; other float arithmetic forms no integer kernel from this activation."""
+    for user, index in _uses_through([value], _MOVEMENT):
+        if user.op_type not in _LINEAR or canonical_domain(user.domain) != STANDARD:
             continue
-        seen.add(id(current))
-        for user, index in current.uses():
-            if _is(user, "QuantizeLinear"):
-                continue  # requantized: the next activation is judged on its own
-            if user.op_type in _MOVEMENT and canonical_domain(user.domain) == STANDARD:
-                pending.extend(user.outputs)
-                continue
-            if user.op_type not in _LINEAR or canonical_domain(user.domain) != STANDARD:
-                continue  # float arithmetic: no integer kernel from this activation
-            weight = user.inputs[1 - index] if index in (0, 1) and len(user.inputs) > 1 else None
-            span = _weight_span(weight)
-            if span is None:
-                return Decline(f"it feeds {user.op_type} whose other input is no dequantized constant "
-                               "(u8 x s8 kernels may saturate)", user)
-            if span > SAFE_WEIGHT_CODE:
-                return Decline(f"it feeds {user.op_type} with 8-bit weights (codes up to {span} from the zero point; "
-                               f"u8 x s8 kernels saturate int16 pair sums without VNNI above {SAFE_WEIGHT_CODE})",
-                               user)
+        weight = user.inputs[1 - index] if index in (0, 1) and len(user.inputs) > 1 else None
+        span = _weight_span(weight)
+        if span is None:
+            return Decline(f"it feeds {user.op_type} whose other input is no dequantized constant "
+                           "(u8 x s8 kernels may saturate)", user)
+        if span > SAFE_WEIGHT_CODE:
+            return Decline(f"it feeds {user.op_type} with 8-bit weights (codes up to {span} from the zero point; "
+                           f"u8 x s8 kernels saturate int16 pair sums without VNNI above {SAFE_WEIGHT_CODE})",
+                           user)
     return None
 
 
