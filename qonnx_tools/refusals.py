@@ -153,6 +153,13 @@ class Refused(ConversionError):
         return (type(self), (str(self), self.items, self.summary))
 
 
+def refused_report(refused: "Refused", *, verbose: bool = False, indent: str = "  ") -> list[str]:
+    """What a command prints for a refusal raised before anything was changed: the summary, then
+    one line per reason (``verbose``: per node)."""
+    head = f"{indent}refused: {refused.summary}" + ("" if verbose else " (--verbose: one line per node)")
+    return [head, *format_refusals(refused.refusals, verbose=verbose, indent=indent + "  ")]
+
+
 def _rule_lines(refusals: list[Refusal], indent: str, limit: int | None) -> list[str]:
     """``rule [tag]: what it requires`` and ``  fix: ...`` once per tag, in order of first appearance."""
     seen: dict[str, Refusal] = {}

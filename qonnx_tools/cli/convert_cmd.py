@@ -37,7 +37,7 @@ from qonnx_tools.convert import (
 from qonnx_tools.errors import BadInputError, ConversionError, VerificationError
 from qonnx_tools.info import op_counts
 from qonnx_tools.model_io import load, save
-from qonnx_tools.refusals import Refused, format_refusals, group_dicts, summary
+from qonnx_tools.refusals import Refused, format_refusals, group_dicts, refused_report, summary
 from qonnx_tools.verify import DeploymentVerification, reference_run, verify_deployment
 
 
@@ -153,9 +153,7 @@ def run(args: argparse.Namespace) -> int:
                               "unconverted": [str(u) for u in refused.items],
                               "groups": group_dicts(refused.refusals)}, indent=2))
         else:
-            print(f"{args.model} -> {out} ({args.to}): refused")
-            print(f"  {refused.summary}" + ("" if args.verbose else " (--verbose: one line per node)"))
-            print("\n".join(format_refusals(refused.refusals, verbose=args.verbose, indent="    ")))
+            print("\n".join([f"{args.model} -> {out} ({args.to})", *refused_report(refused, verbose=args.verbose)]))
         raise ConversionError(f"{refused.summary}; nothing written") from refused
     report = {
         "model": args.model,

@@ -13,7 +13,7 @@ from qonnx_tools.cli._common import add_output_options, check_output_path
 from qonnx_tools.errors import BadInputError, ConversionError
 from qonnx_tools.model_io import load, save
 from qonnx_tools.prepare import TARGETS, PrepareResult, check, prepare
-from qonnx_tools.refusals import Refused, format_refusals, group_dicts, summary
+from qonnx_tools.refusals import Refused, format_refusals, group_dicts, refused_report, summary
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -68,9 +68,7 @@ def _print_refused(refused: Refused, args: argparse.Namespace, out) -> None:
             "groups": group_dicts(refused.refusals),
         }, indent=2))
         return
-    print(f"target: {args.target}")
-    print(f"refused: {refused.summary}" + ("" if args.verbose else " (--verbose: one line per node)"))
-    print("\n".join(format_refusals(refused.refusals, verbose=args.verbose, indent="  ")))
+    print("\n".join([f"target: {args.target}", *refused_report(refused, verbose=args.verbose, indent="")]))
 
 
 def format_result(result: PrepareResult, out: str | None, *, verbose: bool = False) -> str:
