@@ -143,9 +143,18 @@ def _int8_layers(model: ir.Model) -> tuple[list[str], list[str]]:
         if node.op_type not in _LAYERS or canonical_domain(node.domain) != STANDARD:
             continue
         ins = [_through_movement(v) for v in node.inputs[:2]]
-        ok = len(ins) == 2 and all(p is not None and p.op_type == "DequantizeLinear" for p in ins)
+        # int8 on both sides (at opset >= 21 a narrow weight may be stored in int4: TensorRT then runs the
+        # layer on dequantized weights, not in int8)
+        ok = len(ins) == 2 and all(p is not None and p.op_type == "DequantizeLinear" and _container(p) == np.int8
+                                   for p in ins)
         (int8 if ok else other).append(node.name or node.op_type)
     return int8, other
+
+
+def _container(dq: ir.Node) -> np.dtype | None:
+    """The integer type a DequantizeLinear reads: its zero point's (always written by our lowering)."""
+    zp = constant_array(dq.inputs[2]) if len(dq.inputs) > 2 else None
+    return None if zp is None else zp.dtype
 
 
 def _through_movement(value: ir.Value | None) -> ir.Node | None:

@@ -78,8 +78,11 @@ def test_the_expected_models_are_accepted():
     names = {d.name for d in FOLDERS}
     if not ACCEPTED <= names:
         pytest.skip("corpus models missing")
-    for name in sorted(ACCEPTED):
-        convert(load(next(d for d in FOLDERS if d.name == name) / "qonnx.onnx"), to="qcdq", target="tensorrt")
+    for name in sorted(ACCEPTED):  # every layer reads int8 data and int8 weights
+        path = next(d for d in FOLDERS if d.name == name) / "qonnx.onnx"
+        layers = sum(n.op_type in ("Conv", "MatMul", "Gemm") for n in onnx.load(str(path)).graph.node)
+        result = convert(load(path), to="qcdq", target="tensorrt")
+        assert f"TensorRT int8 layers: {layers} of {layers}" in result.notes, result.notes
 
 
 def _dense(weight_codes: np.ndarray, *, act_signed: int = 1, act_bits: float = 8.0, w_narrow: int = 0) -> onnx.ModelProto:
