@@ -12,6 +12,7 @@ from qonnx_tools.passes.cleanup import Cleanup
 from qonnx_tools.passes.dedupe_initializers import DedupeInitializers
 from qonnx_tools.passes.div_to_mul import DivToMul
 from qonnx_tools.passes.extract_conv_bias import ExtractConvBias
+from qonnx_tools.passes.fold_batchnorm_into_qdq import FoldBatchnormIntoQdq
 from qonnx_tools.passes.fold_constants import FoldConstants
 from qonnx_tools.passes.fold_transpose_into_initializer import FoldTransposeIntoInitializer
 from qonnx_tools.passes.gemm_to_matmul import GemmToMatMul
@@ -26,6 +27,7 @@ from qonnx_tools.passes.pad_attrs_to_inputs import PadAttrsToInputs
 from qonnx_tools.passes.remove_dead import RemoveDead
 from qonnx_tools.passes.remove_identity import RemoveIdentity
 from qonnx_tools.passes.remove_noop_arith import RemoveNoopArith
+from qonnx_tools.passes.remove_relu_before_quantize import RemoveReluBeforeQuantize
 from qonnx_tools.passes.remove_static_inputs import RemoveStaticInputs
 from qonnx_tools.passes.sanitize_names import SanitizeNames
 from qonnx_tools.passes.sort import Sort
@@ -63,6 +65,7 @@ BUILTIN_PASSES = (
     PadAttrsToInputs, OpsetUpgrade, ChangeBatchSize, SubToAdd, DivToMul, GemmToMatMul, ExtractConvBias,
     BatchNormToAffine, FoldTransposeIntoInitializer, MoveTransposeIntoWeightQuant, AbsorbTransposeIntoMatMul,
     ToChannelsLast, ToChannelsFirst, MoveIntoIntegerDomain, ActivationsToUint8,
+    FoldBatchnormIntoQdq, RemoveReluBeforeQuantize,
     # streamlining (qonnx_tools.streamline)
     FoldWeightQuant, QuantToMultiThreshold, TruncToMultiThreshold, AvgPoolToSumPool, QonnxToFinn,
     AbsorbIntoMultiThreshold, AbsorbAddIntoMultiThreshold, AbsorbMulIntoMultiThreshold, AbsorbReluIntoMultiThreshold,
