@@ -51,8 +51,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="qcdq/qop: ai.onnx opset of the result (default: qcdq: the model's, raised to the lowest "
                         "that expresses every quantizer; qop: the model's, never lowered)")
     p.add_argument(TARGET_FLAG, dest="target", choices=("ort", "openvino", "tvm", "tensorrt"), default=None,
-                   help="qcdq: the runtime the file is for (default ort). ort, openvino and tvm share one form "
-                        "(run exactly by all three in tests/consumers); tensorrt writes TensorRT's explicit "
+                   help="qcdq: the runtime the file is for (default ort). openvino and tvm get the plain lowering (run "
+                        "exactly by both in tests/consumers); ort adds three exact rewrites so that onnxruntime fuses "
+                        "more layers (BatchNormalization folded where every output code is proved unchanged, Relu "
+                        "before a clamping quantizer removed, clipped int8 activations in uint8); tensorrt writes TensorRT's explicit "
                         "quantization form (symmetric int8, zero-point 0, int8 weights -> DequantizeLinear, no Clip) "
                         "and refuses what it cannot express exactly (sub-8-bit, unsigned or narrow activations, "
                         "non-zero zero-points, weight integers reaching -128), never partially")

@@ -63,7 +63,12 @@ def _convert(model: ir.Model, to: str, options: dict[str, Any]) -> ConversionRes
             raise BadInputError(f"unknown QCDQ target {target!r}; choose one of {', '.join(PROFILES)}")
         if target == "tensorrt":  # float weights always; no partial result (see convert.tensorrt)
             return to_tensorrt_qcdq(model, opset=options.get("opset"))
-        return to_qcdq(model, **options)
+        result = to_qcdq(model, **options)
+        if target == "ort":
+            from qonnx_tools.convert.ort_profile import apply_ort_profile
+
+            apply_ort_profile(result)
+        return result
     if to == "qop":
         from qonnx_tools.convert.qop import to_qop
 

@@ -36,8 +36,9 @@ from qonnx_tools.decline import Decline
 from qonnx_tools.domains import QONNX, STANDARD, canonical_domain
 from qonnx_tools.refusals import Refused, summary
 
-#: The QCDQ profiles by target runtime; ``ort`` (the default), ``openvino`` and ``tvm`` share one form,
-#: which the optional consumer tests run exactly in all three (tests/consumers).
+#: The QCDQ profiles by target runtime. ``openvino`` and ``tvm`` are the plain lowering, which the
+#: optional consumer tests run exactly in both (tests/consumers); ``ort`` (the default) adds three
+#: exact rewrites onnxruntime needs to fuse more layers (convert.ort_profile).
 PROFILES = ("ort", "openvino", "tvm", "tensorrt")
 _LAYERS = ("Conv", "MatMul", "Gemm", "ConvTranspose")
 

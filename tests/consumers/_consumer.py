@@ -81,13 +81,13 @@ def cleaned(src: Path, dst: Path) -> Path:
     return save(model, dst)
 
 
-def converted_qcdq(src: Path, dst: Path) -> Path:
-    """Our ``convert --to qcdq`` of ``src`` (default options), saved to ``dst``."""
+def converted_qcdq(src: Path, dst: Path, target: str | None = None) -> Path:
+    """Our ``convert --to qcdq [--target T]`` of ``src`` (default options: the ort profile), saved to ``dst``."""
     from qonnx_tools.convert import convert
     from qonnx_tools.model_io import load, save
 
     model = load(src)
-    convert(model, to="qcdq")
+    convert(model, to="qcdq", target=target)
     return save(model, dst)
 
 

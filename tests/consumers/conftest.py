@@ -28,3 +28,13 @@ def our_qcdq(tmp_path_factory) -> dict[str, Path | str]:
     if shared_dir() is None:
         pytest.skip("../shared (real model corpus) is not present")
     return consumer.build(tmp_path_factory.mktemp("qcdq"), consumer.qcdq_corpus(), consumer.converted_qcdq)
+
+
+@pytest.fixture(scope="session")
+def our_qcdq_plain(tmp_path_factory) -> dict[str, Path | str]:
+    """``convert --to qcdq --target openvino`` (the plain lowering, which ``--target tvm`` shares) of every
+    file of ``qcdq_corpus()``: the form the OpenVINO and TVM tests judge."""
+    if shared_dir() is None:
+        pytest.skip("../shared (real model corpus) is not present")
+    return consumer.build(tmp_path_factory.mktemp("qcdq_plain"), consumer.qcdq_corpus(),
+                          lambda src, dst: consumer.converted_qcdq(src, dst, target="openvino"))

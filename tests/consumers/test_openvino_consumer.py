@@ -1,4 +1,4 @@
-"""Optional: OpenVINO runs our ``convert --to qcdq`` output of every Brevitas corpus model and
+"""Optional: OpenVINO runs our ``convert --to qcdq --target openvino`` output of every Brevitas corpus model and
 computes what our executor computes on the QONNX original.
 
 OpenVINO must stay out of this project's environment, so it runs in a separate interpreter
@@ -109,8 +109,8 @@ def run_openvino(folder: Path, built: dict[str, Path | str]) -> dict[str, tuple[
 
 
 @pytest.fixture(scope="module")
-def openvino_results(our_qcdq, tmp_path_factory):
-    return run_openvino(tmp_path_factory.mktemp("openvino"), our_qcdq)
+def openvino_results(our_qcdq_plain, tmp_path_factory):
+    return run_openvino(tmp_path_factory.mktemp("openvino"), our_qcdq_plain)
 
 
 def layer_counts(record: dict) -> dict[str, Counter]:

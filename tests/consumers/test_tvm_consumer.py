@@ -1,4 +1,4 @@
-"""Optional: TVM (Relax ONNX frontend, llvm, Relax VM) runs our ``convert --to qcdq`` output of every
+"""Optional: TVM (Relax ONNX frontend, llvm, Relax VM) runs our ``convert --to qcdq --target tvm``-equivalent output (the plain lowering) of every
 Brevitas corpus model and computes what our executor computes on the QONNX original.
 
 TVM must stay out of this project's environment, so it runs in a separate interpreter
@@ -59,8 +59,8 @@ pytestmark = [
 # -- TVM --------------------------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def tvm_results(our_qcdq, tmp_path_factory):
-    return consumer.run_staged(PYTHON, "tvm_run.py", consumer.stage(tmp_path_factory.mktemp("tvm"), our_qcdq))
+def tvm_results(our_qcdq_plain, tmp_path_factory):
+    return consumer.run_staged(PYTHON, "tvm_run.py", consumer.stage(tmp_path_factory.mktemp("tvm"), our_qcdq_plain))
 
 
 @pytest.mark.parametrize("rel", MODELS)
