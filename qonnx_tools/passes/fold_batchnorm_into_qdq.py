@@ -101,11 +101,11 @@ def _input_codes(value: ir.Value) -> _Codes | Decline:
     while producer is not None and producer.op_type in _VALUE_PRESERVING and canonical_domain(producer.domain) == STANDARD:
         producer = producer.inputs[0].producer() if producer.inputs and producer.inputs[0] is not None else None
     if not _is(producer, "DequantizeLinear"):
-        return Decline("the Conv's input is not dequantized codes")
+        return Decline("the layer's input is not dequantized codes (bipolar activations, a float input)")
     scale, zp = _scalar(producer.inputs[1]), _scalar(producer.inputs[2]) if len(producer.inputs) > 2 else 0.0
     scales = constant_array(producer.inputs[1])
     if scales is not None and scales.size > 1:
-        return Decline("the input is quantized per channel (onnxruntime's QLinearConv takes one input scale)", producer)
+        return Decline("the input is quantized per channel (onnxruntime's QLinearConv and QGemm take one input scale)", producer)
     if scale is None or zp is None:
         return Decline("the input's DequantizeLinear has no constant per-tensor scale and zero point", producer)
     codes = producer.inputs[0]
@@ -129,10 +129,11 @@ def _input_codes(value: ir.Value) -> _Codes | Decline:
 
 @dataclass
 class _Layer:
-    conv: ir.Node
+    conv: ir.Node  # Conv, MatMul (2-D input) or Gemm
     bn: ir.Node
     w_dq: ir.Node
-    codes: np.ndarray  # int64 [C, ...]
+    axis: int  # the weight's output-channel axis (Conv 0; MatMul 1; Gemm 0 with transB, else 1)
+    codes: np.ndarray  # int64 [C, ...]: channel-major
     w_scale: np.ndarray  # float64 [C]
     bias: np.ndarray  # float64 [C]
     x: _Codes
@@ -147,10 +148,11 @@ def _match(bn: ir.Node) -> _Layer | Decline:
     if bn.attributes.get_int("training_mode", 0) or len(bn.outputs) != 1 or len(bn.inputs) != 5:
         return Decline("BatchNormalization in training mode")
     conv = bn.inputs[0].producer()
-    if not _is(conv, "Conv"):
-        return Decline("BatchNormalization does not follow a Conv")
+    axis = _channel_axis(conv)
+    if isinstance(axis, Decline):
+        return axis
     if len(conv.outputs[0].uses()) != 1 or conv.outputs[0].is_graph_output():
-        return Decline("the Conv's output has other readers", conv)
+        return Decline(f"the {conv.op_type}'s output has other readers", conv)
     params = [constant_array(v) for v in bn.inputs[1:]]
     if any(p is None for p in params):
         return Decline("BatchNormalization parameters are not constant")
@@ -162,7 +164,7 @@ def _match(bn: ir.Node) -> _Layer | Decline:
 
     w_dq = conv.inputs[1].producer() if len(conv.inputs) > 1 and conv.inputs[1] is not None else None
     if not _is(w_dq, "DequantizeLinear") or len(conv.inputs[1].uses()) != 1:
-        return Decline("the Conv's weight is not a DequantizeLinear read only by it", conv)
+        return Decline(f"the {conv.op_type}'s weight is not a DequantizeLinear read only by it", conv)
     codes = constant_array(w_dq.inputs[0])
     w_scale = constant_array(w_dq.inputs[1])
     w_zp = constant_array(w_dq.inputs[2]) if len(w_dq.inputs) > 2 else np.zeros(1, np.int8)
@@ -174,16 +176,19 @@ def _match(bn: ir.Node) -> _Layer | Decline:
         # fused, such a layer would run onnxruntime's u8 x s8 kernel, which saturates on x86 without VNNI
         return Decline(f"weight codes beyond +-{SAFE_WEIGHT_CODE} (onnxruntime's u8 x s8 kernels saturate int16 "
                        "pair sums on x86 without VNNI): left in float", w_dq)
-    channels = codes.shape[0]
-    if w_scale.size not in (1, channels) or (w_scale.size > 1 and w_dq.attributes.get_int("axis", 1) % codes.ndim):
+    if axis >= codes.ndim:
+        return Decline("the weight has too few dimensions", w_dq)
+    channels = codes.shape[axis]
+    if w_scale.size not in (1, channels) or (w_scale.size > 1 and w_dq.attributes.get_int("axis", 1) % codes.ndim != axis):
         return Decline("the weight scale is neither per-tensor nor per output channel", w_dq)
+    codes = np.moveaxis(codes, axis, 0)
     if gamma.size != channels:
-        return Decline("BatchNormalization channels differ from the Conv's")
+        return Decline(f"BatchNormalization channels differ from the {conv.op_type}'s")
     bias = np.zeros(channels)
     if len(conv.inputs) > 2 and conv.inputs[2] is not None:
         b = _float_constant(conv.inputs[2])
         if b is None:
-            return Decline("the Conv's bias is not constant", conv)
+            return Decline(f"the {conv.op_type}'s bias is not constant", conv)
         bias = b.astype(np.float64).reshape(-1)
 
     x = _input_codes(conv.inputs[0])
@@ -193,8 +198,26 @@ def _match(bn: ir.Node) -> _Layer | Decline:
     if isinstance(out, Decline):
         return out
     y_scale, y_lo, y_hi = out
-    return _Layer(conv, bn, w_dq, codes.astype(np.int64), np.broadcast_to(w_scale.astype(np.float64).reshape(-1), (channels,)),
+    return _Layer(conv, bn, w_dq, axis, codes.astype(np.int64), np.broadcast_to(w_scale.astype(np.float64).reshape(-1), (channels,)),
                   bias, x, factor, shift, y_scale, y_lo, y_hi)
+
+
+def _channel_axis(layer: ir.Node | None) -> int | Decline:
+    """The weight axis of ``layer``'s output channels (the BatchNormalization's channel axis 1), or why
+    the layer is not one this pass folds into."""
+    if _is(layer, "Conv"):
+        return 0
+    if _is(layer, "MatMul"):
+        shape = layer.inputs[0].shape if layer.inputs[0] is not None else None
+        if shape is None or len(shape) != 2:
+            return Decline("BatchNormalization follows a MatMul whose input is not known to be 2-D", layer)
+        return 1
+    if _is(layer, "Gemm"):
+        if (layer.attributes.get_int("transA", 0) or layer.attributes.get_float("alpha", 1.0) != 1.0
+                or layer.attributes.get_float("beta", 1.0) != 1.0):
+            return Decline("BatchNormalization follows a Gemm with transA, alpha or beta", layer)
+        return 0 if layer.attributes.get_int("transB", 0) else 1
+    return Decline("BatchNormalization does not follow a Conv, MatMul or Gemm")
 
 
 def _float_constant(value: ir.Value) -> np.ndarray | None:
@@ -231,7 +254,7 @@ def _output_quantizer(value: ir.Value) -> tuple[float, int, int] | Decline:
     scale = _scalar(user.inputs[1])
     scales = constant_array(user.inputs[1])
     if scales is not None and scales.size > 1:
-        return Decline("the output quantizer is per channel (onnxruntime's QLinearConv takes one output scale)", user)
+        return Decline("the output quantizer is per channel (onnxruntime's QLinearConv and QGemm take one output scale)", user)
     zp_array = constant_array(user.inputs[2]) if len(user.inputs) > 2 else None
     if scale is None or zp_array is None or zp_array.size != 1 or zp_array.dtype.kind not in "iu":
         return Decline("the output quantizer has no constant per-tensor scale and integer zero point", user)
@@ -383,8 +406,7 @@ def _fold(layer: _Layer, used: set[str]) -> Decline | None:
             proofs.append(proof)
     if failed:
         reason, count = max(failed.items(), key=lambda kv: kv[1])
-        return Decline(f"BatchNormalization kept: {sum(failed.values())} of {channels} channels not provably "
-                       f"exact ({reason})")
+        return Decline(f"{sum(failed.values())} of {channels} channels not provably exact ({reason})")
     sign = np.array([1 if p.slope > 0 else -1 for p in proofs], dtype=np.int64)
     f = np.array([p.factor for p in proofs], dtype=np.int64)
     shape = (channels,) + (1,) * (layer.codes.ndim - 1)
@@ -395,10 +417,10 @@ def _fold(layer: _Layer, used: set[str]) -> Decline | None:
     bias_scale = (x_scale * w_scale).astype(np.float32)
     for c in range(channels):
         if not _check_written(layer, c, codes[c], w_scale[c], int(bias_codes[c]), bias_scale[c]):
-            return Decline("BatchNormalization kept: the float32 scales lose the proof on some channel")
+            return Decline("the float32 scales lose the proof on some channel")
     dtype = np.int8 if codes.min() >= -128 and codes.max() <= 127 else None
     if dtype is None:
-        return Decline("BatchNormalization kept: weight codes leave int8")
+        return Decline("weight codes leave int8")
     _write(layer, codes.astype(np.int8), w_scale, bias_codes.astype(np.int32), bias_scale, used)
     return None
 
@@ -408,6 +430,7 @@ def _write(layer: _Layer, codes: np.ndarray, w_scale: np.ndarray, bias_codes: np
     conv, bn, graph = layer.conv, layer.bn, layer.conv.graph
     base = conv.name or "conv"
     channels = codes.shape[0]
+    codes = np.ascontiguousarray(np.moveaxis(codes, 0, layer.axis))
     w_codes = new_initializer(graph, codes, unique_name(f"{base}_w_codes", used))
     w_s = new_initializer(graph, w_scale, unique_name(f"{base}_w_scale", used))
     w_zp = new_initializer(graph, np.zeros(channels, np.int8), unique_name(f"{base}_w_zp", used))
@@ -418,11 +441,19 @@ def _write(layer: _Layer, codes: np.ndarray, w_scale: np.ndarray, bias_codes: np
                      shape=ir.Shape(codes.shape))
     b_out = ir.Value(name=unique_name(f"{base}_b", used), type=ir.TensorType(ir.DataType.FLOAT),
                      shape=ir.Shape((channels,)))
-    w_dq = ir.Node("", "DequantizeLinear", [w_codes, w_s, w_zp], attributes=[ir.AttrInt64("axis", 0)],
+    w_dq = ir.Node("", "DequantizeLinear", [w_codes, w_s, w_zp], attributes=[ir.AttrInt64("axis", layer.axis)],
                    outputs=[w_out], name=unique_name(f"{base}_w_dq", used))
     b_dq = ir.Node("", "DequantizeLinear", [b_codes, b_s, b_zp], attributes=[ir.AttrInt64("axis", 0)],
                    outputs=[b_out], name=unique_name(f"{base}_b_dq", used))
     graph.insert_before(conv, [w_dq, b_dq])
+    if conv.op_type == "MatMul":  # a bias needs Gemm (the input is 2-D, checked): A x B + C
+        gemm = ir.Node("", "Gemm", list(conv.inputs), name=conv.name, num_outputs=1)
+        graph.insert_before(conv, gemm)
+        old_out = conv.outputs[0]
+        old_out.replace_all_uses_with(gemm.outputs[0])
+        gemm.outputs[0].type, gemm.outputs[0].shape = old_out.type, old_out.shape
+        graph.remove(conv, safe=True)
+        conv = gemm
     old_weight = conv.inputs[1]
     old_bias = conv.inputs[2] if len(conv.inputs) > 2 else None
     conv.replace_input_with(1, w_out)

@@ -100,7 +100,7 @@ def test_folded_or_declined_and_always_exact(seed, w_bits, per_channel_w, bias, 
     ops = [n.op_type for n in folded.graph.node]
     if pass_.declined:
         (line,) = pass_.declined
-        assert "BatchNormalization kept" in line and "BatchNormalization" in ops
+        assert line.startswith("node 'conv' (Conv): ") and "BatchNormalization" in ops
     else:
         assert "BatchNormalization" not in ops
         onnx.checker.check_model(folded, full_check=True)
@@ -138,8 +138,59 @@ def test_per_channel_output_quantizer_is_declined_with_the_reason():
     proto = _model(1, per_channel_y=True, y_type=np.uint8, y_clip=(0, 15))
     folded, pass_ = _fold(proto)
     (line,) = pass_.declined
-    assert "per channel" in line and "QLinearConv takes one output scale" in line
+    assert "per channel" in line and "QLinearConv and QGemm take one output scale" in line
     assert [n.op_type for n in folded.graph.node] == [n.op_type for n in proto.graph.node]
+
+
+def _matmul_model(seed: int, trans_gemm: bool | None) -> onnx.ModelProto:
+    """x -> Q(uint8) -> DQ -> MatMul (or Gemm, transB as given) with 3-bit weights -> BatchNormalization ->
+    Q(uint8) -> Clip[0, 15] -> DQ."""
+    rng = np.random.default_rng(seed)
+    k, n = 16, 8
+    codes = rng.integers(-3, 4, size=(n, k) if trans_gemm else (k, n)).astype(np.int8)
+    inits = [numpy_helper.from_array(np.float32(0.05), "sx"), numpy_helper.from_array(np.uint8(0), "zx"),
+             numpy_helper.from_array(codes, "w"), numpy_helper.from_array(np.float32(0.1), "sw"),
+             numpy_helper.from_array(np.int8(0), "zw"),
+             numpy_helper.from_array(rng.uniform(0.3, 2, n).astype(np.float32) * rng.choice([-1, 1], n).astype(np.float32), "gamma"),
+             numpy_helper.from_array(rng.normal(0, 0.5, n).astype(np.float32), "beta"),
+             numpy_helper.from_array(rng.normal(0, 0.3, n).astype(np.float32), "mean"),
+             numpy_helper.from_array(rng.uniform(0.2, 2, n).astype(np.float32), "var"),
+             numpy_helper.from_array(np.float32(0.2), "sy"), numpy_helper.from_array(np.uint8(0), "zy"),
+             numpy_helper.from_array(np.uint8(0), "ylo"), numpy_helper.from_array(np.uint8(15), "yhi")]
+    layer = (helper.make_node("MatMul", ["a", "wf"], ["c"], name="mm") if trans_gemm is None else
+             helper.make_node("Gemm", ["a", "wf"], ["c"], name="mm", transB=int(trans_gemm)))
+    nodes = [helper.make_node("QuantizeLinear", ["x", "sx", "zx"], ["qx"]),
+             helper.make_node("DequantizeLinear", ["qx", "sx", "zx"], ["a"]),
+             helper.make_node("DequantizeLinear", ["w", "sw", "zw"], ["wf"]), layer,
+             helper.make_node("BatchNormalization", ["c", "gamma", "beta", "mean", "var"], ["nrm"], name="bn"),
+             helper.make_node("QuantizeLinear", ["nrm", "sy", "zy"], ["qy"]),
+             helper.make_node("Clip", ["qy", "ylo", "yhi"], ["cy"]),
+             helper.make_node("DequantizeLinear", ["cy", "sy", "zy"], ["y"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [32, k])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [32, n])], inits,
+                              value_info=[helper.make_tensor_value_info("a", TensorProto.FLOAT, [32, k])])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+@pytest.mark.parametrize("trans_gemm", [None, False, True])
+def test_matmul_and_gemm_fold_into_gemm_exactly_and_become_qgemm(trans_gemm, tmp_path):
+    folded_count = 0
+    for seed in range(4):
+        proto = _matmul_model(seed, trans_gemm)
+        folded, pass_ = _fold(proto)
+        a, b = ort_session(proto), ort_session(folded)
+        rng = np.random.default_rng(seed)
+        for x in [rng.uniform(-0.3, 1.0, (32, 16)).astype(np.float32) * (1 + k) for k in range(6)]:
+            np.testing.assert_array_equal(b.run(["y"], {"x": x})[0], a.run(["y"], {"x": x})[0])
+        if pass_.declined:
+            continue
+        folded_count += 1
+        assert [n.op_type for n in folded.graph.node if n.op_type in ("MatMul", "Gemm", "BatchNormalization")] == ["Gemm"]
+        path, optimized = tmp_path / f"m{seed}.onnx", tmp_path / f"o{seed}.onnx"
+        onnx.save(folded, path)
+        ort_session(str(path), optimize="optimized", optimized_model_path=str(optimized))
+        assert Counter(n.op_type for n in onnx.load(optimized).graph.node)["QGemm"] == 1
+    assert folded_count >= 3
 
 
 def test_batchnorm_output_read_elsewhere_is_left_alone():
@@ -150,7 +201,9 @@ def test_batchnorm_output_read_elsewhere_is_left_alone():
     assert len(pass_.declined) == 1 and "other readers" in pass_.declined[0]
 
 
-_CORPUS = {"bnn_cnv_2w2a": 6, "residual_shared_quant": 3, "batchnorm_between": 2}
+#: model -> BatchNormalizations folded (= layers that become QLinearConv / QGemm)
+_CORPUS = {"bnn_cnv_2w2a": 8, "residual_shared_quant": 3, "batchnorm_between": 2, "bnn_sfc_1w2a": 3,
+           "bnn_tfc_2w2a": 3}
 
 
 @pytest.mark.shared
@@ -183,4 +236,5 @@ def test_corpus_qcdq_folds_and_equals_the_qonnx_original(shared, name, tmp_path)
     onnx.save(ir.to_proto(model), path)
     ort_session(str(path), optimize="optimized", optimized_model_path=str(tmp_path / "opt.onnx"))
     kernels = Counter(n.op_type for n in onnx.load(tmp_path / "opt.onnx").graph.node)
-    assert kernels["QLinearConv"] >= _CORPUS[name], kernels
+    assert kernels["QLinearConv"] + kernels["QGemm"] >= _CORPUS[name], kernels
+    assert kernels["Conv"] + kernels["Gemm"] + kernels["FusedConv"] + kernels["FusedGemm"] == 0 or name == "residual_shared_quant"
