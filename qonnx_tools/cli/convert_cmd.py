@@ -67,8 +67,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     qop = p.add_argument_group("QOp options (with --to qop only)")
     qop.add_argument(FOLD_BATCHNORM_FLAG, dest="fold_batchnorm", action="store_true", default=None,
                      help="fold an inference BatchNormalization between a layer and its output quantizer into "
-                          "per-channel weight scales and the int32 bias (default: off, such a layer is not "
-                          "converted). Not exact: the folded bias is rounded to int32 at x_scale * w_scale (as with "
+                          "per-channel weight scales and the int32 bias also where that cannot be proved exact "
+                          "(default: off: only the provably exact folds are made, the other layers take the float "
+                          "epilogue). Not exact: the folded bias is rounded to int32 at x_scale * w_scale (as with "
                           "--requantize-bias), so an output near a rounding tie can move by one quantization step; "
                           "the notes give each layer's largest bias change in output steps")
     qop.add_argument(REQUANTIZE_BIAS_FLAG, dest="requantize_bias", action=argparse.BooleanOptionalAction,

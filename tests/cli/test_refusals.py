@@ -34,7 +34,9 @@ def bn_chain(path: Path, layers: int = 4, bits: int = 4) -> Path:
     """x -> Quant -> [Conv(Quant w) -> BatchNormalization -> Quant] * layers -> Conv(Quant w) -> y.
 
     ``layers`` Convs have a BatchNormalization between them and their output quantizer, the
-    last Conv none at all (its output is the graph output)."""
+    last Conv none at all (its output is the graph output). The weights are 8-bit with codes beyond +-64,
+    so the exact BatchNormalization fold (fold-batchnorm-into-qdq) declines them: these layers exercise
+    the refusal, --fold-batchnorm and the float epilogue."""
     rng = np.random.default_rng(0)
     c = 4
     nodes, inits = [], []
@@ -43,14 +45,14 @@ def bn_chain(path: Path, layers: int = 4, bits: int = 4) -> Path:
         inits.append(numpy_helper.from_array(np.asarray(array, np.float32), name))
         return name
 
-    def quant(x, out, name, scale):
-        s, z, b = const(f"{name}_s", scale), const(f"{name}_z", 0.0), const(f"{name}_b", bits)
+    def quant(x, out, name, scale, width=bits):
+        s, z, b = const(f"{name}_s", scale), const(f"{name}_z", 0.0), const(f"{name}_b", width)
         nodes.append(helper.make_node("Quant", [x, s, z, b], [out], name=name, domain=QONNX_DOMAIN,
                                       signed=1, narrow=0, rounding_mode="ROUND"))
         return out
 
     def conv(x, i):
-        w = quant(const(f"w{i}", rng.normal(0, 0.5, (c, c, 1, 1))), f"w{i}_q", f"layer{i}_wquant", 0.125)
+        w = quant(const(f"w{i}", rng.uniform(-0.4, 0.4, (c, c, 1, 1))), f"w{i}_q", f"layer{i}_wquant", 0.004, 8)
         nodes.append(helper.make_node("Conv", [x, w], [f"conv{i}_out"], name=f"layer{i}_conv", kernel_shape=[1, 1]))
         return f"conv{i}_out"
 

@@ -466,10 +466,13 @@ def test_per_channel_input_scales_of_a_full_conv_are_refused():
     assert "per-channel input quantization" in result.unconverted[0].reason
 
 
-def bn_model(negative=False):
+def bn_model(negative=False, wide=True):
+    """Conv -> BatchNormalization -> Relu -> 4-bit quantizer. ``wide``: 8-bit weights (codes beyond +-64), for
+    which the exact fold (fold-batchnorm-into-qdq) declines; else 4-bit weights, which it folds."""
     g = QDQ()
     x = g.act(g.input((2, 3, 6, 6)), 0.02)
-    y = g.node("Conv", [x, g.weight(int_weights(g.rng, (4, 3, 3, 3), -7, 7), 0.05)], "conv", kernel_shape=[3, 3])
+    w = int_weights(g.rng, (4, 3, 3, 3), -127, 127) if wide else int_weights(g.rng, (4, 3, 3, 3), -7, 7)
+    y = g.node("Conv", [x, g.weight(w, 0.05 / 16 if wide else 0.05)], "conv", kernel_shape=[3, 3])
     gamma = np.array([1.0, -0.5, 2.0, 0.7] if negative else [1.0, 0.5, 2.0, 0.7], np.float32)
     y = g.node("BatchNormalization", [y, g.const(gamma, "gamma"), g.const(np.array([0.1, -0.2, 0.0, 0.3], np.float32)),
                                       g.const(np.array([0.05, 0.0, -0.1, 0.2], np.float32)),
@@ -491,6 +494,21 @@ def test_batchnorm_refused_without_float_epilogue_folded_on_request(negative):
     assert "BatchNormalization" not in ops(folded.model) and "QLinearConv" in ops(folded.model)
     assert any("BatchNormalization 'bn" in n for n in folded.notes)
     compare(model, folded.model, rand_input((2, 3, 6, 6)), label=f"Conv+BN fold (negative gamma={negative})")
+
+
+@pytest.mark.parametrize("negative", [False, True])
+def test_batchnorm_provably_foldable_is_folded_exactly_by_default(negative):
+    """4-bit weights: the BatchNormalization folds exactly (per-channel weight scales, int32 bias), the layer
+    is one QLinearConv, and onnxruntime on it equals onnxruntime on the QDQ original element for element."""
+    model = bn_model(negative, wide=False)
+    result = convert(model)
+    assert not result.unconverted
+    assert ops(result.model).count("QLinearConv") == 1 and "BatchNormalization" not in ops(result.model)
+    assert any("BatchNormalization folded into 1 Conv(s)" in n for n in result.notes)
+    name = result.model.graph.outputs[0].name
+    for seed in range(4):
+        feeds = rand_input((2, 3, 6, 6), seed=seed)
+        np.testing.assert_array_equal(run_onnxruntime(result.model, feeds)[name], run_onnxruntime(model, feeds)[name])
 
 
 @pytest.mark.parametrize("negative", [False, True])

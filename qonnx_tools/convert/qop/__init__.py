@@ -70,7 +70,12 @@ becomes ``x_q -> QLinearConv/QLinearMatMul -> [Clip] -> ...``:
 - int4/uint4/int2/uint2 activations (opset 21 QDQ) run in 8-bit containers:
   Cast to int8/uint8 before the layer, Clip to the narrow range and Cast back
   after it, all exact.
-- ``fold_batchnorm=True`` also folds an inference BatchNormalization between the
+- An inference BatchNormalization between a Conv / MatMul / Gemm and its output
+  quantizer is first folded exactly where that can be proved
+  (``fold-batchnorm-into-qdq``: per-channel weight scales and an int32 bias chosen so
+  that every reachable output code is unchanged; the same rewrite ``--target ort``
+  QCDQ uses), so such a layer becomes QLinearConv by default. For the rest,
+  ``fold_batchnorm=True`` also folds the BatchNormalization between the
   layer and its quantizer into per-channel weight scales (negative factors
   negate the weight integers) and the int32 bias. This changes the arithmetic
   (the bias is rounded to the accumulator scale; outputs may move by one step

@@ -62,6 +62,11 @@ def to_qop(
         unconverted.extend(first.unconverted)
         converted = list(first.converted)
     _prepare_opset(model, opset, notes)
+    # exact first: a BatchNormalization proved foldable and a redundant Relu go before the layers are matched
+    # (``fold_batchnorm`` then only concerns the rest, and rounds)
+    from qonnx_tools.convert.ort_profile import apply_ort_rewrites
+
+    apply_ort_rewrites(model, notes, uint8=False, label="exact")
     if activation_type == "uint8":
         from qonnx_tools.passes.activations_to_uint8 import ActivationsToUint8
 
