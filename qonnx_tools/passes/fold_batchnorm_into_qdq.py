@@ -381,7 +381,12 @@ class FoldBatchnormIntoQdq(QonnxPass, name="fold-batchnorm-into-qdq"):
     def call(self, model: ir.Model) -> PassResult:
         used = all_value_names(model)
         modified = False
+        opset = model.opset_imports.get("", model.opset_imports.get("ai.onnx", 0))
         for bn in [n for n in topological_order(model.graph) if _is(n, "BatchNormalization")]:
+            if opset < 13:  # the folded weight and bias are per channel
+                self.decline(Decline(f"per-channel DequantizeLinear needs ai.onnx opset 13 (the model has {opset}; "
+                                     "convert with --opset 13)"), bn)
+                continue
             layer = _match(bn)
             if isinstance(layer, Decline):
                 self.decline(layer, bn)

@@ -238,3 +238,13 @@ def test_corpus_qcdq_folds_and_equals_the_qonnx_original(shared, name, tmp_path)
     kernels = Counter(n.op_type for n in onnx.load(tmp_path / "opt.onnx").graph.node)
     assert kernels["QLinearConv"] + kernels["QGemm"] >= _CORPUS[name], kernels
     assert kernels["Conv"] + kernels["Gemm"] + kernels["FusedConv"] + kernels["FusedGemm"] == 0 or name == "residual_shared_quant"
+
+
+def test_below_opset_13_nothing_is_folded_and_the_reason_names_the_flag():
+    """Per-channel DequantizeLinear (axis) exists from opset 13 on; the fold would write an invalid file."""
+    proto = _model(0, y_type=np.uint8, y_clip=(0, 15))
+    proto.opset_import[0].version = 12
+    folded, pass_ = _fold(proto)
+    (line,) = pass_.declined
+    assert "needs ai.onnx opset 13 (the model has 12; convert with --opset 13)" in line
+    assert "BatchNormalization" in [n.op_type for n in folded.graph.node]
