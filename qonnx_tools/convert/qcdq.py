@@ -27,7 +27,8 @@ run-time params, opset too low)
 BipolarQuant                                 Where(GreaterOrEqual(x, 0), s, -s); constant X:      12
                                              int8 (int4 at >= 21) +-1 initializer -> DQ
 Trunc v1 / v2                                Div -> [Add] -> Round -> Mul(2^-k) -> [Clip] ->      13
-                                             rounding (FLOOR...) -> [Sub] -> Mul
+                                             rounding (FLOOR...) -> [Sub] -> Mul (v2 with zp 0,
+                                             <= 8 bits: -> QuantizeLinear -> DequantizeLinear)
 FloatQuant = OCP E4M3FN / E5M2, ROUND,       QuantizeLinear(float8, saturate=1) ->               19
 saturating                                   DequantizeLinear; constant X: float8 initializer ->
                                              DequantizeLinear (also for smaller formats whose

@@ -239,7 +239,10 @@ class TruncV2(QonnxOp):
         rounding_mode (FLOOR...) -> [Sub zp * 2**-k] -> Mul(out_scale)`` with
         ``k = rint(log2(out_scale / scale))`` computed now (so scale and out_scale must be
         constant). Brevitas' own QCDQ export of Trunc rounds to nearest instead of
-        flooring; this lowering keeps the node's rounding mode.
+        flooring; this lowering keeps the node's rounding mode. With zero point 0, a
+        constant out_bitwidth <= 8 and a per-tensor out_scale, the final Mul is
+        followed by ``QuantizeLinear -> DequantizeLinear`` at out_scale (the same float32
+        values; the next layer then reads a DequantizeLinear, which onnxruntime fuses).
         """
         nctx = ctx.node_context(node, cls)
         x_v, s_v, z_v, ib_v, os_v, ob_v = node.inputs[:6]
@@ -289,12 +292,24 @@ class TruncV2(QonnxOp):
             else:
                 zs = b.op("Mul", [z, b.f32("zero_point_factor", factor)], "zero_point_shifted")
             y = b.op("Sub", [y, zs], "sub_zero_point")
-        y = b.op("Mul", [y, b.f32("out_scale", osc)], "mul_out_scale")
+        out_scale = b.f32("out_scale", osc.reshape(()) if osc.size == 1 else osc)
+        y = b.op("Mul", [y, out_scale], "mul_out_scale")
+        tail = f"{'Sub->' if z is not None else ''}Mul(out_scale)"
+        if z is None and ob is not None and np.size(ob) == 1 and int(np.max(ob)) <= 8 and osc.size == 1:
+            # y = t * out_scale with t integral and within the 8-bit-or-narrower output range: a
+            # QuantizeLinear at out_scale recovers t exactly (t * out_scale / out_scale is within an ulp
+            # of t) and DequantizeLinear gives back the same float32 product. A layer reading the result
+            # then sees a DequantizeLinear, which onnxruntime fuses (MobileNet's classifier: QGemm), and
+            # the pair is the plain Q -> DQ form qonnx's QCDQToQuant raises.
+            zero = b.const("codes_zero_point", np.zeros((), np.int8 if signed else np.uint8))
+            y = b.op("DequantizeLinear", [b.op("QuantizeLinear", [y, out_scale, zero], "codes"), out_scale, zero],
+                     "dequantize")
+            tail += "->QuantizeLinear->DequantizeLinear"
         if b.min_opset > ctx.opset:
             return Decline(f"emulation needs opset {b.min_opset}")
         mode = nctx.attrs["rounding_mode"]
         return b.rewrite(y, f"emulation: Div->{'Add->' if z is not None else ''}Round->Mul(2^-k)->Clip->{mode}->"
-                            f"{'Sub->' if z is not None else ''}Mul(out_scale)", "emulation")
+                            f"{tail}", "emulation")
 
 
 def _check_bits(p: ParamCheck, severity: str) -> None:

@@ -547,7 +547,17 @@ def test_trunc_v2(mode, signed, narrow, zp):
                         dict(rounding_mode=mode, signed=signed, narrow=narrow), qonnx_opset=2)
     result = convert_and_compare(model, {"x": x})
     ops = op_types(result.model)
-    assert "QuantizeLinear" not in ops and "Clip" in ops
+    assert "Clip" in ops
+    # the rounding is Trunc's own (Floor/Ceil/Round) before any QuantizeLinear; a QuantizeLinear, when there is
+    # one (zero point 0), only re-quantizes integers times out_scale at out_scale, which rounds nothing
+    quantizers = [n for n in result.model.graph if n.op_type == "QuantizeLinear"]
+    if zp == 0:
+        (q,) = quantizers
+        assert q.inputs[1].const_value.numpy().item() == np.float32(out_scale)
+        assert ops.index({"FLOOR": "Floor", "floor": "Floor", "ROUND": "Round", "CEIL": "Ceil"}[mode],
+                         ops.index("Clip")) < ops.index("QuantizeLinear")
+    else:
+        assert quantizers == []
 
 
 def test_trunc_v2_floors_where_quantizelinear_would_round():
