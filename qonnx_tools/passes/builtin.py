@@ -35,6 +35,7 @@ from qonnx_tools.passes.sub_to_add import SubToAdd
 from qonnx_tools.passes.tidy import Tidy
 from qonnx_tools.passes.to_channels_first import ToChannelsFirst
 from qonnx_tools.passes.to_channels_last import ToChannelsLast
+from qonnx_tools.passes.uint8_codes_to_int8 import Uint8CodesToInt8
 from qonnx_tools.passes.unshare_initializers import UnshareInitializers
 from qonnx_tools.streamline.absorb import (
     AbsorbAddIntoMultiThreshold,
@@ -65,7 +66,7 @@ BUILTIN_PASSES = (
     PadAttrsToInputs, OpsetUpgrade, ChangeBatchSize, SubToAdd, DivToMul, GemmToMatMul, ExtractConvBias,
     BatchNormToAffine, FoldTransposeIntoInitializer, MoveTransposeIntoWeightQuant, AbsorbTransposeIntoMatMul,
     ToChannelsLast, ToChannelsFirst, MoveIntoIntegerDomain, ActivationsToUint8,
-    FoldBatchnormIntoQdq, RemoveReluBeforeQuantize,
+    FoldBatchnormIntoQdq, RemoveReluBeforeQuantize, Uint8CodesToInt8,
     # streamlining (qonnx_tools.streamline)
     FoldWeightQuant, QuantToMultiThreshold, TruncToMultiThreshold, AvgPoolToSumPool, QonnxToFinn,
     AbsorbIntoMultiThreshold, AbsorbAddIntoMultiThreshold, AbsorbMulIntoMultiThreshold, AbsorbReluIntoMultiThreshold,
