@@ -1,4 +1,4 @@
-"""``qonnx prepare --target {hls4ml,finn,ort,tensorrt} MODEL -o OUT [--check-only]``: preprocess and check readiness.
+"""``qonnx prepare --target {hls4ml,finn,ort,tensorrt,dpu} MODEL -o OUT [--check-only]``: preprocess and check readiness.
 
 Broken rules are listed one line per (op, rule, problem) with a count, and each rule's fix
 once (``--verbose``: one line per node; ``--json``: every violation and the ``groups``).
@@ -18,7 +18,7 @@ from qonnx_tools.refusals import Refused, format_refusals, group_dicts, refused_
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "prepare", help="run a backend's preprocessing (hls4ml, finn, ort, tensorrt) and check readiness"
+        "prepare", help="run a backend's preprocessing (hls4ml, finn, ort, tensorrt, dpu) and check readiness"
     )
     p.add_argument("model", help="ONNX/QONNX model file")
     p.add_argument("--target", required=True, choices=TARGETS, help="the backend to prepare for (required)")

@@ -1,4 +1,4 @@
-"""``prepare``: get a model ready for a backend (hls4ml, FINN, onnxruntime, TensorRT) and check it.
+"""``prepare``: get a model ready for a backend (hls4ml, FINN, onnxruntime, TensorRT, DPU) and check it.
 
 ``prepare(model, target)`` runs the target's preprocessing in place, then the
 target's readiness rules (tables of :class:`Rule` in ``rules_<target>.py``);
@@ -16,6 +16,8 @@ Pipelines:
 - ort: cleanup, convert to QCDQ
 - tensorrt: refuses (ConversionError: ``qonnx_tools.refusals.Refused``) quantizers TensorRT cannot run
   exactly (``qonnx_tools.convert.tensorrt``), then cleanup and QCDQ in the TensorRT profile
+- dpu: cleanup, QCDQ (plain lowering, ``--target openvino``), uint8-codes-to-int8 (unsigned activations
+  whose codes fit [0, 127] become int8, exact); the rules (``rules_dpu``) report the rest per node
 """
 
 from __future__ import annotations
@@ -24,17 +26,18 @@ from dataclasses import dataclass, field
 
 from qonnx_tools._ir import ir
 from qonnx_tools.errors import BadInputError
-from qonnx_tools.prepare import rules_finn, rules_hls4ml, rules_ort
+from qonnx_tools.prepare import rules_dpu, rules_finn, rules_hls4ml, rules_ort
 from qonnx_tools.prepare.rules import Rule, Violation, run_rules
 from qonnx_tools.refusals import Refused, group_dicts, summary
 
-TARGETS = ("hls4ml", "finn", "ort", "tensorrt")
+TARGETS = ("hls4ml", "finn", "ort", "tensorrt", "dpu")
 
 RULES: dict[str, list[Rule]] = {
     "hls4ml": rules_hls4ml.RULES,
     "finn": rules_finn.RULES,
     "ort": rules_ort.ORT_RULES,
     "tensorrt": rules_ort.TENSORRT_RULES,
+    "dpu": rules_dpu.DPU_RULES,
 }
 
 
@@ -101,10 +104,12 @@ def prepare(model: ir.Model, target: str) -> PrepareResult:
                     refused, summary(refused, "quantizer(s) TensorRT cannot run exactly"),
                 )
         run("cleanup")
-        profile = {"target": "tensorrt"} if target == "tensorrt" else {}
-        converted = convert(model, to="qcdq", **profile)
-        result.steps.append("convert{to=qcdq" + (" target=tensorrt}" if profile else "}"))
+        profile = {"tensorrt": "tensorrt", "dpu": "openvino"}.get(target)
+        converted = convert(model, to="qcdq", **({"target": profile} if profile else {}))
+        result.steps.append("convert{to=qcdq" + (f" target={profile}}}" if profile else "}"))
         result.notes.extend(converted.notes)
+        if target == "dpu":
+            run("uint8-codes-to-int8")
     result.violations = check(model, target)
     return result
 

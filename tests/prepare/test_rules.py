@@ -205,6 +205,66 @@ def qcdq(zp=0, zp_dtype=np.int8, clip=None):
     return g.model()
 
 
+def dpu_conv(scale=0.125, w_scale=0.25, per_channel=False, zp_dtype=np.int8, zp=0, kernel=3, stride=1):
+    """x -> Q/DQ -> Conv(DQ(int8 weights), int32 bias DQ) -> Relu -> Q/DQ: every rule of the DPU kept
+    with the defaults (power-of-two scales, int8, symmetric, per tensor)."""
+    g = G()
+    s, z = g.const(scale), g.const(zp, zp_dtype)
+    a = g.node("DequantizeLinear", [g.node("QuantizeLinear", ["x", s, z]), s, z])
+    ws = g.const(np.full(4, w_scale) if per_channel else w_scale)
+    wz = g.const(np.zeros(4) if per_channel else 0, np.int8)
+    w = g.node("DequantizeLinear", [g.const(RNG.integers(-7, 8, (4, 3, kernel, kernel)), np.int8), ws, wz],
+               **({"axis": 0} if per_channel else {}))
+    b = g.node("DequantizeLinear", [g.const(RNG.integers(-50, 50, 4), np.int32), g.const(scale * w_scale),
+                                    g.const(0, np.int32)])
+    y = g.node("Relu", [g.node("Conv", [a, w, b], kernel_shape=[kernel, kernel], strides=[stride, stride])])
+    g.node("DequantizeLinear", [g.node("QuantizeLinear", [y, s, z]), s, z])
+    return g.model(x_shape=(1, 3, 20, 20))
+
+
+def test_dpu_ready_when_every_rule_is_kept():
+    assert check(dpu_conv(), "dpu") == []
+
+
+def test_dpu_power_of_two_per_tensor_int8_symmetric():
+    found = check(dpu_conv(scale=0.1), "dpu")
+    assert {v.rule for v in found} == {"dpu-power-of-two"}
+    assert {v.problem for v in found} == {"scale is not a power of two"} and "0.1" in found[0].detail
+    assert len(found) == 5  # two activation Q/DQ pairs and the bias DQ (0.1 * 0.25)
+    found = check(dpu_conv(per_channel=True), "dpu")
+    assert [(v.rule, v.op, v.problem) for v in found] == [("dpu-per-tensor", "DequantizeLinear", "scales per channel")]
+    found = check(dpu_conv(zp_dtype=np.uint8), "dpu")
+    assert {v.rule for v in found} == {"dpu-int8"} and found[0].problem == "uint8 codes (the DPU computes in int8)"
+    assert {v.rule for v in check(dpu_conv(zp=3), "dpu")} == {"dpu-symmetric"}
+
+
+def test_dpu_operators_and_conv_shape():
+    assert rules_broken(dpu_conv(stride=5), "dpu") == [("dpu-conv-shape", "Conv_13")]
+    assert rules_broken(dpu_conv(kernel=17), "dpu") == [("dpu-conv-shape", "Conv_13")]
+    g = G()
+    g.node("Floor", [g.node("Relu", ["x"])])
+    assert rules_broken(g.model(), "dpu") == [("dpu-operator", "Floor_2")]
+
+
+def test_prepare_dpu_moves_narrow_uint8_activations_to_int8_exactly():
+    """uint8 codes clipped to [0, 15] (a 4-bit unsigned activation) become int8: no dpu-int8 left, outputs equal."""
+    g = G()
+    s, z = g.const(0.125), g.const(0, np.uint8)
+    q = g.node("Clip", [g.node("QuantizeLinear", ["x", s, z]), g.const(0, np.uint8), g.const(15, np.uint8)])
+    g.node("DequantizeLinear", [q, s, z])
+    model = g.model(x_shape=(2, 64))
+    assert {v.rule for v in check(model, "dpu")} == {"dpu-int8"}
+    x = {"x": np.linspace(-3, 3, 128, dtype=np.float32).reshape(2, 64)}
+    before = Executor(model).run(x)
+    result = prepare(model, "dpu")
+    assert result.ready and "uint8-codes-to-int8" in result.steps
+    from qonnx_tools.runtime import run_onnxruntime
+
+    after = run_onnxruntime(model, x)
+    (name,) = after
+    np.testing.assert_array_equal(after[name], next(iter(before.values())))
+
+
 def test_tensorrt_symmetric_zero_point():
     found = check(qcdq(zp=5), "tensorrt")
     assert {(v.rule, v.node) for v in found} == {("symmetric-zero-point", "QuantizeLinear_3"),
@@ -305,7 +365,8 @@ def test_every_rule_has_a_test():
     tested = {"shape-known", "no-gemm", "channels-last", "node-named", "quantizer-params-constant", "rounding-mode",
               "no-narrow-unsigned", "supported-op", "conv-shape", "merge-inputs", "pad-constant-zero",
               "unshared-initializers", "c-identifier-names", "zero-point-zero", "activation-bits", "trunc-floor-after-avgpool", "nchw",
-              "no-custom-ops", "symmetric-zero-point", "int8-only", "8-bit-only", "reshape-elements"}
+              "no-custom-ops", "symmetric-zero-point", "int8-only", "8-bit-only", "reshape-elements",
+              "dpu-operator", "dpu-int8", "dpu-symmetric", "dpu-per-tensor", "dpu-power-of-two", "dpu-conv-shape"}
     assert {r.name for t in TARGETS for r in RULES[t]} == tested
     assert all(r.message and r.fix for t in TARGETS for r in RULES[t])
 
@@ -446,3 +507,24 @@ def test_cli_prints_a_pass_warning_as_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert any(line.startswith("warning: infer-shapes: ") and "computed" in line for line in err), err
     assert all(line.startswith(("warning: ", "error: ")) for line in err), err
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize("name", ["bnn_cnv_2w2a", "bnn_tfc_2w2a"])
+def test_prepare_dpu_on_power_of_two_brevitas_models(shared, name):
+    """Brevitas' FINN-style models have power-of-two (unit) scales: after prepare --target dpu only their
+    input preprocessing (Sub, Div) is reported, as CPU operators, and onnxruntime on the prepared model gives
+    the executor's outputs on the original."""
+    from qonnx_tools.model_io import load
+    from qonnx_tools.runtime import random_inputs, run_onnxruntime
+
+    path = shared / "models" / "brevitas" / name / "qonnx.onnx"
+    original, model = load(path), load(path)
+    result = prepare(model, "dpu")
+    assert {v.rule for v in result.violations} == {"dpu-operator"}
+    assert {v.op for v in result.violations} <= {"Sub", "Div"}
+    feeds = random_inputs(original, seed=1)
+    expected = Executor(original).run(feeds)
+    got = run_onnxruntime(model, feeds)
+    for key, value in got.items():
+        np.testing.assert_array_equal(value, expected[key])
