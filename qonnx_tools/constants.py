@@ -32,3 +32,9 @@ def constant_array(value: ir.Value | None, *, overridable: bool = True) -> np.nd
                 decoded = decode_attribute(attr, f"node {producer.name!r} (Constant)")
                 return np.asarray(decoded)
     return None
+
+
+def constant_scalar(value: ir.Value | None) -> float | None:
+    """The one number a constant of a single element holds (any shape), or None."""
+    array = constant_array(value)
+    return None if array is None or array.size != 1 else float(array.reshape(-1)[0])

@@ -34,7 +34,7 @@ import numpy as np
 
 from qonnx_tools._ir import ir
 from qonnx_tools.annotations import get_datatype
-from qonnx_tools.constants import constant_array
+from qonnx_tools.constants import constant_array, constant_scalar
 from qonnx_tools.domains import CHANNELS_LAST, QONNX, STANDARD, canonical_domain
 from qonnx_tools.info import quantizer_bits
 
@@ -282,10 +282,6 @@ def _operand_type(value: ir.Value | None, opset: dict[str, int]) -> OperandType:
     return OperandType(float(dtype.bitwidth), dtype.name)
 
 
-def _scalar(value: ir.Value | None) -> float | None:
-    arr = constant_array(value)
-    return None if arr is None or arr.size != 1 else float(arr.reshape(-1)[0])
-
 
 def _int_label(bits: float, signed: bool) -> str:
     b = f"{bits:g}"
@@ -303,7 +299,7 @@ def _quantizer_type(node: ir.Node, opset: dict[str, int]) -> OperandType | None:
         if op == "BipolarQuant":
             return OperandType(1.0, "BIPOLAR")
         if op == "FloatQuant":
-            e, m = _scalar(_input(node, 2)), _scalar(_input(node, 3))
+            e, m = constant_scalar(_input(node, 2)), constant_scalar(_input(node, 3))
             return OperandType(bits, f"FLOAT<{e:g},{m:g}>")
         if op == "MultiThreshold":
             signed = float(_attr(node, "out_bias", 0.0)) < 0
@@ -312,8 +308,8 @@ def _quantizer_type(node: ir.Node, opset: dict[str, int]) -> OperandType | None:
         source = _input(node, 0)
         clip = source.producer() if source is not None else None
         if clip is not None and clip.op_type == "Clip" and canonical_domain(clip.domain) == STANDARD:
-            lo, hi = _scalar(_input(clip, 1)), _scalar(_input(clip, 2))
-            zp = _scalar(_input(node, 2)) or 0.0
+            lo, hi = constant_scalar(_input(clip, 1)), constant_scalar(_input(clip, 2))
+            zp = constant_scalar(_input(node, 2)) or 0.0
             if lo is not None and hi is not None and hi > lo:
                 bits = float(max(1, math.ceil(math.log2(hi - lo + 1))))
                 return OperandType(bits, _int_label(bits, lo - zp < 0))

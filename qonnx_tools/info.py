@@ -54,7 +54,7 @@ import numpy as np
 
 from qonnx_tools._ir import ir
 from qonnx_tools.annotations import get_datatype
-from qonnx_tools.constants import constant_array
+from qonnx_tools.constants import constant_array, constant_scalar
 from qonnx_tools.domains import QONNX
 
 #: Quantizer ops and where their parameters are: op -> (bit-width input index or None, scale input index)
@@ -620,16 +620,16 @@ def quantizer_bits(node: ir.Node, qonnx_opset: int = 1) -> tuple[float | None, b
     op = node.op_type
     attrs = {k: a.value for k, a in node.attributes.items()}
     if op in ("IntQuant", "Quant"):
-        return _scalar(_input(node, 3)), bool(attrs.get("signed", 1)), bool(attrs.get("narrow", 0))
+        return constant_scalar(_input(node, 3)), bool(attrs.get("signed", 1)), bool(attrs.get("narrow", 0))
     if op == "BipolarQuant":
         return 1.0, True, False
     if op == "FloatQuant":
-        e, m = _scalar(_input(node, 2)), _scalar(_input(node, 3))
+        e, m = constant_scalar(_input(node, 2)), constant_scalar(_input(node, 3))
         return (None if e is None or m is None else 1 + e + m), True, None
     if op == "Trunc":
         if qonnx_opset >= 2:
-            return _scalar(_input(node, 5)), bool(attrs.get("signed", 1)), bool(attrs.get("narrow", 0))
-        return _scalar(_input(node, 4)), None, None
+            return constant_scalar(_input(node, 5)), bool(attrs.get("signed", 1)), bool(attrs.get("narrow", 0))
+        return constant_scalar(_input(node, 4)), None, None
     if op == "MultiThreshold":
         thresholds = constant_array(_input(node, 1))
         if thresholds is None:
@@ -638,10 +638,6 @@ def quantizer_bits(node: ir.Node, qonnx_opset: int = 1) -> tuple[float | None, b
         return float(np.ceil(np.log2(levels))) if levels > 1 else 1.0, None, None
     return None, None, None
 
-
-def _scalar(value: ir.Value | None) -> float | None:
-    arr = constant_array(value)
-    return None if arr is None or arr.size != 1 else float(arr.reshape(-1)[0])
 
 
 def _granularity(scale: np.ndarray | None, data: ir.Value | None) -> str:

@@ -42,6 +42,7 @@ from qonnx_tools.domains import STANDARD, canonical_domain
 from qonnx_tools.graph_order import topological_order
 from qonnx_tools.passes._rewrite import all_value_names, replace_constant_input
 from qonnx_tools.passes.base import PassResult, QonnxPass
+from qonnx_tools.passes.move_into_integer_domain import is_op
 
 _SHIFT = 128
 #: largest |w - zp_w| for which two u8 x s8 products cannot saturate an int16 sum: 2 * 255 * 64 = 32640
@@ -51,9 +52,6 @@ _LINEAR = ("Conv", "MatMul", "Gemm", "ConvTranspose")
 _MOVEMENT = ("Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "MaxPool", "Identity", "Relu",
              "Pad", "Slice", "Concat", "Split", "Gather")
 
-
-def _is(node: ir.Node | None, op_type: str) -> bool:
-    return node is not None and node.op_type == op_type and canonical_domain(node.domain) == STANDARD
 
 
 def _int8_constant(value: ir.Value | None) -> np.ndarray | None:
@@ -76,7 +74,7 @@ class ActivationsToUint8(QonnxPass, name="activations-to-uint8"):
     """int8 activation QuantizeLinear -> [Clip] -> DequantizeLinear chains become uint8 (zero point + 128, exact)"""
 
     def call(self, model: ir.Model) -> PassResult:
-        quantizers = [n for n in topological_order(model.graph) if _is(n, "QuantizeLinear")]
+        quantizers = [n for n in topological_order(model.graph) if is_op(n, "QuantizeLinear")]
         plans: dict[ir.Node, _Plan | Decline] = {}
         for q in quantizers:
             plan = _plan(q)
@@ -195,7 +193,7 @@ def _layers_reached(value: ir.Value) -> list[ir.Node]:
 
 def _output_quantizers(layer: ir.Node) -> list[ir.Node]:
     """The QuantizeLinear nodes a layer's output reaches through its float epilogue."""
-    return [user for user, _ in _uses_through(list(layer.outputs), _EPILOGUE) if _is(user, "QuantizeLinear")]
+    return [user for user, _ in _uses_through(list(layer.outputs), _EPILOGUE) if is_op(user, "QuantizeLinear")]
 
 
 def _to_uint8(array: np.ndarray) -> np.ndarray:
@@ -212,9 +210,9 @@ def _readers(value: ir.Value) -> tuple[list[ir.Node], list[ir.Node]] | Decline:
         if current.is_graph_output():
             return Decline("its integers are a graph output", current)
         for user, index in current.uses():
-            if _is(user, "DequantizeLinear") and index == 0:
+            if is_op(user, "DequantizeLinear") and index == 0:
                 dqs.append(user)
-            elif _is(user, "Clip") and index == 0 and user not in clips:
+            elif is_op(user, "Clip") and index == 0 and user not in clips:
                 clips.append(user)
                 pending.append(user.outputs[0])
             else:
@@ -248,10 +246,10 @@ def _weight_span(weight: ir.Value | None) -> int | None:
     dq = weight.producer() if weight is not None else None
     while dq is not None and dq.op_type in ("Transpose", "Reshape") and canonical_domain(dq.domain) == STANDARD:
         dq = dq.inputs[0].producer() if dq.inputs and dq.inputs[0] is not None else None
-    if not _is(dq, "DequantizeLinear"):
+    if not is_op(dq, "DequantizeLinear"):
         return None
     codes = constant_array(dq.inputs[0])
-    if codes is None and _is(dq.inputs[0].producer(), "Clip"):
+    if codes is None and is_op(dq.inputs[0].producer(), "Clip"):
         codes = constant_array(dq.inputs[0].producer().inputs[0])
     if codes is None or codes.dtype.kind not in "iu":
         return None

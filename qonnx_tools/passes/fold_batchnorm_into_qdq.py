@@ -36,13 +36,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from qonnx_tools._ir import ir
-from qonnx_tools.constants import constant_array
+from qonnx_tools.constants import constant_array, constant_scalar
 from qonnx_tools.decline import Decline
 from qonnx_tools.domains import STANDARD, canonical_domain
 from qonnx_tools.graph_order import topological_order
 from qonnx_tools.passes._rewrite import all_value_names, new_initializer, unique_name
 from qonnx_tools.passes.activations_to_uint8 import SAFE_WEIGHT_CODE
 from qonnx_tools.passes.base import PassResult, QonnxPass
+from qonnx_tools.passes.move_into_integer_domain import is_op
 
 #: distance (in output quantization steps) every proved value keeps from a rounding boundary
 MARGIN = 1e-4
@@ -57,13 +58,6 @@ _VALUE_PRESERVING = ("MaxPool", "Reshape", "Flatten", "Transpose", "Squeeze", "U
 _INT32 = np.iinfo(np.int32)
 
 
-def _is(node: ir.Node | None, op_type: str) -> bool:
-    return node is not None and node.op_type == op_type and canonical_domain(node.domain) == STANDARD
-
-
-def _scalar(value: ir.Value | None) -> float | None:
-    array = constant_array(value)
-    return float(array.reshape(-1)[0]) if array is not None and array.size == 1 else None
 
 
 @dataclass
@@ -80,15 +74,15 @@ def _clamp_of(q_out: ir.Value, dtype: np.dtype) -> tuple[int, int] | Decline:
     info = np.iinfo(dtype)
     lo, hi = int(info.min), int(info.max)
     for user, index in q_out.uses():
-        if _is(user, "Clip") and index == 0:
+        if is_op(user, "Clip") and index == 0:
             c_lo = constant_array(user.inputs[1]) if len(user.inputs) > 1 else None
             c_hi = constant_array(user.inputs[2]) if len(user.inputs) > 2 else None
             if c_lo is None or c_hi is None or c_lo.size != 1 or c_hi.size != 1:
                 return Decline("a Clip on the codes has no constant scalar bounds", user)
-            if any(not _is(u, "DequantizeLinear") for u, _ in user.outputs[0].uses()):
+            if any(not is_op(u, "DequantizeLinear") for u, _ in user.outputs[0].uses()):
                 return Decline("the clipped codes have a reader other than DequantizeLinear", user)
             lo, hi = max(lo, int(c_lo.reshape(-1)[0])), min(hi, int(c_hi.reshape(-1)[0]))
-        elif not (_is(user, "DequantizeLinear") and index == 0):
+        elif not (is_op(user, "DequantizeLinear") and index == 0):
             return Decline(f"the codes are read by {user.op_type}", user)
     if q_out.is_graph_output():
         return Decline("the codes are a graph output", q_out)
@@ -100,9 +94,9 @@ def _input_codes(value: ir.Value) -> _Codes | Decline:
     producer = value.producer()
     while producer is not None and producer.op_type in _VALUE_PRESERVING and canonical_domain(producer.domain) == STANDARD:
         producer = producer.inputs[0].producer() if producer.inputs and producer.inputs[0] is not None else None
-    if not _is(producer, "DequantizeLinear"):
+    if not is_op(producer, "DequantizeLinear"):
         return Decline("the layer's input is not dequantized codes (bipolar activations, a float input)")
-    scale, zp = _scalar(producer.inputs[1]), _scalar(producer.inputs[2]) if len(producer.inputs) > 2 else 0.0
+    scale, zp = constant_scalar(producer.inputs[1]), constant_scalar(producer.inputs[2]) if len(producer.inputs) > 2 else 0.0
     scales = constant_array(producer.inputs[1])
     if scales is not None and scales.size > 1:
         return Decline("the input is quantized per channel (onnxruntime's QLinearConv and QGemm take one input scale)", producer)
@@ -116,9 +110,9 @@ def _input_codes(value: ir.Value) -> _Codes | Decline:
         return Decline("the input codes are not integers", producer)
     info = np.iinfo(zp_array.dtype)
     lo, hi = int(info.min), int(info.max)
-    if _is(source, "Clip"):
-        c_lo, c_hi = _scalar(source.inputs[1]) if len(source.inputs) > 1 else None, \
-            _scalar(source.inputs[2]) if len(source.inputs) > 2 else None
+    if is_op(source, "Clip"):
+        c_lo, c_hi = constant_scalar(source.inputs[1]) if len(source.inputs) > 1 else None, \
+            constant_scalar(source.inputs[2]) if len(source.inputs) > 2 else None
         if c_lo is None or c_hi is None:
             return Decline("a Clip on the input codes has no constant bounds", source)
         lo, hi = max(lo, int(c_lo)), min(hi, int(c_hi))
@@ -163,7 +157,7 @@ def _match(bn: ir.Node) -> _Layer | Decline:
     shift = beta - mean * factor
 
     w_dq = conv.inputs[1].producer() if len(conv.inputs) > 1 and conv.inputs[1] is not None else None
-    if not _is(w_dq, "DequantizeLinear") or len(conv.inputs[1].uses()) != 1:
+    if not is_op(w_dq, "DequantizeLinear") or len(conv.inputs[1].uses()) != 1:
         return Decline(f"the {conv.op_type}'s weight is not a DequantizeLinear read only by it", conv)
     codes = constant_array(w_dq.inputs[0])
     w_scale = constant_array(w_dq.inputs[1])
@@ -205,14 +199,14 @@ def _match(bn: ir.Node) -> _Layer | Decline:
 def _channel_axis(layer: ir.Node | None) -> int | Decline:
     """The weight axis of ``layer``'s output channels (the BatchNormalization's channel axis 1), or why
     the layer is not one this pass folds into."""
-    if _is(layer, "Conv"):
+    if is_op(layer, "Conv"):
         return 0
-    if _is(layer, "MatMul"):
+    if is_op(layer, "MatMul"):
         shape = layer.inputs[0].shape if layer.inputs[0] is not None else None
         if shape is None or len(shape) != 2:
             return Decline("BatchNormalization follows a MatMul whose input is not known to be 2-D", layer)
         return 1
-    if _is(layer, "Gemm"):
+    if is_op(layer, "Gemm"):
         if (layer.attributes.get_int("transA", 0) or layer.attributes.get_float("alpha", 1.0) != 1.0
                 or layer.attributes.get_float("beta", 1.0) != 1.0):
             return Decline("BatchNormalization follows a Gemm with transA, alpha or beta", layer)
@@ -226,7 +220,7 @@ def _float_constant(value: ir.Value) -> np.ndarray | None:
     if array is not None:
         return array if array.dtype.kind == "f" else None
     dq = value.producer()
-    if not _is(dq, "DequantizeLinear"):
+    if not is_op(dq, "DequantizeLinear"):
         return None
     codes, scale = constant_array(dq.inputs[0]), constant_array(dq.inputs[1])
     zp = constant_array(dq.inputs[2]) if len(dq.inputs) > 2 else np.zeros(1)
@@ -242,16 +236,16 @@ def _output_quantizer(value: ir.Value) -> tuple[float, int, int] | Decline:
     if value.is_graph_output() or len(uses) != 1:
         return Decline("the BatchNormalization output has other readers than one quantizer")
     user = uses[0][0]
-    if _is(user, "Relu"):
+    if is_op(user, "Relu"):
         relu = True
         value = user.outputs[0]
         uses = value.uses()
         if value.is_graph_output() or len(uses) != 1:
             return Decline("the Relu output has other readers than one quantizer", user)
         user = uses[0][0]
-    if not _is(user, "QuantizeLinear") or uses[0][1] != 0:
+    if not is_op(user, "QuantizeLinear") or uses[0][1] != 0:
         return Decline("the BatchNormalization output does not feed a QuantizeLinear")
-    scale = _scalar(user.inputs[1])
+    scale = constant_scalar(user.inputs[1])
     scales = constant_array(user.inputs[1])
     if scales is not None and scales.size > 1:
         return Decline("the output quantizer is per channel (onnxruntime's QLinearConv and QGemm take one output scale)", user)
@@ -382,7 +376,7 @@ class FoldBatchnormIntoQdq(QonnxPass, name="fold-batchnorm-into-qdq"):
         used = all_value_names(model)
         modified = False
         opset = model.opset_imports.get("", model.opset_imports.get("ai.onnx", 0))
-        for bn in [n for n in topological_order(model.graph) if _is(n, "BatchNormalization")]:
+        for bn in [n for n in topological_order(model.graph) if is_op(n, "BatchNormalization")]:
             if opset < 13:  # the folded weight and bias are per channel
                 self.decline(Decline(f"per-channel DequantizeLinear needs ai.onnx opset 13 (the model has {opset}; "
                                      "convert with --opset 13)"), bn)

@@ -22,12 +22,9 @@ import numpy as np
 from qonnx_tools._ir import ir
 from qonnx_tools.constants import constant_array
 from qonnx_tools.decline import Decline
-from qonnx_tools.domains import STANDARD, canonical_domain
 from qonnx_tools.passes.base import PassResult, QonnxPass
+from qonnx_tools.passes.move_into_integer_domain import is_op
 
-
-def _is(node: ir.Node | None, op_type: str) -> bool:
-    return node is not None and node.op_type == op_type and canonical_domain(node.domain) == STANDARD
 
 
 def _codes_floor(q: ir.Node) -> int | Decline:
@@ -37,11 +34,11 @@ def _codes_floor(q: ir.Node) -> int | Decline:
         return Decline("the quantizer has no constant integer zero point", q)
     floor = None
     for user, index in q.outputs[0].uses():
-        if _is(user, "DequantizeLinear") and index == 0:
+        if is_op(user, "DequantizeLinear") and index == 0:
             low = int(np.iinfo(zp.dtype).min)
-        elif _is(user, "Clip") and index == 0:
+        elif is_op(user, "Clip") and index == 0:
             lo = constant_array(user.inputs[1]) if len(user.inputs) > 1 else None
-            if lo is None or lo.size != 1 or any(not _is(u, "DequantizeLinear") for u, _ in user.outputs[0].uses()):
+            if lo is None or lo.size != 1 or any(not is_op(u, "DequantizeLinear") for u, _ in user.outputs[0].uses()):
                 return Decline("a Clip on the codes has no constant lower bound or other readers", user)
             low = int(lo.reshape(-1)[0])
         else:
@@ -60,7 +57,7 @@ class RemoveReluBeforeQuantize(QonnxPass, name="remove-relu-before-quantize"):
         def rewrite(relu: ir.Node):
             out = relu.outputs[0]
             uses = out.uses()
-            if out.is_graph_output() or len(uses) != 1 or not _is(uses[0][0], "QuantizeLinear") or uses[0][1] != 0:
+            if out.is_graph_output() or len(uses) != 1 or not is_op(uses[0][0], "QuantizeLinear") or uses[0][1] != 0:
                 return Decline("not a Relu read only by a QuantizeLinear")
             q = uses[0][0]
             if q.attributes.get_int("saturate", 1) == 0 or q.outputs[0].dtype not in (
@@ -76,5 +73,5 @@ class RemoveReluBeforeQuantize(QonnxPass, name="remove-relu-before-quantize"):
             relu.graph.remove(relu, safe=True)
             return True
 
-        relus = [n for n in model.graph if _is(n, "Relu")]
+        relus = [n for n in model.graph if is_op(n, "Relu")]
         return PassResult(model, self.rewrite_each(relus, rewrite, quiet=("not a Relu read only by a QuantizeLinear",)))

@@ -20,8 +20,9 @@ from qonnx_tools._ir import ir
 from qonnx_tools.constants import constant_array
 from qonnx_tools.decline import Decline
 from qonnx_tools.passes._rewrite import all_value_names, replace_constant_input
-from qonnx_tools.passes.activations_to_uint8 import _is, _readers
+from qonnx_tools.passes.activations_to_uint8 import _readers
 from qonnx_tools.passes.base import PassResult, QonnxPass
+from qonnx_tools.passes.move_into_integer_domain import is_op
 
 _NOT_UINT8 = "not a uint8 quantizer of run-time data"
 
@@ -62,5 +63,5 @@ class Uint8CodesToInt8(QonnxPass, name="uint8-codes-to-int8"):
                 value.type = ir.TensorType(ir.DataType.INT8)
             return True
 
-        quantizers = [n for n in model.graph if _is(n, "QuantizeLinear")]
+        quantizers = [n for n in model.graph if is_op(n, "QuantizeLinear")]
         return PassResult(model, self.rewrite_each(quantizers, rewrite, quiet=(_NOT_UINT8,)))

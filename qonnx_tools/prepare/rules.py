@@ -19,9 +19,11 @@ from typing import Callable
 import numpy as np
 
 from qonnx_tools._ir import ir
-from qonnx_tools.constants import constant_array
+from qonnx_tools.constants import constant_array, constant_scalar
 from qonnx_tools.decline import Decline
 from qonnx_tools.domains import CHANNELS_LAST, QONNX, STANDARD, canonical_domain
+
+scalar = constant_scalar  # the rule tables' name for it
 
 
 @dataclass(frozen=True)
@@ -90,10 +92,6 @@ is_channels_last = lambda node: canonical_domain(node.domain) == CHANNELS_LAST  
 def input_input(node: ir.Node, index: int) -> ir.Value | None:
     return node.inputs[index] if index < len(node.inputs) else None
 
-
-def scalar(value: ir.Value | None) -> float | None:
-    arr = constant_array(value)
-    return None if arr is None or arr.size != 1 else float(arr.reshape(-1)[0])
 
 
 def rank(value: ir.Value | None) -> int | None:
