@@ -40,6 +40,7 @@ from qonnx_tools.constants import constant_array, constant_scalar
 from qonnx_tools.decline import Decline
 from qonnx_tools.domains import STANDARD, canonical_domain
 from qonnx_tools.graph_order import topological_order
+from qonnx_tools.passes._codes import code_readers
 from qonnx_tools.passes._rewrite import all_value_names, new_initializer, unique_name
 from qonnx_tools.passes.activations_to_uint8 import SAFE_WEIGHT_CODE
 from qonnx_tools.passes.base import PassResult, QonnxPass
@@ -68,25 +69,6 @@ class _Codes:
     hi: int
     scale: float
 
-
-def _clamp_of(q_out: ir.Value, dtype: np.dtype) -> tuple[int, int] | Decline:
-    """[lo, hi] of the integer codes readers of a QuantizeLinear output see (container or Clip)."""
-    info = np.iinfo(dtype)
-    lo, hi = int(info.min), int(info.max)
-    for user, index in q_out.uses():
-        if is_op(user, "Clip") and index == 0:
-            c_lo = constant_array(user.inputs[1]) if len(user.inputs) > 1 else None
-            c_hi = constant_array(user.inputs[2]) if len(user.inputs) > 2 else None
-            if c_lo is None or c_hi is None or c_lo.size != 1 or c_hi.size != 1:
-                return Decline("a Clip on the codes has no constant scalar bounds", user)
-            if any(not is_op(u, "DequantizeLinear") for u, _ in user.outputs[0].uses()):
-                return Decline("the clipped codes have a reader other than DequantizeLinear", user)
-            lo, hi = max(lo, int(c_lo.reshape(-1)[0])), min(hi, int(c_hi.reshape(-1)[0]))
-        elif not (is_op(user, "DequantizeLinear") and index == 0):
-            return Decline(f"the codes are read by {user.op_type}", user)
-    if q_out.is_graph_output():
-        return Decline("the codes are a graph output", q_out)
-    return lo, hi
 
 
 def _input_codes(value: ir.Value) -> _Codes | Decline:
@@ -254,11 +236,11 @@ def _output_quantizer(value: ir.Value) -> tuple[float, int, int] | Decline:
         return Decline("the output quantizer has no constant per-tensor scale and integer zero point", user)
     if user.attributes.get_int("saturate", 1) == 0:
         return Decline("the output quantizer does not saturate", user)
-    clamp = _clamp_of(user.outputs[0], zp_array.dtype)
-    if isinstance(clamp, Decline):
-        return clamp
+    readers = code_readers(user)  # the widest range a reader sees: every code in it must stay
+    if isinstance(readers, Decline):
+        return readers
     zp = int(zp_array.reshape(-1)[0])
-    lo, hi = clamp[0] - zp, clamp[1] - zp
+    lo, hi = readers.lo - zp, readers.hi - zp
     if relu:  # Relu(y) then quantize: codes below the zero point become the zero point's
         lo = max(lo, 0)
     if lo > hi:

@@ -19,8 +19,8 @@ import numpy as np
 from qonnx_tools._ir import ir
 from qonnx_tools.constants import constant_array
 from qonnx_tools.decline import Decline
+from qonnx_tools.passes._codes import code_readers
 from qonnx_tools.passes._rewrite import all_value_names, replace_constant_input
-from qonnx_tools.passes.activations_to_uint8 import _readers
 from qonnx_tools.passes.base import PassResult, QonnxPass
 from qonnx_tools.passes.move_into_integer_domain import is_op
 
@@ -38,15 +38,12 @@ class Uint8CodesToInt8(QonnxPass, name="uint8-codes-to-int8"):
             zp = constant_array(q.inputs[2]) if len(q.inputs) > 2 and q.inputs[2] is not None else None
             if zp is None or zp.dtype != np.uint8 or constant_array(q.inputs[0]) is not None:
                 return Decline(_NOT_UINT8)
-            readers = _readers(q.outputs[0])
+            readers = code_readers(q)
             if isinstance(readers, Decline):
                 return readers
-            clips, dqs = readers
-            bounds = [(constant_array(c.inputs[1]) if len(c.inputs) > 1 else None,
-                       constant_array(c.inputs[2]) if len(c.inputs) > 2 else None) for c in clips]
-            if not clips or any(lo is None or hi is None for lo, hi in bounds):
-                return Decline("its codes may use all of uint8 (no Clip with constant bounds)", q)
-            if any(int(lo.min()) < 0 or int(hi.max()) > 127 for lo, hi in bounds) or int(zp.max()) > 127:
+            clips, dqs = readers.clips, readers.dqs
+            bounds = [(constant_array(c.inputs[1]), constant_array(c.inputs[2])) for c in clips]
+            if readers.lo < 0 or readers.hi > 127 or int(zp.max()) > 127:  # a direct reader sees all of uint8
                 return Decline("its codes or zero point reach beyond 127", q)
             if any(constant_array(d.inputs[2]) is None or constant_array(d.inputs[2]).dtype != np.uint8 for d in dqs
                    if len(d.inputs) > 2):

@@ -248,3 +248,18 @@ def test_below_opset_13_nothing_is_folded_and_the_reason_names_the_flag():
     (line,) = pass_.declined
     assert "needs ai.onnx opset 13 (the model has 12; convert with --opset 13)" in line
     assert "BatchNormalization" in [n.op_type for n in folded.graph.node]
+
+
+def test_codes_read_both_clipped_and_unclipped_are_proved_over_the_wider_range():
+    """The output codes feed a Clip[0, 2] -> DQ and, directly, a second DQ: the fold must keep every code the
+    unclipped reader sees (the container's range), not only those within the Clip."""
+    for seed in range(4):
+        proto = _model(seed, y_type=np.uint8, y_clip=(0, 2))
+        proto.graph.node.append(helper.make_node("DequantizeLinear", ["qy", "sy", "zy"], ["y_raw"], name="dq_raw"))
+        proto.graph.output.append(helper.make_tensor_value_info("y_raw", TensorProto.FLOAT, [4, C_OUT, HW, HW]))
+        folded, _ = _fold(proto)
+        a, b = ort_session(proto), ort_session(folded)
+        for x in _inputs(seed):
+            for name in ("y", "y_raw"):
+                np.testing.assert_array_equal(b.run([name], {"x": x})[0], a.run([name], {"x": x})[0],
+                                              err_msg=f"seed {seed} {name}")
