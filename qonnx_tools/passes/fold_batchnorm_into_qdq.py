@@ -259,22 +259,41 @@ class _Channel:
     slope: float  # M
 
 
-def _prove_channel(layer: _Layer, c: int) -> _Channel | str:
-    """(f, B, M) for output channel c with the same codes as the original for every reachable
-    accumulator value, or why none was found."""
+@dataclass
+class _Window:
+    """Output channel c of a layer in output-step units: the original computes ``round(t * a + u)`` from
+    the accumulator ``a``; ``a0..a1`` are the reachable accumulators whose value lands within one step
+    of the output range (below and above it the code is clamped, and the slope's sign keeps the order);
+    ``a1 < a0`` when every reachable value is clamped to one end, then ``reach`` is the reachable range."""
+
+    t: float
+    u: float
+    a0: int
+    a1: int
+    reach: tuple[int, int]
+
+
+def _window(layer: _Layer, c: int) -> _Window:
     t = layer.x.scale * layer.w_scale[c] * layer.factor[c] / layer.y_scale
     u = (layer.bias[c] * layer.factor[c] + layer.shift[c]) / layer.y_scale
     w = layer.codes[c].reshape(-1)
     a_min = int(np.sum(np.minimum(w * layer.x.lo, w * layer.x.hi)))
     a_max = int(np.sum(np.maximum(w * layer.x.lo, w * layer.x.hi)))
+    if t == 0.0:
+        return _Window(t, u, a_min, a_max, (a_min, a_max))
+    ends = sorted(((layer.y_lo - 1 - u) / t, (layer.y_hi + 1 - u) / t))
+    return _Window(t, u, max(a_min, int(np.floor(ends[0]))), min(a_max, int(np.ceil(ends[1]))), (a_min, a_max))
+
+
+def _prove_channel(layer: _Layer, c: int) -> _Channel | str:
+    """(f, B, M) for output channel c with the same codes as the original for every reachable
+    accumulator value, or why none was found."""
+    win = _window(layer, c)
+    t, u, a0, a1 = win.t, win.u, win.a0, win.a1
     lo, hi = layer.y_lo, layer.y_hi
     if t == 0.0:
         return "the BatchNormalization scales it by 0"
-    # only accumulators whose value lands within one step of the range decide anything: below and
-    # above it the code is clamped, and the slope's sign keeps the order
-    ends = sorted(((lo - 1 - u) / t, (hi + 1 - u) / t))
-    a0, a1 = max(a_min, int(np.floor(ends[0]))), min(a_max, int(np.ceil(ends[1])))
-    max_code = int(np.max(np.abs(w))) if w.size else 0
+    max_code = int(np.max(np.abs(layer.codes[c]))) if layer.codes[c].size else 0
     f = f_max = max(1, SAFE_WEIGHT_CODE // max(1, max_code))
     if a1 < a0:  # every reachable value is clamped to one end: any B in range with the same slope
         return _Channel(f, int(np.clip(np.round(f * u / t), -2**24, 2**24)), t / f)
@@ -325,19 +344,12 @@ def _margins(phi: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             np.minimum(MARGIN, np.maximum((q + 0.5) - phi, 0) / 2))
 
 
-def _check_written(layer: _Layer, c: int, scaled: np.ndarray, w_scale: np.float32, bias_code: int,
-                   bias_scale: np.float32) -> bool:
-    """Re-prove channel c with what the file holds: codes ``scaled = g * w`` (g = +-f), float32 scales."""
-    t = layer.x.scale * layer.w_scale[c] * layer.factor[c] / layer.y_scale
-    u = (layer.bias[c] * layer.factor[c] + layer.shift[c]) / layer.y_scale
-    w = layer.codes[c].reshape(-1)
-    g = int(scaled.reshape(-1)[np.argmax(np.abs(w))] // w[np.argmax(np.abs(w))]) if np.any(w) else 1
-    lo, hi = layer.y_lo, layer.y_hi
-    a_min = int(np.sum(np.minimum(w * layer.x.lo, w * layer.x.hi)))
-    a_max = int(np.sum(np.maximum(w * layer.x.lo, w * layer.x.hi)))
-    ends = sorted(((lo - 1 - u) / t, (hi + 1 - u) / t))
-    a0, a1 = max(a_min, int(np.floor(ends[0]))), min(a_max, int(np.ceil(ends[1])))
-    a = np.array([a_min, a_max], np.float64) if a1 < a0 else np.arange(a0, a1 + 1, dtype=np.float64)
+def _check_written(layer: _Layer, c: int, g: int, w_scale: np.float32, bias_code: int, bias_scale: np.float32) -> bool:
+    """Re-prove channel c with what the file holds: weight codes ``g * w`` (g = +-f), float32 scales."""
+    win = _window(layer, c)
+    t, u, lo, hi = win.t, win.u, layer.y_lo, layer.y_hi
+    a = (np.array(win.reach, np.float64) if win.a1 < win.a0
+         else np.arange(win.a0, win.a1 + 1, dtype=np.float64))
     phi = t * a + u
     original = np.clip(_round(phi), lo, hi)
     new = (layer.x.scale * float(w_scale) * g * a + bias_code * float(bias_scale)) / layer.y_scale
@@ -397,7 +409,7 @@ def _fold(layer: _Layer, used: set[str]) -> Decline | None:
     x_scale = np.float32(layer.x.scale)
     bias_scale = (x_scale * w_scale).astype(np.float32)
     for c in range(channels):
-        if not _check_written(layer, c, codes[c], w_scale[c], int(bias_codes[c]), bias_scale[c]):
+        if not _check_written(layer, c, int(f[c] * sign[c]), w_scale[c], int(bias_codes[c]), bias_scale[c]):
             return Decline("the float32 scales lose the proof on some channel")
     dtype = np.int8 if codes.min() >= -128 and codes.max() <= 127 else None
     if dtype is None:
