@@ -6,10 +6,16 @@ from scratch on every run, so stale ones never survive, except the declared ones
 * graph inputs keep their annotation; an unannotated float graph input is FLOAT32
   (and is annotated so);
 * constants (initializers, also those listed as graph inputs, and ``Constant``
-  outputs) keep an annotation they already have. Otherwise their datatype is
-  derived from their values (the smallest INTn/UINTn holding them when every value
-  is an integer, FLOAT32 otherwise), used by the rules below, and *not* written:
-  weights, biases, scales and bit widths are not annotated by this pass.
+  outputs) whose values are all integers have the narrowest integer datatype
+  holding exactly those values, whatever they are annotated with (the values
+  decide): the first of BINARY {0, 1}, BIPOLAR {-1, +1}, INT1 {-1, 0} and
+  TERNARY {-1, 0, 1} that holds them, else the smallest INTn/UINTn holding ``[min, max]``.
+  Other constants keep an annotation they already have, else are FLOAT32.
+  A float-typed integer-valued constant is annotated with that datatype when it
+  feeds the integer part: an input of MatMul, Gemm, Conv, Add, Sub, Mul or
+  MultiThreshold whose non-constant inputs all have integer datatypes (weights,
+  integer biases, thresholds). Other constants (quantizer scales, bit widths,
+  float weights) are not annotated by this pass, and an annotation they have stays.
 
 Rules for node outputs:
 
@@ -24,7 +30,7 @@ Rules for node outputs:
 * Concat: the common datatype when all inputs share one; else the smallest
   INTn/UINTn covering every input's integer range; else FLOAT32.
 * Relu of an integer datatype: unchanged when it has no negative values, otherwise
-  the smallest INTn/UINTn holding ``[0, max]`` (INT4 -> UINT3, BIPOLAR -> UINT1).
+  the smallest INTn/UINTn holding ``[0, max]`` (INT4 -> UINT3, BIPOLAR -> UINT1, written BINARY).
 * Add / Sub / Mul of two integer-valued operands: the smallest INTn/UINTn holding
   the sum / difference / product range. A non-integer operand (e.g. a float scale)
   gives FLOAT32: SCALEDINT is not used for derived tensors.
@@ -40,12 +46,13 @@ Rules for node outputs:
   More than 64 bits gives FLOAT32.
 * Everything else: FLOAT32.
 
-Only float tensors are annotated. Tensors of integer or bool element type (shapes,
-indices, QuantizeLinear outputs) get no annotation, and a stale one is removed;
-their datatype is still used internally (the range of their element type). When a
-value's element type is unknown (infer-shapes has not run), it counts as float
-unless it comes from Shape/Size/NonZero/ArgMax/ArgMin/Cast-to-integer or from data
-movement of such a value.
+Only float tensors are annotated, under the names qonnx 1.0 reads (``UINT1`` is
+written ``BINARY``, qonnx's name for that set: see ``annotations.set_datatype``).
+Tensors of integer or bool element type (shapes, indices, QuantizeLinear outputs)
+get no annotation, and a stale one is removed; their datatype is still used
+internally (the range of their element type). When a value's element type is
+unknown (infer-shapes has not run), it counts as float unless it comes from
+Shape/Size/NonZero/ArgMax/ArgMin/Cast-to-integer or from data movement of such a value.
 
 Constants are read lazily, only when a rule needs their values, and a weight only
 after the other operands turned out to be integers (so float models never read
@@ -65,7 +72,7 @@ import numpy as np
 from qonnx_tools import ops as qonnx_ops
 from qonnx_tools._ir import ir, subgraphs
 from qonnx_tools.annotations import get_datatype, set_datatype
-from qonnx_tools.datatypes import FLOAT32, DataType, smallest_int_type
+from qonnx_tools.datatypes import BINARY, BIPOLAR, FLOAT32, TERNARY, DataType, smallest_int_type
 from qonnx_tools.domains import CHANNELS_LAST, QONNX, STANDARD, canonical_domain, opset_of
 from qonnx_tools.errors import InvalidDataTypeError, QonnxToolsError
 from qonnx_tools.executor.attributes import decode_attributes
@@ -90,6 +97,8 @@ _PASS_THROUGH = frozenset(
 )
 #: Ops producing integer tensors whatever their input (used when element types are unknown).
 _INT_PRODUCERS = frozenset({"Shape", "Size", "NonZero", "ArgMax", "ArgMin"})
+#: Standard ops whose integer-valued constant inputs are annotated when their other inputs are integers.
+_INTEGER_ARITHMETIC = frozenset({"MatMul", "Gemm", "Conv", "Add", "Sub", "Mul"})
 
 Range = tuple[int, int]
 
@@ -151,17 +160,17 @@ class _DatatypeRun:
         if array is None:
             self.record(value, None)
             return
-        declared = get_datatype(value)
         rng = _integer_range(array)
         if rng is not None:
             self.exact[id(value)] = rng
-        if declared is not None:
-            self.record(value, declared)
-        elif rng is not None:
             try:
-                self.record(value, smallest_int_type(*rng))
+                self.record(value, _narrowest(array, rng))  # the values decide, not a declared annotation
             except InvalidDataTypeError:
                 self.record(value, FLOAT32)
+            return
+        declared = get_datatype(value)
+        if declared is not None:
+            self.record(value, declared)
         else:
             self.record(value, FLOAT32 if array.dtype.kind == "f" else None)
 
@@ -214,6 +223,12 @@ class _DatatypeRun:
         elif domain in (QONNX, CHANNELS_LAST):
             results = self.qonnx_node(node, domain)
         self.track_floatness(node, domain)
+        if (
+            (domain == STANDARD and node.op_type in _INTEGER_ARITHMETIC)
+            or (domain == QONNX and node.op_type == "MultiThreshold")
+            or (domain == CHANNELS_LAST and node.op_type == "Conv")
+        ):
+            self.annotate_integer_constants(node)
         for i, value in enumerate(node.outputs):
             datatype = results[i] if i < len(results) else None
             self.record(value, datatype)
@@ -222,6 +237,22 @@ class _DatatypeRun:
             else:
                 annotation = None
             self.changed |= set_datatype(value, annotation)
+
+    def annotate_integer_constants(self, node: ir.Node) -> None:
+        """Annotate the integer-valued float constant inputs of ``node`` when its other inputs are integers."""
+        inputs = [v for v in node.inputs if v is not None]
+        dynamic = [v for v in inputs if not _is_constant(v)]
+        if not dynamic:
+            return  # a constant subexpression, not dataflow
+        for value in dynamic:
+            datatype = self.datatype(value)
+            if datatype is None or not datatype.is_integer:
+                return
+        for value in inputs:
+            if _is_constant(value) and _element_is_float(value) is not False:
+                datatype = self.datatype(value)
+                if id(value) in self.exact and datatype is not None and datatype.is_integer:
+                    self.changed |= set_datatype(value, datatype)
 
     def qonnx_node(self, node: ir.Node, domain: str) -> Sequence[DataType | None]:
         op = qonnx_ops.get_op(domain, node.op_type, opset_of(self.model, domain) or None)
@@ -509,6 +540,21 @@ def _constant(value: ir.Value | None) -> np.ndarray | None:
         if key in attrs:
             return np.asarray(attrs[key])
     return None
+
+
+def _narrowest(array: np.ndarray, rng: Range) -> DataType:
+    """The narrowest integer datatype holding every value of ``array`` (integer-valued, range ``rng``).
+
+    Fewest bits first, then unsigned, then BIPOLAR before INT1: all-ones is BINARY, all minus-ones BIPOLAR.
+    """
+    lo, hi = rng
+    if lo >= 0 and hi <= 1:
+        return BINARY
+    if lo >= -1 and hi <= 1:
+        if not np.any(array == 0):
+            return BIPOLAR
+        return smallest_int_type(lo, hi) if hi <= 0 else TERNARY  # {-1, 0}: INT1
+    return smallest_int_type(lo, hi)
 
 
 def _is_constant(value: ir.Value | None) -> bool:

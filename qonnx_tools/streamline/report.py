@@ -8,6 +8,11 @@ trailing scalar Add in front of each graph output. Every other node gets a row
 it could not move past / into its consumer (the rules' own planners are asked, so
 the reason is the one the pass had). Datatype annotations are read as they are:
 run ``infer-datatypes`` first (``streamline`` does).
+
+The report agrees with the annotations: a node in the form above whose float output
+is not annotated with an integer datatype (or a MatMul/Conv whose weight is not) is
+listed too. The only float outputs not listed are those of the trailing Mul/Add and
+of data movement applied to a float graph input before its first quantizer.
 """
 
 from __future__ import annotations
@@ -46,9 +51,16 @@ def streamline_report(model: ir.Model, *, max_bits: int = 8) -> list[tuple[str, 
     """One ``(node, op, reason)`` row per node that is not in integer dataflow form."""
     editor = Editor(model)
     tail = _trailing_nodes(model, editor)
+    float_input = {id(v) for v in model.graph.inputs if v.const_value is None and not _is_int(v)}
     rows = []
     for node in topological_order(model.graph):
+        moves = canonical_domain(node.domain) == STANDARD and node.op_type in PASS_THROUGH
+        if moves and node.inputs and node.inputs[0] is not None and id(node.inputs[0]) in float_input:
+            float_input.update(id(v) for v in node.outputs)  # the float input moved: quantized further on
+            continue
         why = _reason(node, editor, tail, max_bits)
+        if why is None and id(node) not in tail:
+            why = _output_reason(node)
         if why is not None and why.reason:
             op = node.op_type if canonical_domain(node.domain) in (STANDARD, QONNX) else f"{node.domain}:{node.op_type}"
             rows.append((node.name or "", op, why.reason))
@@ -60,6 +72,20 @@ def _is_int(value: ir.Value | None) -> bool:
         return False
     dt = get_datatype(value)
     return dt is not None and dt.is_integer
+
+
+def _annotation(value: ir.Value) -> str:
+    dt = get_datatype(value)
+    return "has no datatype annotation" if dt is None else f"is annotated {dt}"
+
+
+def _output_reason(node: ir.Node) -> Decline | None:
+    """Why a node in integer form is listed all the same: a float output without an integer datatype."""
+    for value in node.outputs:
+        dtype = value.dtype
+        if (dtype is None or dtype.is_floating_point()) and not _is_int(value):
+            return Decline(f"output {value.name!r} {_annotation(value)}, not an integer datatype")
+    return None
 
 
 def _trailing_nodes(model: ir.Model, editor: Editor) -> set[int]:
@@ -127,6 +153,9 @@ def _linear_reason(node: ir.Node, editor: Editor) -> Decline | None:
         return Decline("Conv keeps a bias input")
     data = node.inputs[1 - w_idx] if is_op(node, "MatMul") else node.inputs[0]
     if _is_int(data):
+        if not _is_int(node.inputs[w_idx]):
+            return Decline(f"integer-valued weight {node.inputs[w_idx].name!r} {_annotation(node.inputs[w_idx])}, "
+                           "not an integer datatype")
         return None
     if data.is_graph_input():
         return Decline(f"data input {data.name!r} is a float graph input (the model has no input quantizer)")

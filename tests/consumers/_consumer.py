@@ -81,6 +81,16 @@ def cleaned(src: Path, dst: Path) -> Path:
     return save(model, dst)
 
 
+def streamlined(src: Path, dst: Path) -> Path:
+    """Our ``streamline`` of ``src``, saved to ``dst``."""
+    from qonnx_tools.model_io import load, save
+    from qonnx_tools.streamline import Streamline
+
+    model = load(src)
+    Streamline()(model)
+    return save(model, dst)
+
+
 def converted_qcdq(src: Path, dst: Path, target: str | None = None) -> Path:
     """Our ``convert --to qcdq [--target T]`` of ``src`` (default options: the ort profile), saved to ``dst``."""
     from qonnx_tools.convert import convert

@@ -1,5 +1,7 @@
-"""infer-datatypes: hand-computed accumulator ranges, pass-through, annotations on disk,
-idempotence, and soundness on the shared corpus (annotated ranges hold on real data)."""
+"""infer-datatypes: hand-computed accumulator ranges, pass-through, the narrowest exact type of
+integer constants in the integer part (from their values, numpy), annotations on disk under qonnx's
+names, idempotence, and soundness on the shared corpus (annotated ranges hold on real data; the
+streamlined models FINN reads have integer MatMul/Conv inputs, weights and outputs)."""
 
 from __future__ import annotations
 
@@ -10,12 +12,14 @@ from onnx import TensorProto, helper, numpy_helper
 
 from qonnx_tools._ir import ir
 from qonnx_tools.annotations import get_datatype, set_datatype
+from qonnx_tools.constants import constant_array
 from qonnx_tools.datatypes import DataType
 from qonnx_tools.model_io import load, normalise_domains, save
 from qonnx_tools.passes import make_pass, run_passes
 from qonnx_tools.passes.infer_datatypes import InferDatatypes
 from qonnx_tools.passes.infer_shapes import InferShapes
-from qonnx_tools.testing import brevitas_models, corpus_input, quant_node, run_executor, shared_models
+from qonnx_tools.streamline import Streamline
+from qonnx_tools.testing import brevitas_models, corpus_input, quant_node, run_executor, shared_dir, shared_models
 
 QONNX = "qonnx.custom_op.general"
 F = TensorProto.FLOAT
@@ -35,6 +39,17 @@ def bits_for(lo: int, hi: int) -> str:
     while not (-(2 ** (n - 1)) <= lo and hi <= 2 ** (n - 1) - 1):
         n += 1
     return f"INT{n}"
+
+
+def narrowest_name(values) -> str:
+    """The narrowest qonnx integer type holding every value, by the spec's value sets: the first of
+    BINARY {0, 1}, BIPOLAR {-1, +1}, INT1 {-1, 0} (1 bit), TERNARY {-1, 0, 1} (2 bits) that holds
+    them, else the narrowest UINTn [0, 2**n - 1] / INTn [-2**(n-1), 2**(n-1) - 1]."""
+    found = set(np.unique(np.asarray(values)).tolist())
+    for name, members in (("BINARY", {0, 1}), ("BIPOLAR", {-1, 1}), ("INT1", {-1, 0}), ("TERNARY", {-1, 0, 1})):
+        if found <= members:
+            return name
+    return bits_for(min(found), max(found))
 
 
 def const(name: str, array) -> onnx.TensorProto:
@@ -160,7 +175,7 @@ def test_relu_of_signed_and_unsigned_types():
     infer(model)
     assert dt(model, "r4") == bits_for(0, 7) == "UINT3"
     assert dt(model, "ru4") == "UINT4"
-    assert dt(model, "rb") == "UINT1"
+    assert dt(model, "rb") == "BINARY"  # {0, 1}: UINT1, written under qonnx's name for the set
     assert dt(model, "rf") == "FLOAT32"
 
 
@@ -300,6 +315,116 @@ def test_gemm_with_trans_b_and_integer_bias_and_alpha():
     assert dt(model, "ya") == "FLOAT32"
 
 
+# -- integer constants: the narrowest exact type, from the values ---------------------
+
+
+def column_bounds(weights: np.ndarray, lo: int, hi: int) -> tuple[int, int]:
+    """Exact accumulator range of x @ weights for x in [lo, hi], by numpy."""
+    w = weights.astype(np.int64)
+    return int(np.minimum(w * lo, w * hi).sum(0).min()), int(np.maximum(w * lo, w * hi).sum(0).max())
+
+
+@pytest.mark.parametrize(
+    "values, expected",
+    [
+        ([[1, -1, 1], [-1, -1, 1]], "BIPOLAR"),
+        ([[0, 1, 1], [1, 0, 0]], "BINARY"),
+        ([[1, 1, 1], [1, 1, 1]], "BINARY"),  # all ones (an AveragePool's sum kernel): BINARY, not BIPOLAR
+        ([[-1, 0, 1], [0, 0, -1]], "TERNARY"),
+        ([[-1, 0, 0], [0, -1, -1]], "INT1"),
+        ([[-3, 3, 0], [2, -1, 1]], "INT3"),
+        ([[-4, 3, 0], [2, -1, 1]], "INT3"),
+        ([[-5, 3, 0], [2, -1, 1]], "INT4"),
+        ([[0, 5, 7], [2, 1, 1]], "UINT3"),
+        ([[0, 8, 7], [2, 1, 1]], "UINT4"),
+        ([[-127, 127, 0], [1, 2, 3]], "INT8"),
+    ],
+)
+def test_integer_weights_get_the_narrowest_exact_type(values, expected):
+    weights = np.array(values, np.float32)
+    model = build(
+        [helper.make_node("MatMul", ["x", "W"], ["y"])],
+        [tensor("x", [1, 2])], ["y"], [const("W", weights)], annotations={"x": "UINT4"},
+    )
+    assert infer(model)
+    got = dt(model, "W")
+    assert got == expected == narrowest_name(weights)
+    assert dt(model, "y") == bits_for(*column_bounds(weights, 0, 15))
+    assert not infer(model)
+
+
+@pytest.mark.parametrize("declared", ["SCALEDINT<3>", "FLOAT32", "INT8", "INT2"])
+def test_a_declared_weight_annotation_gives_way_to_the_values(declared):
+    """kwsmlp_w3a3: integer weights in [-3, 3] declared SCALEDINT<3> made their MatMul FLOAT32.
+    Wider (INT8), non-integer and too narrow (INT2) declarations are all replaced by INT3."""
+    weights = np.random.default_rng(5).integers(-3, 4, size=(6, 4)).astype(np.float32)
+    weights[0, 0], weights[1, 1] = -3, 3
+    model = build(
+        [helper.make_node("MatMul", ["x", "W"], ["y"])],
+        [tensor("x", [1, 6])], ["y"], [const("W", weights)], annotations={"x": "UINT3"},
+    )
+    set_datatype(_value(model, "W"), DataType.parse(declared))
+    assert infer(model)
+    assert dt(model, "W") == bits_for(-3, 3) == "INT3"
+    assert dt(model, "y") == bits_for(*column_bounds(weights, 0, 7))
+    assert not infer(model)
+
+
+def test_only_constants_of_the_integer_part_are_annotated():
+    thresholds = np.array([[-3, 0, 4]] * 3, np.float32)
+    model = build(
+        [
+            quant("x", "q", 4),  # INT4
+            helper.make_node("MatMul", ["f", "W"], ["float_mm"]),  # float data: its weights stay unannotated
+            helper.make_node("Mul", ["q", "two"], ["doubled"]),
+            helper.make_node("Mul", ["q", "half"], ["halved"]),
+            helper.make_node("Add", ["q", "bias"], ["biased"]),
+            helper.make_node("Add", ["f", "bias2"], ["float_add"]),
+            helper.make_node("MultiThreshold", ["q", "T"], ["mt"], domain=QONNX, out_dtype="UINT2"),
+            helper.make_node("MultiThreshold", ["f", "T2"], ["mt_float"], domain=QONNX, out_dtype="UINT2"),
+        ],
+        [tensor("x", [1, 3]), tensor("f", [1, 3])],
+        ["float_mm", "doubled", "halved", "biased", "float_add", "mt", "mt_float"],
+        [
+            const("W", np.array([[1, -2], [0, 3], [2, 2]], np.float32)),
+            const("two", np.float32(2)),
+            const("bias", np.array([-2, 5, 0], np.float32)),
+            const("bias2", np.array([1, 2, 3], np.float32)),
+            const("T", thresholds),
+            const("T2", thresholds + 1),
+        ],
+    )
+    infer(model)
+    assert dt(model, "two") == bits_for(2, 2) == "UINT2"
+    assert dt(model, "doubled") == bits_for(-16, 14)
+    assert dt(model, "bias") == bits_for(-2, 5) == "INT4"
+    assert dt(model, "biased") == bits_for(-8 - 2, 7 + 5)
+    assert dt(model, "T") == bits_for(-3, 4) == "INT4"
+    for name in ("W", "half", "bias2", "T2", "one", "zero", "b4"):  # float operands, quantizer parameters
+        assert dt(model, name) is None, name
+    assert dt(model, "float_mm") == "FLOAT32"
+
+
+def test_binary_is_written_under_qonnx_name(tmp_path):
+    """{0, 1} is UINT1 here; qonnx 1.0 reads UINT1 as BINARY and names it so: files carry BINARY."""
+    model = build(
+        [helper.make_node("Conv", ["x", "ones"], ["s"], group=2), helper.make_node("Relu", ["b"], ["r"]),
+         helper.make_node("BipolarQuant", ["f", "one"], ["b"], domain=QONNX)],
+        [tensor("x", [1, 2, 3, 3]), tensor("f", [4])], ["s", "r"],
+        [const("ones", np.ones((2, 1, 2, 2), np.float32))], annotations={"x": "UINT4"},
+    )
+    infer(model)
+    proto = onnx.load(str(save(model, tmp_path / "binary.onnx")))
+    on_disk = {
+        entry.tensor_name: {kv.key: kv.value for kv in entry.quant_parameter_tensor_names}["finn_datatype"]
+        for entry in proto.graph.quantization_annotation
+    }
+    assert on_disk["ones"] == "BINARY"
+    assert on_disk["r"] == "BINARY"  # Relu of BIPOLAR: {0, 1}
+    assert on_disk["s"] == bits_for(0, 4 * 15) == "UINT6"
+    assert "UINT1" not in on_disk.values()
+
+
 # -- annotations: declared inputs, stale values, idempotence, disk -------------------
 
 
@@ -407,3 +532,76 @@ def test_corpus_integer_annotations_hold_on_real_data(path):
                 checked += 1
     if path.parent.name.startswith("bnn_"):
         assert checked > 0
+
+
+#: Streamlined models FINN must read (issue 18): path under ../shared/models.
+FINN_MODELS = [
+    "qonnx-model-zoo/tfc/TFC_1W1A.onnx",
+    "qonnx-model-zoo/tfc/TFC_2W2A.onnx",
+    "qonnx-model-zoo/kws/kwsmlp_w3a3.onnx",
+    "brevitas/bnn_tfc_1w1a/qonnx.onnx",
+    "brevitas/bnn_tfc_2w2a/qonnx.onnx",
+    "brevitas/bnn_sfc_1w2a/qonnx.onnx",
+    "brevitas/bnn_cnv_2w2a/qonnx.onnx",
+    # a Gemm's integer weights (Brevitas' dynamo export names them val_N) were left unannotated
+    "brevitas/trunc_avgpool_floor/qonnx.onnx",
+    "brevitas/maxpool_quanttensor/qonnx.onnx",
+    "brevitas/residual_shared_quant/qonnx.onnx",
+    "brevitas/depthwise_grouped_conv2d/qonnx.onnx",
+]
+
+
+def shared_path(rel: str):
+    root = shared_dir()
+    if root is None or not (root / "models" / rel).is_file():
+        pytest.skip(f"{rel} not in ../shared/models")
+    return root / "models" / rel
+
+
+def _all_values(model: ir.Model) -> list[ir.Value]:
+    values = [*model.graph.inputs, *model.graph.initializers.values()]
+    return values + [v for node in model.graph for v in node.outputs]
+
+
+def finn_inputs(path, model, runs: int = 4) -> list:
+    """The corpus input (io.npz) when there is one, else ``runs`` seeded uniform [-1, 1] inputs."""
+    if (path.parent / "io.npz").is_file():
+        return [corpus_input(path).astype(np.float32)]
+    (value,) = [v for v in model.graph.inputs if v.const_value is None]
+    shape = [d if isinstance(d, int) else 1 for d in value.shape]
+    rng = np.random.default_rng(0)
+    return [rng.uniform(-1, 1, size=shape).astype(np.float32) for _ in range(runs)]
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize("rel", FINN_MODELS, ids=lambda rel: rel.split("/")[-2 if rel.endswith("qonnx.onnx") else -1])
+def test_streamlined_corpus_is_finn_ready(rel):
+    """After streamline: every MatMul/Conv input, weight and output has an integer datatype, each weight
+    the narrowest that holds its values (numpy on the initializer), and every annotated tensor holds
+    what the executor computes (the annotated type's range; integers where it is an integer type)."""
+    path = shared_path(rel)
+    model = load(path)
+    Streamline()(model)
+    linear = [n for n in model.graph if n.op_type in ("MatMul", "Conv")]
+    assert linear
+    for node in linear:
+        for value in [*node.inputs, *node.outputs]:
+            annotated = get_datatype(value)
+            assert annotated is not None and annotated.is_integer, (node.name, value.name, str(annotated))
+            weights = constant_array(value)
+            if weights is not None:
+                assert str(annotated) == narrowest_name(weights), (value.name, str(annotated))
+    annotated = {v.name: (v, get_datatype(v)) for v in _all_values(model) if get_datatype(v) is not None}
+    checked = 0
+    for x in finn_inputs(path, model):
+        values = run_executor(model, x, keep_intermediates=True)
+        for name, (value, datatype) in annotated.items():
+            array = values[name] if name in values else constant_array(value)
+            if array is None:
+                continue
+            checked += 1
+            if datatype.is_integer:
+                assert datatype.allowed(array).all(), (name, str(datatype), np.unique(array)[:8])
+            else:
+                assert np.all(np.isfinite(array)) and datatype.min <= array.min() and array.max() <= datatype.max
+    assert checked >= 3 * len(linear)

@@ -339,3 +339,44 @@ def test_moves_do_not_touch_graph_output_names(kit):
     kit.check(model, "move-past-maxpool", {"x": rnd(1, 2, 4, 4)})
     assert [v.name for v in model.graph.outputs] == ["y"]
     assert model.graph.outputs[0].producer().op_type == "Mul"
+
+
+# -- streamline_report agrees with the datatype annotations ---------------------------------------
+
+
+def _integer_mlp(kit):
+    """x (float) -> MultiThreshold (UINT2) -> Reshape -> MatMul(integer weights in [-3, 3]) -> Mul(scalar) -> y."""
+    thresholds = np.float32([[-0.5, 0.0, 0.5]])
+    nodes = [
+        kit.node("Reshape", ["x", "shape"], ["xr"]),
+        kit.node("MultiThreshold", ["xr", "T"], ["a"], domain=kit.QONNX, out_dtype="UINT2"),
+        kit.node("MatMul", ["a", "W"], ["acc"]),
+        kit.node("Mul", ["acc", "s"], ["y"]),
+    ]
+    weights = ints(6, 3)
+    weights[0, :2] = [-3, 3]
+    inits = [("shape", np.int64([1, 6])), ("T", thresholds), ("W", weights), ("s", np.float32(0.25))]
+    model = kit.model(nodes, [("x", [1, 2, 3])], [("y", [1, 3])], inits)
+    kit.apply(model, "infer-datatypes")
+    return model
+
+
+def test_report_lists_a_node_whose_annotations_are_not_integer(kit):
+    from qonnx_tools.annotations import get_datatype, set_datatype
+    from qonnx_tools.datatypes import DataType
+    from qonnx_tools.streamline import streamline_report
+
+    model = _integer_mlp(kit)
+    matmul = next(n for n in model.graph if n.op_type == "MatMul")
+    weight, acc = matmul.inputs[1], matmul.outputs[0]
+    # the Reshape of the float input and the trailing scalar Mul are float by design
+    assert streamline_report(model) == []
+    assert str(get_datatype(weight)) == "INT3"  # [-3, 3]: INT3 holds -4..3
+    set_datatype(weight, DataType.parse("SCALEDINT<3>"))  # what a declared annotation on the weights said
+    rows = streamline_report(model)
+    assert [(op, "SCALEDINT<3>" in reason) for _, op, reason in rows] == [("MatMul", True)], rows
+    kit.apply(model, "infer-datatypes")  # the values decide
+    assert str(get_datatype(weight)) == "INT3" and streamline_report(model) == []
+    set_datatype(acc, DataType.parse("FLOAT32"))
+    rows = streamline_report(model)
+    assert [(op, "FLOAT32" in reason) for _, op, reason in rows] == [("MatMul", True)], rows
