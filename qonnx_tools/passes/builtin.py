@@ -7,11 +7,14 @@ A pass of one's own is registered with ``@register_pass`` (transforms/custom_pas
 from qonnx_tools.passes.absorb_transpose_into_matmul import AbsorbTransposeIntoMatMul
 from qonnx_tools.passes.activations_to_uint8 import ActivationsToUint8
 from qonnx_tools.passes.batchnorm_to_affine import BatchNormToAffine
+from qonnx_tools.passes.bipolar_weights_to_int2 import BipolarWeightsToInt2
 from qonnx_tools.passes.change_batch_size import ChangeBatchSize
 from qonnx_tools.passes.cleanup import Cleanup
 from qonnx_tools.passes.dedupe_initializers import DedupeInitializers
+from qonnx_tools.passes.dequantize_rescaled_constants import DequantizeRescaledConstants
 from qonnx_tools.passes.div_to_mul import DivToMul
 from qonnx_tools.passes.extract_conv_bias import ExtractConvBias
+from qonnx_tools.passes.factor_out_weight_scale import FactorOutWeightScale
 from qonnx_tools.passes.fold_batchnorm_into_qdq import FoldBatchnormIntoQdq
 from qonnx_tools.passes.fold_constants import FoldConstants
 from qonnx_tools.passes.fold_transpose_into_initializer import FoldTransposeIntoInitializer
@@ -24,6 +27,7 @@ from qonnx_tools.passes.move_transpose_into_weight_quant import MoveTransposeInt
 from qonnx_tools.passes.name_nodes import NameNodes
 from qonnx_tools.passes.opset_upgrade import OpsetUpgrade
 from qonnx_tools.passes.pad_attrs_to_inputs import PadAttrsToInputs
+from qonnx_tools.passes.positive_batchnorm_before_sign import PositiveBatchnormBeforeSign
 from qonnx_tools.passes.remove_dead import RemoveDead
 from qonnx_tools.passes.remove_identity import RemoveIdentity
 from qonnx_tools.passes.remove_noop_arith import RemoveNoopArith
@@ -67,6 +71,7 @@ BUILTIN_PASSES = (
     BatchNormToAffine, FoldTransposeIntoInitializer, MoveTransposeIntoWeightQuant, AbsorbTransposeIntoMatMul,
     ToChannelsLast, ToChannelsFirst, MoveIntoIntegerDomain, ActivationsToUint8,
     FoldBatchnormIntoQdq, RemoveReluBeforeQuantize, Uint8CodesToInt8,
+    BipolarWeightsToInt2, PositiveBatchnormBeforeSign, DequantizeRescaledConstants, FactorOutWeightScale,
     # streamlining (qonnx_tools.streamline)
     FoldWeightQuant, QuantToMultiThreshold, TruncToMultiThreshold, AvgPoolToSumPool, QonnxToFinn,
     AbsorbIntoMultiThreshold, AbsorbAddIntoMultiThreshold, AbsorbMulIntoMultiThreshold, AbsorbReluIntoMultiThreshold,

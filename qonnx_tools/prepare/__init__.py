@@ -11,7 +11,9 @@ Pipelines:
   gemm-to-matmul, move-transpose-into-weight-quant (hls4ml reads MatMul weights as
   [in, out] quantized constants), to-channels-last (qonnx mode), absorb-transpose-into-matmul
   (the NHWC->NCHW Transpose before a Flatten goes into the dense weights), cleanup (names every node, folds
-  quantizer parameters), unshare-initializers, rename-reserved
+  quantizer parameters), unshare-initializers, bipolar-weights-to-int2 and positive-batchnorm-before-sign
+  (hls4ml's one-bit encoding of bipolar tensors, see those passes), dequantize-rescaled-constants and
+  factor-out-weight-scale (constants hls4ml 1.3 cannot rescale), rename-reserved
 - finn: cleanup, then streamline when a ``streamline`` pass is registered
 - ort: cleanup, convert to QCDQ
 - tensorrt: refuses (ConversionError: ``qonnx_tools.refusals.Refused``) quantizers TensorRT cannot run
@@ -87,7 +89,9 @@ def prepare(model: ir.Model, target: str) -> PrepareResult:
     if target == "hls4ml":
         run("remove-static-inputs,change-batch-size{batch=1},infer-shapes,cleanup")
         run("gemm-to-matmul,move-transpose-into-weight-quant,infer-shapes,to-channels-last,absorb-transpose-into-matmul,cleanup")
-        run(f"unshare-initializers,sanitize-names{{reserved={','.join(sorted(rules_hls4ml.RESERVED_NAMES))}}}")
+        run("unshare-initializers,bipolar-weights-to-int2,positive-batchnorm-before-sign,"
+            "dequantize-rescaled-constants,factor-out-weight-scale")
+        run(f"sanitize-names{{reserved={','.join(sorted(rules_hls4ml.RESERVED_NAMES))}}}")
     elif target == "finn":
         run("cleanup")
         run("streamline")

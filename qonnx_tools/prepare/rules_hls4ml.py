@@ -126,6 +126,68 @@ def _names(node: ir.Node, model: ir.Model) -> Decline | None:
     return Decline(what, ", ".join(repr(n) for n in bad))
 
 
+#: readers through which hls4ml's one-bit ("xnor": 1 for +1, 0 for -1) bipolar values keep their meaning
+_XNOR_READERS = {"MatMul": 0, "Conv": 0, "Reshape": 0, "Flatten": 0, "Transpose": 0, "MaxPool": 0}
+
+
+def _bipolar_readers(node: ir.Node, model: ir.Model) -> Decline | None:
+    from qonnx_tools.constants import constant_array
+
+    if constant_array(node.inputs[0]) is not None:
+        return None  # weights: hls4ml folds them into the layer that reads them
+    out = node.outputs[0]
+    if out.is_graph_output():
+        return Decline("a bipolar graph output: hls4ml's C++ gives 0 where the model gives -1", out)
+    wrong = [user for user, index in out.uses() if _XNOR_READERS.get(user.op_type) != index]
+    if wrong:
+        return Decline(f"{wrong[0].op_type} {wrong[0].name!r} reads hls4ml's 0/1 encoding of -1/+1 as numbers")
+    return None
+
+
+def _xnor_products(node: ir.Node, model: ir.Model) -> Decline | None:
+    producers = [v.producer() if v is not None else None for v in node.inputs[:2]]
+    if len(producers) == 2 and all(p is not None and p.op_type == "BipolarQuant" for p in producers):
+        return Decline("bipolar data times bipolar weights: hls4ml counts agreeing signs (p) instead of 2p - K")
+    return None
+
+
+def _negative_scale_before_sign(node: ir.Node, model: ir.Model) -> Decline | None:
+    from qonnx_tools.constants import constant_array
+
+    uses = node.outputs[0].uses()
+    if not uses or not all(u.op_type == "BipolarQuant" for u, _ in uses):
+        return None
+    gamma = constant_array(node.inputs[1])
+    if gamma is not None and (gamma < 0).any():
+        return Decline(f"{int((gamma < 0).sum())} channel(s) with a negative scale before a sign: hls4ml's "
+                       "threshold compares the wrong way there")
+    return None
+
+
+def _constant_rescale(node: ir.Node, model: ir.Model) -> Decline | None:
+    import numpy as np
+
+    from qonnx_tools.constants import constant_array
+
+    if constant_array(node.inputs[0]) is None or len(node.inputs) < 2:
+        return None
+    scale = constant_array(node.inputs[1])
+    if scale is None:
+        return None  # quantizer-params-constant reports it
+    exponent = np.log2(np.abs(scale.astype(np.float64)))
+    if np.all(exponent == np.round(exponent)):
+        return None  # a power of two: hls4ml makes it the constant's fixed-point type
+    readers = node.outputs[0].uses()
+    weight = readers and all(u.op_type in ("MatMul", "Conv") and i == 1 for u, i in readers)
+    if scale.size > 1 and not (weight and np.all(scale == scale.reshape(-1)[0])):
+        return Decline("per-channel scale that is not a power of two on constants", node.inputs[1])
+    if not weight:
+        return Decline(f"scale {float(scale.reshape(-1)[0]):g} (not a power of two) on constants read by "
+                       f"{readers[0][0].op_type if readers else 'nothing'}, not as MatMul/Conv weights",
+                       node.inputs[1])
+    return None
+
+
 RULES = [
     RESHAPE_ELEMENTS,
     Rule("supported-op", any_node, _unsupported_op, "hls4ml has no layer for this op",
@@ -156,6 +218,20 @@ RULES = [
     Rule("unshared-initializers", any_node, _shared_initializers,
          "each initializer must have one reader (hls4ml removes it with its first reader)",
          fix_by_pass("unshare-initializers")),
+    Rule("bipolar-readers", is_op("BipolarQuant", domain=QONNX), _bipolar_readers,
+         "hls4ml keeps bipolar activations as 1/0; only MatMul/Conv data inputs (and data movement) read them as -1/+1",
+         "none automatic: read the bipolar tensor with a MatMul/Conv, or quantize it with a 2-bit narrow Quant at "
+         "the source"),
+    Rule("no-xnor-products", is_op("MatMul", "Conv", domain=(STANDARD, CHANNELS_LAST)), _xnor_products,
+         "bipolar weights must not meet bipolar data (hls4ml's xnor product is a popcount)",
+         fix_by_pass("bipolar-weights-to-int2")),
+    Rule("positive-scale-before-sign", is_op("BatchNormalization", domain=(STANDARD, CHANNELS_LAST)),
+         _negative_scale_before_sign, "a BatchNormalization before a sign needs positive scales in hls4ml",
+         fix_by_pass("positive-batchnorm-before-sign")),
+    Rule("constant-rescale", is_op("Quant", "IntQuant", domain=QONNX), _constant_rescale,
+         "hls4ml 1.3 stops with 'IndexError: list index out of range' on a quantized constant it has to rescale "
+         "(scale not a power of two) unless it is a MatMul/Conv weight with one scale",
+         "none automatic: quantize biases with a power-of-two scale (or none), weights per tensor, at the source"),
     Rule("c-identifier-names", any_node, _names,
          "names must be C identifiers other than 'input' (hls4ml uses them as C++ variables)",
          fix_by_pass("sanitize-names{reserved=input}")),

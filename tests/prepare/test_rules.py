@@ -361,12 +361,67 @@ def test_hls4ml_c_identifier_names_and_fix():
     np.testing.assert_array_equal(Executor(model).run(x)["v1"], ref["v1"])
 
 
+def _binary_layer(g, weights, gamma, tail=True):
+    """x -> BipolarQuant -> MatMul(weights) -> BatchNormalization(gamma) [-> BipolarQuant]"""
+    xb = g.node("BipolarQuant", ["x", g.const(1.0)], domain=QONNX)
+    h = g.node("MatMul", [xb, weights])
+    bn = g.node("BatchNormalization", [h, g.const(gamma), g.const(np.zeros(3)), g.const(np.zeros(3)),
+                                       g.const(np.ones(3))])
+    return g.node("BipolarQuant", [bn, g.const(1.0)], domain=QONNX) if tail else bn
+
+
+def test_hls4ml_bipolar_rules_and_fixes():
+    """hls4ml's one-bit encoding: bipolar x bipolar products, negative scales before a sign, bipolar outputs."""
+    g = G()
+    w = g.node("BipolarQuant", [g.const(RNG.standard_normal((4, 3))), g.const(0.5)], domain=QONNX)
+    y = _binary_layer(g, w, [1.0, -2.0, 0.5])
+    g.node("MatMul", [y, g.const(np.ones((3, 2)))])
+    model = g.model()
+    assert sorted(rules_broken(model, "hls4ml")) == [("no-xnor-products", "MatMul_6"),
+                                                     ("positive-scale-before-sign", "BatchNormalization_11")]
+    x = {"x": RNG.standard_normal((1, 4)).astype(np.float32)}
+    ref = Executor(model).run(x)
+    run_passes(model, "bipolar-weights-to-int2,positive-batchnorm-before-sign")
+    assert check(model, "hls4ml") == []
+    for name, value in Executor(model).run(x).items():
+        np.testing.assert_array_equal(value, ref[name])
+    # a bipolar tensor read as numbers (here: the graph output) has no automatic fix
+    g = G()
+    _binary_layer(g, g.const(np.ones((4, 3))), [1.0, 1.0, 1.0])
+    found = check(g.model(), "hls4ml")
+    assert [(v.rule, v.problem) for v in found] == [
+        ("bipolar-readers", "a bipolar graph output: hls4ml's C++ gives 0 where the model gives -1")]
+
+
+def test_hls4ml_constant_rescale_and_fixes():
+    """A quantized bias with a scale that is not a power of two, per-channel weight scales likewise."""
+    g = G()
+    w = g.quant(g.const(RNG.standard_normal((4, 3))), scale_input=g.const([[0.3, 0.2, 0.7]]))
+    h = g.node("MatMul", ["x", w])
+    b = g.quant(g.const(RNG.standard_normal(3)), scale=0.03, bits=8.0)
+    g.node("Add", [h, b])
+    model = g.model()
+    assert rules_broken(model, "hls4ml") == [("constant-rescale", "Quant_5"), ("constant-rescale", "Quant_11")]
+    x = {"x": RNG.standard_normal((1, 4)).astype(np.float32)}
+    ref = Executor(model).run(x)
+    run_passes(model, "dequantize-rescaled-constants,factor-out-weight-scale")
+    assert check(model, "hls4ml") == []
+    (out,) = ref
+    np.testing.assert_allclose(Executor(model).run(x)[out], ref[out], rtol=1e-6, atol=1e-6)
+    # a power-of-two scale is fine as it is
+    g = G()
+    b = g.quant(g.const(RNG.standard_normal(3)), scale=0.125, bits=8.0)
+    g.node("Add", ["x", b])
+    assert check(g.model(x_shape=(1, 3)), "hls4ml") == []
+
+
 def test_every_rule_has_a_test():
     tested = {"shape-known", "no-gemm", "channels-last", "node-named", "quantizer-params-constant", "rounding-mode",
               "no-narrow-unsigned", "supported-op", "conv-shape", "merge-inputs", "pad-constant-zero",
               "unshared-initializers", "c-identifier-names", "zero-point-zero", "activation-bits", "trunc-floor-after-avgpool", "nchw",
               "no-custom-ops", "symmetric-zero-point", "int8-only", "8-bit-only", "reshape-elements",
-              "dpu-operator", "dpu-int8", "dpu-symmetric", "dpu-per-tensor", "dpu-power-of-two", "dpu-conv-shape"}
+              "dpu-operator", "dpu-int8", "dpu-symmetric", "dpu-per-tensor", "dpu-power-of-two", "dpu-conv-shape",
+              "bipolar-readers", "no-xnor-products", "positive-scale-before-sign", "constant-rescale"}
     assert {r.name for t in TARGETS for r in RULES[t]} == tested
     assert all(r.message and r.fix for t in TARGETS for r in RULES[t])
 

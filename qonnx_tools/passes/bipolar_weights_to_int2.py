@@ -1,0 +1,82 @@
+"""bipolar-weights-to-int2: a BipolarQuant of constant weights read only as MatMul/Conv weights becomes
+a 2-bit narrow signed Quant of the already-quantized weights ``±scale`` (exact: same values).
+
+Why: hls4ml stores a bipolar tensor in one bit, 1 for +1 and 0 for -1 (its "xnor" type). When both
+the data and the weights of a dense or convolution layer are such tensors, its C++ multiplies with
+``a == w`` and so sums the *number of agreeing signs* p instead of the ±1 dot product 2p - K: the
+outputs are wrong (TFC_1W1A: 16 of 36 top-1 classes differ). With 2-bit signed weights holding ±1,
+hls4ml takes its "data binary" product (``a == 0 ? -w : w``), which is the ±1 product.
+
+Left alone: a BipolarQuant whose input is not a constant, with a non-constant scale, or with a
+reader other than a MatMul input 1 or a Conv input 1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from qonnx_tools._ir import ir
+from qonnx_tools.constants import constant_array
+from qonnx_tools.decline import Decline
+from qonnx_tools.domains import CHANNELS_LAST, QONNX, STANDARD, canonical_domain
+from qonnx_tools.passes._rewrite import drop_if_unused, new_initializer, unique_name
+from qonnx_tools.passes.base import PassResult, QonnxPass
+
+_NOT_A_WEIGHT = "not a BipolarQuant of constant weights"
+
+
+def _weight_reader(node: ir.Node, index: int) -> bool:
+    return (node.op_type == "MatMul" and canonical_domain(node.domain) == STANDARD and index == 1) or (
+        node.op_type == "Conv" and canonical_domain(node.domain) in (STANDARD, CHANNELS_LAST) and index == 1)
+
+
+@dataclass
+class BipolarWeightsToInt2(QonnxPass, name="bipolar-weights-to-int2"):
+    """BipolarQuant of constant MatMul/Conv weights -> 2-bit narrow signed Quant of ±scale (exact)"""
+
+    def call(self, model: ir.Model) -> PassResult:
+        graph = model.graph
+        used = {v.name for v in graph.initializers.values()} | {n.name for n in graph if n.name}
+
+        def rewrite(node: ir.Node):
+            out = node.outputs[0]
+            weights = constant_array(node.inputs[0])
+            scale = constant_array(node.inputs[1]) if len(node.inputs) > 1 else None
+            if weights is None or out.is_graph_output() or not out.uses():
+                return Decline(_NOT_A_WEIGHT)
+            if not all(_weight_reader(user, index) for user, index in out.uses()):
+                return Decline("the bipolar weights have a reader other than a MatMul/Conv weight input", node)
+            if scale is None:
+                return Decline("the scale is not a constant", node)
+            if not np.all(np.isfinite(scale)) or np.any(scale <= 0):
+                return Decline("the scale is not positive", node)
+            # BipolarQuant: +scale where w >= 0, -scale elsewhere (QONNX spec); computed as the executor does
+            values = (np.where(weights >= 0, 1.0, -1.0) * scale).astype(np.float32)
+            base = node.name or "bipolar_weights"
+            quant = ir.Node(
+                QONNX, "Quant",
+                [new_initializer(graph, values, unique_name(f"{base}_values", used)),
+                 new_initializer(graph, np.asarray(scale, np.float32), unique_name(f"{base}_scale", used)),
+                 new_initializer(graph, np.array(0, np.float32), unique_name(f"{base}_zero_point", used)),
+                 new_initializer(graph, np.array(2, np.float32), unique_name(f"{base}_bitwidth", used))],
+                attributes=[ir.AttrInt64("signed", 1), ir.AttrInt64("narrow", 1),
+                            ir.AttrString("rounding_mode", "ROUND")],
+                name=node.name, num_outputs=1,
+            )
+            graph.insert_before(node, quant)
+            new = quant.outputs[0]
+            out.replace_all_uses_with(new)
+            name, out.name = out.name, None
+            new.name, new.shape, new.type = name, out.shape, out.type
+            new.meta.update(out.meta)
+            old_inputs = list(node.inputs)
+            graph.remove(node, safe=True)
+            for value in old_inputs:
+                if value is not None:
+                    drop_if_unused(value)
+            return True
+
+        candidates = [n for n in graph if n.op_type == "BipolarQuant" and canonical_domain(n.domain) == QONNX]
+        return PassResult(model, self.rewrite_each(candidates, rewrite, quiet=(_NOT_A_WEIGHT,)))
