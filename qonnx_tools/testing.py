@@ -46,6 +46,16 @@ BREVITAS_CORPUS_FILES = ("qonnx.onnx", "qcdq.onnx")
 TIE_SENSITIVE = frozenset({"imagenet_mobilenet_v1_4b"})
 """Corpus model whose 4-bit activations sit on quantizer ties: float reassociation may flip them."""
 
+FINN_CORPUS = (
+    "qonnx-model-zoo/tfc/TFC_1W1A.onnx", "qonnx-model-zoo/tfc/TFC_2W2A.onnx", "qonnx-model-zoo/kws/kwsmlp_w3a3.onnx",
+    "brevitas/bnn_tfc_1w1a/qonnx.onnx", "brevitas/bnn_tfc_2w2a/qonnx.onnx", "brevitas/bnn_sfc_1w2a/qonnx.onnx",
+    "brevitas/bnn_cnv_2w2a/qonnx.onnx",
+    # a Gemm's integer weights (Brevitas' dynamo export names them val_N) were left unannotated
+    "brevitas/trunc_avgpool_floor/qonnx.onnx", "brevitas/maxpool_quanttensor/qonnx.onnx",
+    "brevitas/residual_shared_quant/qonnx.onnx", "brevitas/depthwise_grouped_conv2d/qonnx.onnx",
+)
+"""Models (under ../shared/models) whose streamlined form FINN must read with integer MatMul/Conv datatypes."""
+
 
 def brevitas_corpus() -> list[Path]:
     """The qonnx.onnx and qcdq.onnx files of every shared Brevitas model (or [] when absent)."""

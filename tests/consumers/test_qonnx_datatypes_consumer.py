@@ -25,7 +25,7 @@ import numpy as np
 import onnx
 import pytest
 
-from qonnx_tools.testing import shared_dir
+from qonnx_tools.testing import FINN_CORPUS, shared_dir
 
 _spec = importlib.util.spec_from_file_location("consumers_helper", Path(__file__).with_name("_consumer.py"))
 consumer = importlib.util.module_from_spec(_spec)
@@ -34,20 +34,7 @@ _spec.loader.exec_module(consumer)
 PYTHON = consumer.consumer_python("qonnx", ["qonnx.transformation.infer_datatypes", "qonnx.core.modelwrapper"])
 
 #: Streamlined models FINN must read (issue 18), under ../shared/models.
-MODELS = [
-    "qonnx-model-zoo/tfc/TFC_1W1A.onnx",
-    "qonnx-model-zoo/tfc/TFC_2W2A.onnx",
-    "qonnx-model-zoo/kws/kwsmlp_w3a3.onnx",
-    "brevitas/bnn_tfc_1w1a/qonnx.onnx",
-    "brevitas/bnn_tfc_2w2a/qonnx.onnx",
-    "brevitas/bnn_sfc_1w2a/qonnx.onnx",
-    "brevitas/bnn_cnv_2w2a/qonnx.onnx",
-    # a Gemm's integer weights (Brevitas' dynamo export names them val_N) were left unannotated
-    "brevitas/trunc_avgpool_floor/qonnx.onnx",
-    "brevitas/maxpool_quanttensor/qonnx.onnx",
-    "brevitas/residual_shared_quant/qonnx.onnx",
-    "brevitas/depthwise_grouped_conv2d/qonnx.onnx",
-]
+MODELS = list(FINN_CORPUS)
 
 pytestmark = [
     pytest.mark.shared,

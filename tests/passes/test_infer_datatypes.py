@@ -19,7 +19,9 @@ from qonnx_tools.passes import make_pass, run_passes
 from qonnx_tools.passes.infer_datatypes import InferDatatypes
 from qonnx_tools.passes.infer_shapes import InferShapes
 from qonnx_tools.streamline import Streamline
-from qonnx_tools.testing import brevitas_models, corpus_input, quant_node, run_executor, shared_dir, shared_models
+from qonnx_tools.testing import (
+    FINN_CORPUS, brevitas_models, corpus_input, quant_node, run_executor, shared_dir, shared_models,
+)
 
 QONNX = "qonnx.custom_op.general"
 F = TensorProto.FLOAT
@@ -535,20 +537,7 @@ def test_corpus_integer_annotations_hold_on_real_data(path):
 
 
 #: Streamlined models FINN must read (issue 18): path under ../shared/models.
-FINN_MODELS = [
-    "qonnx-model-zoo/tfc/TFC_1W1A.onnx",
-    "qonnx-model-zoo/tfc/TFC_2W2A.onnx",
-    "qonnx-model-zoo/kws/kwsmlp_w3a3.onnx",
-    "brevitas/bnn_tfc_1w1a/qonnx.onnx",
-    "brevitas/bnn_tfc_2w2a/qonnx.onnx",
-    "brevitas/bnn_sfc_1w2a/qonnx.onnx",
-    "brevitas/bnn_cnv_2w2a/qonnx.onnx",
-    # a Gemm's integer weights (Brevitas' dynamo export names them val_N) were left unannotated
-    "brevitas/trunc_avgpool_floor/qonnx.onnx",
-    "brevitas/maxpool_quanttensor/qonnx.onnx",
-    "brevitas/residual_shared_quant/qonnx.onnx",
-    "brevitas/depthwise_grouped_conv2d/qonnx.onnx",
-]
+FINN_MODELS = list(FINN_CORPUS)
 
 
 def shared_path(rel: str):
