@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from qonnx_tools.atomic import write_bytes_atomic
 from qonnx_tools.cli._common import add_output_options, check_output_path
 from qonnx_tools.errors import BadInputError, ConversionError
 from qonnx_tools.model_io import load, save
@@ -52,6 +53,11 @@ def run(args: argparse.Namespace) -> int:
             raise ConversionError(f"prepare --target {args.target}: {len(refused.refusals)} node(s) refused; "
                                   "nothing written")
         save(model, out)
+        if result.hls4ml_config is not None:  # beside the model: M.onnx -> M.hls4ml.json
+            config_path = out.with_suffix(".hls4ml.json")
+            write_bytes_atomic(config_path, (json.dumps(result.hls4ml_config, indent=1) + "\n").encode())
+            result.notes.append(f"hls4ml precisions written to {config_path} (merge its LayerName entries into "
+                                "config_from_onnx_model's, see README)")
     if args.json:
         print(json.dumps({**result.to_dict(), "output": None if out is None else str(out), "written": out is not None},
                          indent=2))

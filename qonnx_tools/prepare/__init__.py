@@ -49,6 +49,8 @@ class PrepareResult:
     steps: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     violations: list[Violation] = field(default_factory=list)
+    #: hls4ml only: per-layer precisions for hls4ml's configuration (``prepare.hls4ml_config``)
+    hls4ml_config: dict | None = None
 
     @property
     def ready(self) -> bool:
@@ -62,6 +64,7 @@ class PrepareResult:
             "notes": self.notes,
             "violations": [v.to_dict() for v in self.violations],
             "groups": group_dicts(self.violations),
+            **({"hls4ml_config": self.hls4ml_config} if self.hls4ml_config is not None else {}),
         }
 
 
@@ -115,6 +118,10 @@ def prepare(model: ir.Model, target: str) -> PrepareResult:
         if target == "dpu":
             run("uint8-codes-to-int8")
     result.violations = check(model, target)
+    if target == "hls4ml":
+        from qonnx_tools.prepare.hls4ml_config import hls4ml_config
+
+        result.hls4ml_config = hls4ml_config(model)
     return result
 
 
