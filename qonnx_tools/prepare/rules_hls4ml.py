@@ -188,6 +188,27 @@ def _constant_rescale(node: ir.Node, model: ir.Model) -> Decline | None:
     return None
 
 
+def _shared_rescaled_activation(node: ir.Node, model: ir.Model) -> Decline | None:
+    import numpy as np
+
+    from qonnx_tools.constants import constant_array
+
+    if constant_array(node.inputs[0]) is not None or len(node.inputs) < 2:
+        return None
+    scale = constant_array(node.inputs[1])
+    if scale is None:
+        return None
+    exponent = np.log2(np.abs(scale.astype(np.float64)))
+    if np.all(exponent == np.round(exponent)):
+        return None  # no rescaling layer: every reader gets the quantized values
+    out = node.outputs[0]
+    readers = len(out.uses()) + out.is_graph_output()
+    if readers < 2:
+        return None
+    return Decline(f"read by {readers} nodes with a scale that is not a power of two: hls4ml moves the "
+                   "rescaling into one reader, the others read integer codes")
+
+
 RULES = [
     RESHAPE_ELEMENTS,
     Rule("supported-op", any_node, _unsupported_op, "hls4ml has no layer for this op",
@@ -232,6 +253,11 @@ RULES = [
          "hls4ml 1.3 stops with 'IndexError: list index out of range' on a quantized constant it has to rescale "
          "(scale not a power of two) unless it is a MatMul/Conv weight with one scale",
          "none automatic: quantize biases with a power-of-two scale (or none), weights per tensor, at the source"),
+    Rule("shared-rescaled-activation", is_op("Quant", "IntQuant", domain=QONNX), _shared_rescaled_activation,
+         "an activation quantizer whose scale is not a power of two must have one reader (hls4ml 1.3 rescales "
+         "only one of them: residual_shared_quant's skip connections come out wrong)",
+         "none automatic (copying the quantizer does not help: hls4ml then folds the first copy into the layer "
+         "before it); use power-of-two activation scales at the source"),
     Rule("c-identifier-names", any_node, _names,
          "names must be C identifiers other than 'input' (hls4ml uses them as C++ variables)",
          fix_by_pass("sanitize-names{reserved=input}")),
