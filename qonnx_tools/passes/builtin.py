@@ -13,6 +13,7 @@ from qonnx_tools.passes.cleanup import Cleanup
 from qonnx_tools.passes.dedupe_initializers import DedupeInitializers
 from qonnx_tools.passes.dequantize_rescaled_constants import DequantizeRescaledConstants
 from qonnx_tools.passes.div_to_mul import DivToMul
+from qonnx_tools.passes.explicit_default_attributes import ExplicitDefaultAttributes
 from qonnx_tools.passes.extract_conv_bias import ExtractConvBias
 from qonnx_tools.passes.factor_out_weight_scale import FactorOutWeightScale
 from qonnx_tools.passes.fold_batchnorm_into_qdq import FoldBatchnormIntoQdq
@@ -72,6 +73,7 @@ BUILTIN_PASSES = (
     ToChannelsLast, ToChannelsFirst, MoveIntoIntegerDomain, ActivationsToUint8,
     FoldBatchnormIntoQdq, RemoveReluBeforeQuantize, Uint8CodesToInt8,
     BipolarWeightsToInt2, PositiveBatchnormBeforeSign, DequantizeRescaledConstants, FactorOutWeightScale,
+    ExplicitDefaultAttributes,
     # streamlining (qonnx_tools.streamline)
     FoldWeightQuant, QuantToMultiThreshold, TruncToMultiThreshold, AvgPoolToSumPool, QonnxToFinn,
     AbsorbIntoMultiThreshold, AbsorbAddIntoMultiThreshold, AbsorbMulIntoMultiThreshold, AbsorbReluIntoMultiThreshold,

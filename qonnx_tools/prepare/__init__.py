@@ -13,7 +13,8 @@ Pipelines:
   (the NHWC->NCHW Transpose before a Flatten goes into the dense weights), cleanup (names every node, folds
   quantizer parameters), unshare-initializers, bipolar-weights-to-int2 and positive-batchnorm-before-sign
   (hls4ml's one-bit encoding of bipolar tensors, see those passes), dequantize-rescaled-constants and
-  factor-out-weight-scale (constants hls4ml 1.3 cannot rescale), rename-reserved
+  factor-out-weight-scale (constants hls4ml 1.3 cannot rescale), explicit-default-attributes (hls4ml
+  reads strides/dilations/pads/rounding_mode without defaults), rename-reserved
 - finn: cleanup, then streamline when a ``streamline`` pass is registered
 - ort: cleanup, convert to QCDQ
 - tensorrt: refuses (ConversionError: ``qonnx_tools.refusals.Refused``) quantizers TensorRT cannot run
@@ -93,7 +94,7 @@ def prepare(model: ir.Model, target: str) -> PrepareResult:
         run("remove-static-inputs,change-batch-size{batch=1},infer-shapes,cleanup")
         run("gemm-to-matmul,move-transpose-into-weight-quant,infer-shapes,to-channels-last,absorb-transpose-into-matmul,cleanup")
         run("unshare-initializers,bipolar-weights-to-int2,positive-batchnorm-before-sign,"
-            "dequantize-rescaled-constants,factor-out-weight-scale")
+            "dequantize-rescaled-constants,factor-out-weight-scale,explicit-default-attributes")
         run(f"sanitize-names{{reserved={','.join(sorted(rules_hls4ml.RESERVED_NAMES))}}}")
     elif target == "finn":
         run("cleanup")

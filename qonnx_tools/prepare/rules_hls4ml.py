@@ -209,6 +209,15 @@ def _shared_rescaled_activation(node: ir.Node, model: ir.Model) -> Decline | Non
                    "rescaling into one reader, the others read integer codes")
 
 
+def _implicit_attributes(node: ir.Node, model: ir.Model) -> Decline | None:
+    if canonical_domain(node.domain) == QONNX:
+        missing = [] if "rounding_mode" in node.attributes else ["rounding_mode"]
+    else:
+        missing = [a for a in ("strides", "pads", "dilations") if a not in node.attributes
+                   and (a != "dilations" or node.op_type == "Conv")]
+    return Decline(f"no {', '.join(missing)} attribute (ONNX default)") if missing else None
+
+
 RULES = [
     RESHAPE_ELEMENTS,
     Rule("supported-op", any_node, _unsupported_op, "hls4ml has no layer for this op",
@@ -258,6 +267,11 @@ RULES = [
          "only one of them: residual_shared_quant's skip connections come out wrong)",
          "none automatic (copying the quantizer does not help: hls4ml then folds the first copy into the layer "
          "before it); use power-of-two activation scales at the source"),
+    Rule("explicit-attributes", lambda n: (canonical_domain(n.domain) == QONNX and n.op_type in ("Quant", "IntQuant"))
+         or (canonical_domain(n.domain) in (STANDARD, CHANNELS_LAST) and n.op_type in ("Conv", "MaxPool", "AveragePool")),
+         _implicit_attributes,
+         "hls4ml reads these attributes without ONNX's defaults (a Conv without dilations stops it with "
+         "KeyError: 'kernel_shape')", fix_by_pass("explicit-default-attributes")),
     Rule("c-identifier-names", any_node, _names,
          "names must be C identifiers other than 'input' (hls4ml uses them as C++ variables)",
          fix_by_pass("sanitize-names{reserved=input}")),

@@ -97,6 +97,28 @@ def test_hls4ml_symbolic_batch_is_unknown():
     assert found[0].problem == "an output has a symbolic shape"
 
 
+#: ONNX's default Conv attributes, written out (rule explicit-attributes)
+DEFAULTS_2D = {"strides": [1, 1], "pads": [0, 0, 0, 0], "dilations": [1, 1]}
+
+
+def test_hls4ml_explicit_attributes_and_fix():
+    g = G()
+    w = g.const(RNG.standard_normal((2, 3, 3, 3)))
+    g.node("Conv", [g.quant("x", rounding=None), w], kernel_shape=[3, 3])
+    model = g.model(x_shape=(1, 3, 5, 5))
+    found = [(v.rule, v.problem) for v in check(model, "hls4ml") if v.rule == "explicit-attributes"]
+    assert found == [("explicit-attributes", "no rounding_mode attribute (ONNX default)"),
+                     ("explicit-attributes", "no strides, pads, dilations attribute (ONNX default)")]
+    x = {"x": RNG.standard_normal((1, 3, 5, 5)).astype(np.float32)}
+    ref = Executor(model).run(x)
+    run_passes(model, "explicit-default-attributes")
+    assert not [v for v in check(model, "hls4ml") if v.rule == "explicit-attributes"]
+    conv = next(n for n in model.graph if n.op_type == "Conv")
+    assert list(conv.attributes.get_ints("dilations")) == [1, 1] and list(conv.attributes.get_ints("pads")) == [0] * 4
+    for name, value in Executor(model).run(x).items():
+        np.testing.assert_array_equal(value, ref[name])
+
+
 def test_hls4ml_no_gemm():
     g, y = mlp(gemm=True)
     assert rules_broken(g.model(), "hls4ml") == [("no-gemm", "Gemm_6")]
@@ -104,7 +126,7 @@ def test_hls4ml_no_gemm():
 
 def test_hls4ml_channels_last():
     g = G()
-    g.node("Conv", ["x", g.const(RNG.standard_normal((2, 3, 3, 3)))], kernel_shape=[3, 3])
+    g.node("Conv", ["x", g.const(RNG.standard_normal((2, 3, 3, 3)))], kernel_shape=[3, 3], **DEFAULTS_2D)
     model = g.model(x_shape=(1, 3, 5, 5))
     found = check(model, "hls4ml")
     assert [(v.rule, v.node) for v in found] == [("channels-last", "Conv_2")]
@@ -294,7 +316,7 @@ def test_hls4ml_supported_op():
 
 def test_hls4ml_conv_shape_grouped():
     g = G()
-    g.node("Conv", ["x", g.const(RNG.standard_normal((4, 2, 3, 3)))], kernel_shape=[3, 3], group=2)
+    g.node("Conv", ["x", g.const(RNG.standard_normal((4, 2, 3, 3)))], kernel_shape=[3, 3], group=2, **DEFAULTS_2D)
     model = g.model(x_shape=(1, 4, 5, 5))
     run_passes(model, "to-channels-last")
     found = check(model, "hls4ml")
@@ -305,7 +327,7 @@ def test_hls4ml_conv_shape_grouped():
 
 def test_hls4ml_conv_shape_3d():
     g = G()
-    g.node("Conv", ["x", g.const(RNG.standard_normal((2, 1, 2, 2, 2)))], kernel_shape=[2, 2, 2])
+    g.node("Conv", ["x", g.const(RNG.standard_normal((2, 1, 2, 2, 2)))], kernel_shape=[2, 2, 2], strides=[1] * 3, pads=[0] * 6, dilations=[1] * 3)
     model = g.model(x_shape=(1, 1, 3, 3, 3))
     run_passes(model, "to-channels-last")
     assert [(v.rule, v.problem) for v in check(model, "hls4ml")] == [("conv-shape", "3-D convolution")]
@@ -436,7 +458,7 @@ def test_every_rule_has_a_test():
               "no-custom-ops", "symmetric-zero-point", "int8-only", "8-bit-only", "reshape-elements",
               "dpu-operator", "dpu-int8", "dpu-symmetric", "dpu-per-tensor", "dpu-power-of-two", "dpu-conv-shape",
               "bipolar-readers", "no-xnor-products", "positive-scale-before-sign", "constant-rescale",
-              "shared-rescaled-activation"}
+              "shared-rescaled-activation", "explicit-attributes"}
     assert {r.name for t in TARGETS for r in RULES[t]} == tested
     assert all(r.message and r.fix for t in TARGETS for r in RULES[t])
 
@@ -458,7 +480,7 @@ def conv_gemm_model():
 def test_prepare_hls4ml_fixes_everything_and_keeps_numerics():
     model = conv_gemm_model()
     before = {r.rule for r in check(model, "hls4ml")}
-    assert before == {"no-gemm", "channels-last"}
+    assert before == {"no-gemm", "channels-last", "explicit-attributes"}
     x = RNG.standard_normal((1, 2, 4, 4)).astype(np.float32)
     ref = Executor(model).run({"x": x})
     result = prepare(model, "hls4ml")

@@ -1,0 +1,45 @@
+"""explicit-default-attributes: the attributes written are ONNX's defaults, so outputs stay the same
+(onnxruntime, which applies the spec's defaults itself, before vs after)."""
+
+from __future__ import annotations
+
+import numpy as np
+from onnx import TensorProto, helper, numpy_helper
+
+from qonnx_tools._ir import ir
+from qonnx_tools.passes.explicit_default_attributes import ExplicitDefaultAttributes
+from qonnx_tools.runtime import ort_session
+
+
+def _model(auto_pad: str | None = None):
+    w = numpy_helper.from_array(np.random.default_rng(0).normal(size=(4, 3, 3, 3)).astype(np.float32), "w")
+    conv = {"auto_pad": auto_pad} if auto_pad else {}
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv", **conv),  # no kernel_shape either
+             helper.make_node("MaxPool", ["c"], ["y"], name="pool", kernel_shape=[2, 2])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [w])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+def _run(proto, x):
+    return ort_session(proto).run(None, {"x": x})[0]
+
+
+def test_defaults_written_and_outputs_unchanged():
+    proto = _model()
+    x = np.random.default_rng(1).normal(size=(1, 3, 8, 8)).astype(np.float32)
+    model = ir.serde.deserialize_model(proto)
+    assert ExplicitDefaultAttributes()(model).modified
+    conv, pool = list(model.graph)
+    assert {k: list(v.value) for k, v in conv.attributes.items()} == {
+        "kernel_shape": [3, 3], "strides": [1, 1], "pads": [0, 0, 0, 0], "dilations": [1, 1]}
+    assert list(pool.attributes.get_ints("strides")) == [1, 1] and "dilations" not in pool.attributes
+    np.testing.assert_array_equal(_run(ir.serde.serialize_model(model), x), _run(proto, x))
+
+
+def test_auto_pad_is_left_alone():
+    model = ir.serde.deserialize_model(_model("SAME_UPPER"))
+    pass_ = ExplicitDefaultAttributes()
+    pass_(model)
+    conv = next(iter(model.graph))
+    assert "pads" not in conv.attributes and any("auto_pad" in d for d in pass_.declined)
