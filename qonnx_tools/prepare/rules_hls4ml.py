@@ -210,6 +210,13 @@ def _shared_rescaled_activation(node: ir.Node, model: ir.Model) -> Decline | Non
 
 
 def _implicit_attributes(node: ir.Node, model: ir.Model) -> Decline | None:
+    if node.op_type == "Resize":
+        from qonnx_tools.constants import constant_array
+
+        if len(node.inputs) < 3:
+            return None
+        roi = constant_array(node.inputs[1]) if node.inputs[1] is not None else None
+        return Decline("an omitted or empty roi input") if roi is None or roi.size == 0 else None
     if canonical_domain(node.domain) == QONNX:
         missing = [] if "rounding_mode" in node.attributes else ["rounding_mode"]
     else:
@@ -268,7 +275,8 @@ RULES = [
          "none automatic (copying the quantizer does not help: hls4ml then folds the first copy into the layer "
          "before it); use power-of-two activation scales at the source"),
     Rule("explicit-attributes", lambda n: (canonical_domain(n.domain) == QONNX and n.op_type in ("Quant", "IntQuant"))
-         or (canonical_domain(n.domain) in (STANDARD, CHANNELS_LAST) and n.op_type in ("Conv", "MaxPool", "AveragePool")),
+         or (canonical_domain(n.domain) in (STANDARD, CHANNELS_LAST)
+             and n.op_type in ("Conv", "MaxPool", "AveragePool", "Resize")),
          _implicit_attributes,
          "hls4ml reads these attributes without ONNX's defaults (a Conv without dilations stops it with "
          "KeyError: 'kernel_shape')", fix_by_pass("explicit-default-attributes")),

@@ -43,3 +43,17 @@ def test_auto_pad_is_left_alone():
     pass_(model)
     conv = next(iter(model.graph))
     assert "pads" not in conv.attributes and any("auto_pad" in d for d in pass_.declined)
+
+
+def test_an_omitted_resize_roi_becomes_a_one_element_constant():
+    scales = numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "scales")
+    node = helper.make_node("Resize", ["x", "", "scales"], ["y"], name="up", mode="nearest")
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [scales])
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model = ir.serde.deserialize_model(proto)
+    assert ExplicitDefaultAttributes()(model).modified
+    (resize,) = list(model.graph)
+    assert resize.inputs[1] is not None and resize.inputs[1].const_value.numpy().tolist() == [0.0]
+    x = np.random.default_rng(1).normal(size=(1, 3, 8, 8)).astype(np.float32)
+    np.testing.assert_array_equal(_run(ir.serde.serialize_model(model), x), _run(proto, x))
