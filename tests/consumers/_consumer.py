@@ -226,3 +226,94 @@ def judge(case: Case, got: dict[str, np.ndarray]) -> tuple[list[str], str]:
 def consumer_outputs(record: dict) -> dict[str, np.ndarray]:
     """The outputs a consumer script saved (the .npz named by ``record["outputs"]``)."""
     return dict(np.load(record["outputs"]))
+
+
+# -- hls4ml (test_hls4ml_consumer.py, benchmarks/fpga_consumers.py) ----------------------------------------
+
+def samples(model, io_path: Path | None, extra: int, *, low: float = 0.0) -> np.ndarray:
+    """Inputs for a one-input model, one sample per row with batch 1: io.npz's 'input' (when given and present)
+    followed by ``extra`` seeded samples uniform in [low, 1)."""
+    shape = [d if isinstance(d, int) else 1 for d in model.graph.inputs[0].shape]
+    parts = [np.random.default_rng(0).uniform(low, 1, [extra] + shape[1:]).astype(np.float32)]
+    if io_path is not None and io_path.exists():
+        parts.insert(0, np.load(io_path)["input"].reshape([-1] + shape[1:]).astype(np.float32))
+    return np.concatenate(parts)
+
+
+def per_sample(model, x: np.ndarray) -> np.ndarray:
+    """Our executor on ``model``, row by row of ``x`` (rows grouped to the model's fixed batch size when it has
+    one; a trailing partial group is dropped): one flattened output row per sample."""
+    from qonnx_tools.executor import Executor
+
+    executor = Executor(model)
+    (name,) = executor.input_names
+    shape = list(model.graph.inputs[0].shape)
+    batch = shape[0] if isinstance(shape[0], int) else 1
+    rows = []
+    for i in range(0, len(x) - len(x) % batch, batch):
+        out = next(iter(executor.run({name: x[i:i + batch].reshape([batch] + shape[1:])}).values()))
+        rows.append(out.reshape(batch, -1))
+    return np.concatenate(rows)
+
+
+def tie_distance(model, x: np.ndarray) -> np.ndarray:
+    """Per sample of ``x`` (batch 1 each): the smallest distance from a rounding boundary (in the quantizer's
+    input units, not clipped away) of any Quant/IntQuant of a computed tensor, as our executor feeds it. A
+    sample whose distance is below a consumer's fixed-point error may round differently there and still
+    be right."""
+    from qonnx_tools.constants import constant_array
+    from qonnx_tools.executor import Executor
+
+    executor = Executor(model)
+    (name,) = executor.input_names
+    quantizers = [n for n in model.graph if n.op_type in ("Quant", "IntQuant")
+                  and constant_array(n.inputs[0]) is None and constant_array(n.inputs[1]) is not None
+                  and constant_array(n.inputs[3]) is not None]
+    distances = []
+    for sample in x:
+        values = executor.run({name: sample[None]}, keep_intermediates=True)
+        nearest = np.inf
+        for q in quantizers:
+            scale = np.abs(constant_array(q.inputs[1]))
+            scaled = values[q.inputs[0].name] / scale
+            bits = float(np.max(constant_array(q.inputs[3])))
+            signed, narrow = q.attributes.get_int("signed", 1), q.attributes.get_int("narrow", 0)
+            low = -(2 ** (bits - 1)) + narrow if signed else 0
+            high = 2 ** (bits - 1) - 1 if signed else 2 ** bits - 1 - narrow
+            keep = (scaled > low - 1) & (scaled < high + 1)  # clipped values round to the bound anyway
+            if keep.any():
+                away = np.abs(scaled - np.floor(scaled) - 0.5) * np.broadcast_to(scale, scaled.shape)
+                nearest = min(nearest, float(away[keep].min()))
+        distances.append(nearest)
+    return np.asarray(distances)
+
+
+def stage_hls4ml(folder: Path, source: Path, name: str, x: np.ndarray) -> dict:
+    """``prepare(model, "hls4ml")`` of ``source`` saved as ``folder/name.onnx`` with ``name.hls4ml.json`` (our
+    precisions) and ``name.inputs.npz`` (``x``); the prepare result and our executor's outputs on the prepared
+    and the original model."""
+    import json
+
+    from qonnx_tools.model_io import load, save
+    from qonnx_tools.prepare import prepare
+
+    original = load(source)
+    model = load(source)
+    result = prepare(model, "hls4ml")
+    path = save(model, folder / f"{name}.onnx")
+    np.savez(folder / f"{name}.inputs.npz", **{model.graph.inputs[0].name: x})
+    (folder / f"{name}.hls4ml.json").write_text(json.dumps(result.hls4ml_config))
+    return {"path": path, "result": result, "prepared": per_sample(model, x), "original": per_sample(original, x),
+            "ties": tie_distance(model, x)}
+
+
+def stage_original(folder: Path, source: Path, name: str, x: np.ndarray) -> Path:
+    """``source`` copied to ``folder/name.onnx`` with ``x`` reshaped to its input's sample shape beside it."""
+    from qonnx_tools.model_io import load
+
+    model = load(source)
+    path = folder / f"{name}.onnx"
+    shutil.copyfile(source, path)
+    shape = [d if isinstance(d, int) else 1 for d in model.graph.inputs[0].shape]
+    np.savez(folder / f"{name}.inputs.npz", **{model.graph.inputs[0].name: x.reshape([-1] + shape[1:])})
+    return path
