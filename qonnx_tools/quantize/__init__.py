@@ -1,0 +1,10 @@
+"""Post-training quantization of float models (issue 19; in progress).
+
+``spec`` turns a calibrated range (``amax``) into QONNX Quant parameters with pytorch_quantization's
+conventions; ``calibrate`` holds the calibrators that find ``amax`` from data.
+"""
+
+from qonnx_tools.quantize.calibrate import MaxCalibrator
+from qonnx_tools.quantize.spec import QuantParams, QuantSpec, quant_params
+
+__all__ = ["MaxCalibrator", "QuantParams", "QuantSpec", "quant_params"]
