@@ -4,7 +4,7 @@
 conventions; ``calibrate`` holds the calibrators that find ``amax`` from data.
 """
 
-from qonnx_tools.quantize.calibrate import MaxCalibrator
+from qonnx_tools.quantize.calibrate import HistogramCalibrator, MaxCalibrator
 from qonnx_tools.quantize.spec import QuantParams, QuantSpec, quant_params
 
-__all__ = ["MaxCalibrator", "QuantParams", "QuantSpec", "quant_params"]
+__all__ = ["HistogramCalibrator", "MaxCalibrator", "QuantParams", "QuantSpec", "quant_params"]
