@@ -38,3 +38,10 @@ def constant_scalar(value: ir.Value | None) -> float | None:
     """The one number a constant of a single element holds (any shape), or None."""
     array = constant_array(value)
     return None if array is None or array.size != 1 else float(array.reshape(-1)[0])
+
+
+def is_power_of_two(array: np.ndarray) -> bool:
+    """Whether every element of ``array`` is a (positive or negative) power of two."""
+    with np.errstate(divide="ignore"):
+        exponent = np.log2(np.abs(np.asarray(array, dtype=np.float64)))
+    return bool(np.all(np.isfinite(exponent)) and np.all(exponent == np.round(exponent)))

@@ -63,6 +63,11 @@ def bypass(node: ir.Node, keep: ir.Value, drop: ir.Value) -> bool:
     return True
 
 
+def used_names(model: ir.Model) -> set[str]:
+    """Every value and node name of the model: what a new initializer or node must not be called."""
+    return all_value_names(model) | {n.name for graph in model.graphs() for n in graph if n.name}
+
+
 def all_value_names(model: ir.Model) -> set[str]:
     """Every value name used anywhere in the model (graph inputs, initializers, node outputs, subgraphs)."""
     names: set[str] = set()

@@ -21,7 +21,7 @@ from qonnx_tools._ir import ir
 from qonnx_tools.constants import constant_array
 from qonnx_tools.decline import Decline
 from qonnx_tools.domains import CHANNELS_LAST, QONNX, STANDARD, canonical_domain
-from qonnx_tools.passes._rewrite import drop_if_unused, new_initializer, unique_name
+from qonnx_tools.passes._rewrite import drop_if_unused, new_initializer, unique_name, used_names
 from qonnx_tools.passes.base import PassResult, QonnxPass
 
 _NOT_A_WEIGHT = "not a BipolarQuant of constant weights"
@@ -38,7 +38,7 @@ class BipolarWeightsToInt2(QonnxPass, name="bipolar-weights-to-int2"):
 
     def call(self, model: ir.Model) -> PassResult:
         graph = model.graph
-        used = {v.name for v in graph.initializers.values()} | {n.name for n in graph if n.name}
+        used = used_names(model)
 
         def rewrite(node: ir.Node):
             out = node.outputs[0]

@@ -20,20 +20,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from qonnx_tools._ir import ir
-from qonnx_tools.constants import constant_array
+from qonnx_tools.constants import constant_array, is_power_of_two
 from qonnx_tools.decline import Decline
 from qonnx_tools.domains import CHANNELS_LAST, QONNX, STANDARD, canonical_domain
-from qonnx_tools.passes._rewrite import drop_if_unused, new_initializer, unique_name
+from qonnx_tools.passes._rewrite import drop_if_unused, new_initializer, unique_name, used_names
 from qonnx_tools.passes.base import PassResult, QonnxPass
 
 _NOT_A_CANDIDATE = "not a quantizer of constants with a scale that is not a power of two"
-
-
-def power_of_two(scale: np.ndarray) -> bool:
-    """Whether every element of ``scale`` is a (positive or negative) power of two."""
-    with np.errstate(divide="ignore"):
-        exponent = np.log2(np.abs(scale.astype(np.float64)))
-    return bool(np.all(np.isfinite(exponent)) and np.all(exponent == np.round(exponent)))
 
 
 def weight_readers(value: ir.Value) -> bool:
@@ -50,7 +43,7 @@ def constant_quantizer(node: ir.Node) -> list[np.ndarray] | None:
     if canonical_domain(node.domain) != QONNX or node.op_type not in ("Quant", "IntQuant"):
         return None
     arrays = [constant_array(v) if v is not None else None for v in node.inputs]
-    if len(arrays) != 4 or any(a is None for a in arrays) or power_of_two(arrays[1]):
+    if len(arrays) != 4 or any(a is None for a in arrays) or is_power_of_two(arrays[1]):
         return None
     return arrays
 
@@ -63,7 +56,7 @@ class DequantizeRescaledConstants(QonnxPass, name="dequantize-rescaled-constants
         from qonnx_tools.streamline.frontend import run_kernel
 
         graph = model.graph
-        used = {v.name for v in graph.initializers.values()} | {n.name for n in graph if n.name}
+        used = used_names(model)
 
         def rewrite(node: ir.Node):
             arrays = constant_quantizer(node)

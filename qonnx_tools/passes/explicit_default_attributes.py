@@ -25,7 +25,7 @@ from qonnx_tools._ir import ir
 from qonnx_tools.constants import constant_array
 from qonnx_tools.decline import Decline
 from qonnx_tools.domains import CHANNELS_LAST, QONNX, STANDARD, canonical_domain
-from qonnx_tools.passes._rewrite import new_initializer, unique_name
+from qonnx_tools.passes._rewrite import new_initializer, unique_name, used_names
 from qonnx_tools.passes.base import PassResult, QonnxPass
 
 _NOTHING_MISSING = "nothing to write"
@@ -48,7 +48,7 @@ class ExplicitDefaultAttributes(QonnxPass, name="explicit-default-attributes"):
 
     def call(self, model: ir.Model) -> PassResult:
         graph = model.graph
-        used = {v.name for v in graph.initializers.values()}
+        used = used_names(model)
 
         def rewrite(node: ir.Node):
             domain = canonical_domain(node.domain)

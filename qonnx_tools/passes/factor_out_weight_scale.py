@@ -22,7 +22,7 @@ import numpy as np
 from qonnx_tools._ir import ir
 from qonnx_tools.decline import Decline
 from qonnx_tools.domains import CHANNELS_LAST, canonical_domain
-from qonnx_tools.passes._rewrite import drop_if_unused, new_initializer, unique_name
+from qonnx_tools.passes._rewrite import drop_if_unused, new_initializer, unique_name, used_names
 from qonnx_tools.passes.base import PassResult, QonnxPass
 from qonnx_tools.passes.dequantize_rescaled_constants import constant_quantizer, weight_readers
 
@@ -47,7 +47,7 @@ class FactorOutWeightScale(QonnxPass, name="factor-out-weight-scale"):
         from qonnx_tools.streamline.frontend import run_kernel
 
         graph = model.graph
-        used = {v.name for v in graph.initializers.values()} | {n.name for n in graph if n.name}
+        used = used_names(model)
 
         def rewrite(node: ir.Node):
             arrays = constant_quantizer(node)

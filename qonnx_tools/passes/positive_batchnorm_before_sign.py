@@ -23,7 +23,7 @@ from qonnx_tools._ir import ir
 from qonnx_tools.constants import constant_array
 from qonnx_tools.decline import Decline
 from qonnx_tools.domains import CHANNELS_LAST, QONNX, STANDARD, canonical_domain
-from qonnx_tools.passes._rewrite import new_initializer, unique_name
+from qonnx_tools.passes._rewrite import new_initializer, unique_name, used_names
 from qonnx_tools.passes.base import PassResult, QonnxPass
 
 _NOT_BEFORE_SIGN = "not a BatchNormalization read only by BipolarQuant"
@@ -58,7 +58,7 @@ class PositiveBatchnormBeforeSign(QonnxPass, name="positive-batchnorm-before-sig
 
     def call(self, model: ir.Model) -> PassResult:
         graph = model.graph
-        used = {v.name for v in graph.initializers.values()} | {n.name for n in graph if n.name}
+        used = used_names(model)
 
         def rewrite(bn: ir.Node):
             uses = bn.outputs[0].uses()

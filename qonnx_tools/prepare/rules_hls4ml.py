@@ -12,7 +12,10 @@ variable names, rewrites some of them inconsistently, and reserves ``input``).
 
 from __future__ import annotations
 
+import numpy as np
+
 from qonnx_tools._ir import ir
+from qonnx_tools.constants import constant_array, is_power_of_two
 from qonnx_tools.decline import Decline
 from qonnx_tools.domains import CHANNELS_LAST, QONNX, STANDARD, canonical_domain
 from qonnx_tools.prepare.rules import (
@@ -131,8 +134,6 @@ _XNOR_READERS = {"MatMul": 0, "Conv": 0, "Reshape": 0, "Flatten": 0, "Transpose"
 
 
 def _bipolar_readers(node: ir.Node, model: ir.Model) -> Decline | None:
-    from qonnx_tools.constants import constant_array
-
     if constant_array(node.inputs[0]) is not None:
         return None  # weights: hls4ml folds them into the layer that reads them
     out = node.outputs[0]
@@ -152,8 +153,6 @@ def _xnor_products(node: ir.Node, model: ir.Model) -> Decline | None:
 
 
 def _negative_scale_before_sign(node: ir.Node, model: ir.Model) -> Decline | None:
-    from qonnx_tools.constants import constant_array
-
     uses = node.outputs[0].uses()
     if not uses or not all(u.op_type == "BipolarQuant" for u, _ in uses):
         return None
@@ -165,17 +164,12 @@ def _negative_scale_before_sign(node: ir.Node, model: ir.Model) -> Decline | Non
 
 
 def _constant_rescale(node: ir.Node, model: ir.Model) -> Decline | None:
-    import numpy as np
-
-    from qonnx_tools.constants import constant_array
-
     if constant_array(node.inputs[0]) is None or len(node.inputs) < 2:
         return None
     scale = constant_array(node.inputs[1])
     if scale is None:
         return None  # quantizer-params-constant reports it
-    exponent = np.log2(np.abs(scale.astype(np.float64)))
-    if np.all(exponent == np.round(exponent)):
+    if is_power_of_two(scale):
         return None  # a power of two: hls4ml makes it the constant's fixed-point type
     readers = node.outputs[0].uses()
     weight = readers and all(u.op_type in ("MatMul", "Conv") and i == 1 for u, i in readers)
@@ -189,17 +183,12 @@ def _constant_rescale(node: ir.Node, model: ir.Model) -> Decline | None:
 
 
 def _shared_rescaled_activation(node: ir.Node, model: ir.Model) -> Decline | None:
-    import numpy as np
-
-    from qonnx_tools.constants import constant_array
-
     if constant_array(node.inputs[0]) is not None or len(node.inputs) < 2:
         return None
     scale = constant_array(node.inputs[1])
     if scale is None:
         return None
-    exponent = np.log2(np.abs(scale.astype(np.float64)))
-    if np.all(exponent == np.round(exponent)):
+    if is_power_of_two(scale):
         return None  # no rescaling layer: every reader gets the quantized values
     out = node.outputs[0]
     readers = len(out.uses()) + out.is_graph_output()
@@ -211,8 +200,6 @@ def _shared_rescaled_activation(node: ir.Node, model: ir.Model) -> Decline | Non
 
 def _implicit_attributes(node: ir.Node, model: ir.Model) -> Decline | None:
     if node.op_type == "Resize":
-        from qonnx_tools.constants import constant_array
-
         if len(node.inputs) < 3:
             return None
         roi = constant_array(node.inputs[1]) if node.inputs[1] is not None else None
