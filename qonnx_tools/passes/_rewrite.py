@@ -120,6 +120,25 @@ def drop_if_unused(value: ir.Value) -> None:
         value.graph.initializers.pop(value.name)
 
 
+def remove_with_unused_inputs(node: ir.Node) -> None:
+    """Remove ``node`` from its graph, then every constant input nobody else reads (``drop_if_unused``)."""
+    inputs = [v for v in node.inputs if v is not None]
+    node.graph.remove(node, safe=True)
+    for value in inputs:
+        drop_if_unused(value)
+
+
+def read_only_as_weights(value: ir.Value) -> bool:
+    """Whether ``value`` has readers and every one reads it as MatMul/Conv weights (input 1)."""
+    from qonnx_tools.domains import CHANNELS_LAST, STANDARD, canonical_domain
+
+    uses = value.uses()
+    return bool(uses) and all(
+        i == 1 and ((u.op_type == "MatMul" and canonical_domain(u.domain) == STANDARD)
+                    or (u.op_type == "Conv" and canonical_domain(u.domain) in (STANDARD, CHANNELS_LAST)))
+        for u, i in uses)
+
+
 #: QONNX quantizers that act element by element (every parameter broadcasts against the data).
 ELEMENTWISE_QUANTIZERS = ("IntQuant", "Quant", "BipolarQuant")
 

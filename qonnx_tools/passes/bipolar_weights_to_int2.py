@@ -20,16 +20,13 @@ import numpy as np
 from qonnx_tools._ir import ir
 from qonnx_tools.constants import constant_array
 from qonnx_tools.decline import Decline
-from qonnx_tools.domains import CHANNELS_LAST, QONNX, STANDARD, canonical_domain
-from qonnx_tools.passes._rewrite import drop_if_unused, new_initializer, unique_name, used_names
+from qonnx_tools.domains import QONNX, canonical_domain
+from qonnx_tools.passes._rewrite import (
+    new_initializer, read_only_as_weights, remove_with_unused_inputs, unique_name, used_names,
+)
 from qonnx_tools.passes.base import PassResult, QonnxPass
 
 _NOT_A_WEIGHT = "not a BipolarQuant of constant weights"
-
-
-def _weight_reader(node: ir.Node, index: int) -> bool:
-    return (node.op_type == "MatMul" and canonical_domain(node.domain) == STANDARD and index == 1) or (
-        node.op_type == "Conv" and canonical_domain(node.domain) in (STANDARD, CHANNELS_LAST) and index == 1)
 
 
 @dataclass
@@ -37,6 +34,8 @@ class BipolarWeightsToInt2(QonnxPass, name="bipolar-weights-to-int2"):
     """BipolarQuant of constant MatMul/Conv weights -> 2-bit narrow signed Quant of ±scale (exact)"""
 
     def call(self, model: ir.Model) -> PassResult:
+        from qonnx_tools.streamline.frontend import run_kernel
+
         graph = model.graph
         used = used_names(model)
 
@@ -46,14 +45,14 @@ class BipolarWeightsToInt2(QonnxPass, name="bipolar-weights-to-int2"):
             scale = constant_array(node.inputs[1]) if len(node.inputs) > 1 else None
             if weights is None or out.is_graph_output() or not out.uses():
                 return Decline(_NOT_A_WEIGHT)
-            if not all(_weight_reader(user, index) for user, index in out.uses()):
+            if not read_only_as_weights(out):
                 return Decline("the bipolar weights have a reader other than a MatMul/Conv weight input", node)
             if scale is None:
                 return Decline("the scale is not a constant", node)
             if not np.all(np.isfinite(scale)) or np.any(scale <= 0):
                 return Decline("the scale is not positive", node)
-            # BipolarQuant: +scale where w >= 0, -scale elsewhere (QONNX spec); computed as the executor does
-            values = (np.where(weights >= 0, 1.0, -1.0) * scale).astype(np.float32)
+            # the quantizer's own output (the executor's BipolarQuant kernel): +-scale, the Quant below keeps it
+            values = np.asarray(run_kernel(node, model, weights, scale), dtype=np.float32)
             base = node.name or "bipolar_weights"
             quant = ir.Node(
                 QONNX, "Quant",
@@ -71,11 +70,7 @@ class BipolarWeightsToInt2(QonnxPass, name="bipolar-weights-to-int2"):
             name, out.name = out.name, None
             new.name, new.shape, new.type = name, out.shape, out.type
             new.meta.update(out.meta)
-            old_inputs = list(node.inputs)
-            graph.remove(node, safe=True)
-            for value in old_inputs:
-                if value is not None:
-                    drop_if_unused(value)
+            remove_with_unused_inputs(node)
             return True
 
         candidates = [n for n in graph if n.op_type == "BipolarQuant" and canonical_domain(n.domain) == QONNX]

@@ -22,20 +22,13 @@ import numpy as np
 from qonnx_tools._ir import ir
 from qonnx_tools.constants import constant_array, is_power_of_two
 from qonnx_tools.decline import Decline
-from qonnx_tools.domains import CHANNELS_LAST, QONNX, STANDARD, canonical_domain
-from qonnx_tools.passes._rewrite import drop_if_unused, new_initializer, unique_name, used_names
+from qonnx_tools.domains import QONNX, canonical_domain
+from qonnx_tools.passes._rewrite import (
+    new_initializer, read_only_as_weights, remove_with_unused_inputs, unique_name, used_names,
+)
 from qonnx_tools.passes.base import PassResult, QonnxPass
 
 _NOT_A_CANDIDATE = "not a quantizer of constants with a scale that is not a power of two"
-
-
-def weight_readers(value: ir.Value) -> bool:
-    """Whether every reader of ``value`` reads it as MatMul/Conv weights (input 1)."""
-    uses = value.uses()
-    return bool(uses) and all(
-        i == 1 and ((u.op_type == "MatMul" and canonical_domain(u.domain) == STANDARD)
-                    or (u.op_type == "Conv" and canonical_domain(u.domain) in (STANDARD, CHANNELS_LAST)))
-        for u, i in uses)
 
 
 def constant_quantizer(node: ir.Node) -> list[np.ndarray] | None:
@@ -61,7 +54,7 @@ class DequantizeRescaledConstants(QonnxPass, name="dequantize-rescaled-constants
         def rewrite(node: ir.Node):
             arrays = constant_quantizer(node)
             out = node.outputs[0]
-            if arrays is None or out.is_graph_output() or weight_readers(out):
+            if arrays is None or out.is_graph_output() or read_only_as_weights(out):
                 return Decline(_NOT_A_CANDIDATE)
             try:
                 values = np.asarray(run_kernel(node, model, *arrays), dtype=np.float32)
@@ -69,11 +62,7 @@ class DequantizeRescaledConstants(QonnxPass, name="dequantize-rescaled-constants
                 return Decline(f"the quantizer cannot be evaluated ({exc})", node)
             constant = new_initializer(graph, values, unique_name(f"{out.name or node.name}_values", used))
             out.replace_all_uses_with(constant)
-            inputs = list(node.inputs)
-            graph.remove(node, safe=True)
-            for value in inputs:
-                if value is not None:
-                    drop_if_unused(value)
+            remove_with_unused_inputs(node)
             return True
 
         quantizers = [n for n in graph if n.op_type in ("Quant", "IntQuant")]

@@ -22,9 +22,11 @@ import numpy as np
 from qonnx_tools._ir import ir
 from qonnx_tools.decline import Decline
 from qonnx_tools.domains import CHANNELS_LAST, canonical_domain
-from qonnx_tools.passes._rewrite import drop_if_unused, new_initializer, unique_name, used_names
+from qonnx_tools.passes._rewrite import (
+    drop_if_unused, new_initializer, read_only_as_weights, unique_name, used_names,
+)
 from qonnx_tools.passes.base import PassResult, QonnxPass
-from qonnx_tools.passes.dequantize_rescaled_constants import constant_quantizer, weight_readers
+from qonnx_tools.passes.dequantize_rescaled_constants import constant_quantizer
 
 _NOT_A_CANDIDATE = "not a per-channel quantizer of weights with a scale that is not a power of two"
 
@@ -52,7 +54,7 @@ class FactorOutWeightScale(QonnxPass, name="factor-out-weight-scale"):
         def rewrite(node: ir.Node):
             arrays = constant_quantizer(node)
             out = node.outputs[0]
-            if arrays is None or np.asarray(arrays[1]).size == 1 or out.is_graph_output() or not weight_readers(out):
+            if arrays is None or np.asarray(arrays[1]).size == 1 or out.is_graph_output() or not read_only_as_weights(out):
                 return Decline(_NOT_A_CANDIDATE)
             if len(out.uses()) != 1:
                 return Decline("the weights have more than one reader", node)

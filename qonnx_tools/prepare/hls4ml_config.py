@@ -48,12 +48,11 @@ def _quant_bound(node: ir.Node) -> float | None:
         return float(np.max(np.abs(arrays[0]))) if arrays[0] is not None else None
     if any(a is None for a in arrays):
         return None
+    from qonnx_tools.ops._rounding import int_bounds
+
     scale, zero_point, bits = (np.asarray(a, np.float64) for a in arrays)
-    bits = float(np.max(bits))
-    signed = node.attributes.get_int("signed", 1)
-    narrow = node.attributes.get_int("narrow", 0)
-    low = (-(2 ** (bits - 1)) + narrow) if signed else 0.0
-    high = (2 ** (bits - 1) - 1) if signed else (2 ** bits - 1 - narrow)
+    low, high = int_bounds(bool(node.attributes.get_int("signed", 1)), bool(node.attributes.get_int("narrow", 0)),
+                           np.rint(bits))
     return float(np.max(np.abs(scale) * np.maximum(np.abs(low - zero_point), np.abs(high - zero_point))))
 
 

@@ -164,15 +164,14 @@ def _negative_scale_before_sign(node: ir.Node, model: ir.Model) -> Decline | Non
 
 
 def _constant_rescale(node: ir.Node, model: ir.Model) -> Decline | None:
-    if constant_array(node.inputs[0]) is None or len(node.inputs) < 2:
+    from qonnx_tools.passes._rewrite import read_only_as_weights
+    from qonnx_tools.passes.dequantize_rescaled_constants import constant_quantizer
+
+    arrays = constant_quantizer(node)  # None: not constants, or a power-of-two scale hls4ml types itself
+    if arrays is None:
         return None
-    scale = constant_array(node.inputs[1])
-    if scale is None:
-        return None  # quantizer-params-constant reports it
-    if is_power_of_two(scale):
-        return None  # a power of two: hls4ml makes it the constant's fixed-point type
-    readers = node.outputs[0].uses()
-    weight = readers and all(u.op_type in ("MatMul", "Conv") and i == 1 for u, i in readers)
+    scale, readers = arrays[1], node.outputs[0].uses()
+    weight = read_only_as_weights(node.outputs[0])
     if scale.size > 1 and not (weight and np.all(scale == scale.reshape(-1)[0])):
         return Decline("per-channel scale that is not a power of two on constants", node.inputs[1])
     if not weight:

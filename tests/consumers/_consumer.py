@@ -263,6 +263,7 @@ def tie_distance(model, x: np.ndarray) -> np.ndarray:
     be right."""
     from qonnx_tools.constants import constant_array
     from qonnx_tools.executor import Executor
+    from qonnx_tools.ops._rounding import int_bounds
 
     executor = Executor(model)
     (name,) = executor.input_names
@@ -276,10 +277,8 @@ def tie_distance(model, x: np.ndarray) -> np.ndarray:
         for q in quantizers:
             scale = np.abs(constant_array(q.inputs[1]))
             scaled = values[q.inputs[0].name] / scale
-            bits = float(np.max(constant_array(q.inputs[3])))
-            signed, narrow = q.attributes.get_int("signed", 1), q.attributes.get_int("narrow", 0)
-            low = -(2 ** (bits - 1)) + narrow if signed else 0
-            high = 2 ** (bits - 1) - 1 if signed else 2 ** bits - 1 - narrow
+            low, high = int_bounds(bool(q.attributes.get_int("signed", 1)), bool(q.attributes.get_int("narrow", 0)),
+                                   np.rint(constant_array(q.inputs[3])))
             keep = (scaled > low - 1) & (scaled < high + 1)  # clipped values round to the bound anyway
             if keep.any():
                 away = np.abs(scaled - np.floor(scaled) - 0.5) * np.broadcast_to(scale, scaled.shape)
