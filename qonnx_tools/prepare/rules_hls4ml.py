@@ -198,17 +198,14 @@ def _shared_rescaled_activation(node: ir.Node, model: ir.Model) -> Decline | Non
 
 
 def _implicit_attributes(node: ir.Node, model: ir.Model) -> Decline | None:
-    if node.op_type == "Resize":
-        if len(node.inputs) < 3:
-            return None
-        roi = constant_array(node.inputs[1]) if node.inputs[1] is not None else None
-        return Decline("an omitted or empty roi input") if roi is None or roi.size == 0 else None
-    if canonical_domain(node.domain) == QONNX:
-        missing = [] if "rounding_mode" in node.attributes else ["rounding_mode"]
-    else:
-        missing = [a for a in ("strides", "pads", "dilations") if a not in node.attributes
-                   and (a != "dilations" or node.op_type == "Conv")]
-    return Decline(f"no {', '.join(missing)} attribute (ONNX default)") if missing else None
+    from qonnx_tools.passes.explicit_default_attributes import missing_defaults
+
+    missing = missing_defaults(node)
+    if isinstance(missing, Decline) or not missing:
+        return missing or None
+    if "roi" in missing:
+        return Decline("an omitted or empty roi input")
+    return Decline(f"no {', '.join(missing)} attribute (ONNX default)")
 
 
 RULES = [
@@ -262,7 +259,7 @@ RULES = [
          "before it); use power-of-two activation scales at the source"),
     Rule("explicit-attributes", lambda n: (canonical_domain(n.domain) == QONNX and n.op_type in ("Quant", "IntQuant"))
          or (canonical_domain(n.domain) in (STANDARD, CHANNELS_LAST)
-             and n.op_type in ("Conv", "MaxPool", "AveragePool", "Resize")),
+             and n.op_type in ("Conv", "MaxPool", "AveragePool", "Resize")),  # ops hls4ml has a layer for
          _implicit_attributes,
          "hls4ml reads these attributes without ONNX's defaults (a Conv without dilations stops it with "
          "KeyError: 'kernel_shape')", fix_by_pass("explicit-default-attributes")),

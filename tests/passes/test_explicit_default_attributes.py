@@ -57,3 +57,26 @@ def test_an_omitted_resize_roi_becomes_a_one_element_constant():
     assert resize.inputs[1] is not None and resize.inputs[1].const_value.numpy().tolist() == [0.0]
     x = np.random.default_rng(1).normal(size=(1, 3, 8, 8)).astype(np.float32)
     np.testing.assert_array_equal(_run(ir.serde.serialize_model(model), x), _run(proto, x))
+
+
+def test_rounding_mode_is_each_ops_own_default():
+    """QONNX spec: Quant rounds to nearest (ROUND) by default, Trunc floors (FLOOR)."""
+    from qonnx_tools.domains import QONNX
+
+    inits = [numpy_helper.from_array(np.float32(v), n) for n, v in
+             (("s", 0.5), ("z", 0.0), ("b", 8.0), ("ob", 4.0))]
+    nodes = [helper.make_node("Quant", ["x", "s", "z", "b"], ["q"], name="quant", domain=QONNX, signed=1, narrow=0),
+             helper.make_node("Trunc", ["q", "s", "z", "b", "ob"], ["y"], name="trunc", domain=QONNX)]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])], inits)
+    model = ir.serde.deserialize_model(helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid(QONNX, 1)]))
+    from qonnx_tools.executor import Executor
+
+    x = np.array([-3.3, -0.7, 1.6, 2.49], np.float32) * 9
+    before = Executor(model).run({"x": x})["y"]
+    assert ExplicitDefaultAttributes()(model).modified
+    quant, trunc = list(model.graph)
+    assert quant.attributes.get_string("rounding_mode") == "ROUND"
+    assert trunc.attributes.get_string("rounding_mode") == "FLOOR"
+    np.testing.assert_array_equal(Executor(model).run({"x": x})["y"], before)
