@@ -76,6 +76,10 @@ class PositiveBatchnormBeforeSign(QonnxPass, name="positive-batchnorm-before-sig
             if layer is None or len(x.uses()) != 1 or x.is_graph_output():
                 return Decline("the BatchNormalization's input has another reader or no producer", bn)
             if layer.op_type == "MatMul" and canonical_domain(layer.domain) == STANDARD:
+                # the weight's columns are the BatchNormalization's channels only on a rank-2 output (a
+                # standard BatchNormalization normalises axis 1)
+                if x.shape is None or len(x.shape) != 2:
+                    return Decline("a MatMul whose output is not rank 2 (its columns are not axis 1)", layer)
                 axis = -1
             elif layer.op_type == "Conv" and canonical_domain(layer.domain) in (STANDARD, CHANNELS_LAST):
                 if len(layer.inputs) > 2 and layer.inputs[2] is not None:

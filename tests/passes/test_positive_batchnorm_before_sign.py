@@ -35,7 +35,9 @@ def _model(*, narrow: int = 1, reader: str = "BipolarQuant") -> ir.Model:
     graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 16])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, 8])], inits)
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid(D, 1)])
-    return ir.serde.deserialize_model(proto)
+    model = ir.serde.deserialize_model(proto)
+    run_passes(model, "infer-shapes")  # the pass needs the MatMul's output rank
+    return model
 
 
 def _gamma(model: ir.Model) -> np.ndarray:
@@ -92,3 +94,13 @@ def test_tfc_1w1a_after_bipolar_weights():
         got = after.run({name: x})
         for key, value in want.items():
             np.testing.assert_array_equal(got[key], value)
+
+
+def test_a_rank_3_matmul_is_left_alone():
+    """BatchNormalization normalises axis 1; on a (N, T, C) MatMul output that is T, not the weight's columns."""
+    model = _model()
+    (mm,) = [n for n in model.graph if n.op_type == "MatMul"]
+    mm.outputs[0].shape = ir.Shape([4, 2, 8])
+    pass_ = PositiveBatchnormBeforeSign()
+    assert not pass_(model).modified
+    assert any("rank 2" in d for d in pass_.declined), pass_.declined
