@@ -631,3 +631,77 @@ def test_normalizations():
     feeds = {"x": x, "s": randf(r, 4, 5), "b": randf(r, 4, 5)}
     outs = {"y": np.float32, "mean": np.float32, "inv": np.float32}
     check(build("LayerNormalization", feeds, outs, {"axis": 2}, opset=17), feeds)
+
+
+# --------------------------------------------------------------------------- LRN
+# onnxruntime's CPU LRN takes 4-D float input and odd sizes only (lrn.h: size_ % 2 == 1). LRN acts
+# on each spatial position alone, so rank 3 and 5 are checked against onnxruntime on the same data
+# reshaped to rank 4; even sizes and float16/float64 against the spec's formula (lrn_spec).
+
+LRN_ATTRS = [
+    {"size": 3},  # alpha=1e-4, beta=0.75, bias=1 by default
+    {"size": 5, "alpha": 0.3, "beta": 0.6, "bias": 1.5},
+    {"size": 1, "alpha": 2.0, "beta": 1.0, "bias": 0.5},
+    {"size": 7, "alpha": 0.05, "beta": 0.4, "bias": 2.0},  # wider than 4 channels on both sides
+]
+
+
+def lrn_spec(x: np.ndarray, size: int, alpha: float = 1e-4, beta: float = 0.75, bias: float = 1.0) -> np.ndarray:
+    """The ONNX spec's LRN, one channel at a time in float64: window [c - floor((size-1)/2),
+    c + ceil((size-1)/2)] clipped to the channels."""
+    x64 = x.astype(np.float64)
+    channels = x.shape[1]
+    square_sum = np.empty_like(x64)
+    for c in range(channels):
+        lo = max(0, c - (size - 1) // 2)
+        hi = min(channels - 1, c + size // 2)  # size // 2 == ceil((size - 1) / 2)
+        square_sum[:, c] = (x64[:, lo : hi + 1] ** 2).sum(axis=1)
+    return x64 / (bias + alpha / size * square_sum) ** beta
+
+
+def lrn_model(shape: tuple[int, ...], attrs: dict[str, Any], dtype=np.float32, opset: int = 13) -> onnx.ModelProto:
+    return build("LRN", {"x": np.zeros(shape, dtype)}, {"y": dtype}, attrs, opset=opset)
+
+
+@pytest.mark.parametrize("attrs", LRN_ATTRS, ids=lambda a: "-".join(f"{k}{v}" for k, v in a.items()))
+@pytest.mark.parametrize("shape", [(2, 7, 4, 5), (1, 4, 3, 3)])
+def test_lrn(shape, attrs):
+    x = randf(rng(31), *shape) * 2
+    model = lrn_model(shape, attrs)
+    check(model, {"x": x})
+    (ours,) = execute(ir.from_proto(model), {"x": x}).values()
+    np.testing.assert_allclose(ours, lrn_spec(x, **attrs), rtol=RTOL, atol=ATOL)
+
+
+def test_lrn_opset1():
+    x = randf(rng(32), 2, 6, 3, 4)
+    check(lrn_model(x.shape, {"size": 3, "alpha": 0.01, "beta": 0.5, "bias": 2.0}, opset=1), {"x": x})
+
+
+@pytest.mark.parametrize("shape,as4d", [((2, 7, 6), (2, 7, 6, 1)), ((1, 6, 3, 4, 2), (1, 6, 12, 2))])
+@pytest.mark.parametrize("attrs", LRN_ATTRS[1:3], ids=["size5", "size1"])
+def test_lrn_rank3_rank5(shape, as4d, attrs):
+    x = randf(rng(33), *shape) * 2
+    ours = execute(ir.from_proto(lrn_model(shape, attrs)), {"x": x})["y"]
+    _, (theirs,) = run_both(lrn_model(as4d, attrs), {"x": x.reshape(as4d)})
+    assert ours.shape == shape and ours.dtype == np.float32
+    np.testing.assert_allclose(ours.reshape(as4d), theirs, rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize("size", [2, 4, 6, 10])
+@pytest.mark.parametrize("shape", [(2, 5, 3, 4), (3, 6, 5), (1, 4, 2, 3, 2)])
+def test_lrn_even_size_vs_spec(shape, size):
+    x = randf(rng(34 + size), *shape) * 2
+    attrs = {"size": size, "alpha": 0.2, "beta": 0.8, "bias": 1.25}
+    (ours,) = execute(ir.from_proto(lrn_model(shape, attrs)), {"x": x}).values()
+    assert ours.shape == shape and ours.dtype == np.float32
+    np.testing.assert_allclose(ours, lrn_spec(x, **attrs), rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize("dtype,rtol", [(np.float16, 1e-3), (np.float64, 1e-12)])
+def test_lrn_dtypes_vs_spec(dtype, rtol):
+    x = (randf(rng(35), 2, 5, 3, 3) * 2).astype(dtype)
+    attrs = {"size": 4, "alpha": 0.25, "beta": 0.625, "bias": 1.25}  # float attributes are float32: exact ones
+    (ours,) = execute(ir.from_proto(lrn_model(x.shape, attrs, dtype)), {"x": x}).values()
+    assert ours.dtype == dtype
+    np.testing.assert_allclose(ours, lrn_spec(x, **attrs).astype(dtype), rtol=rtol, atol=0)

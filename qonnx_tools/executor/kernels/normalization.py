@@ -1,4 +1,4 @@
-"""Normalization: BatchNormalization (inference only), InstanceNormalization, LayerNormalization.
+"""Normalization: BatchNormalization (inference only), InstanceNormalization, LayerNormalization, LRN.
 
 Statistics are computed in at least float32 (float16/bfloat16 inputs widen), results are
 cast back to the input dtype.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from qonnx_tools._ir import ir
-from qonnx_tools.errors import UnsupportedOpError
+from qonnx_tools.errors import InvalidAttributeError, UnsupportedOpError
 from qonnx_tools.executor.registry import NodeContext, register
 
 
@@ -78,3 +78,32 @@ def layer_normalization(
         y = y + bias
     outputs = (y.astype(x.dtype, copy=False), mean.astype(stash), inv_std.astype(stash))
     return outputs[: max(1, ctx.n_outputs)]
+
+
+@register("LRN", since=1)
+def lrn(ctx: NodeContext, x: np.ndarray) -> np.ndarray:
+    """Local response normalization across channels (axis 1):
+    ``y = x / (bias + alpha / size * square_sum) ** beta``, where square_sum[n, c] sums x[n, i]^2
+    over i in [c - floor((size-1)/2), c + ceil((size-1)/2)] clipped to [0, C-1].
+
+    The window sum adds ``size`` shifted slices of the zero-padded squares (no cumulative
+    sum, so no cancellation between large and small channels)."""
+    size = int(ctx.required_attr("size"))
+    if size < 1:
+        raise InvalidAttributeError(f"node {ctx.name!r} (LRN): size must be >= 1, not {size}")
+    if x.ndim < 2:
+        raise InvalidAttributeError(f"node {ctx.name!r} (LRN): input of rank {x.ndim} has no channel axis")
+    acc = widened(x.dtype)
+    alpha = float(ctx.attr("alpha", 1e-4))
+    beta = float(ctx.attr("beta", 0.75))
+    bias = float(ctx.attr("bias", 1.0))
+    channels = x.shape[1]
+    before = min((size - 1) // 2, max(channels - 1, 0))  # channels below c in the window
+    after = min(size - 1 - (size - 1) // 2, max(channels - 1, 0))  # ceil((size-1)/2) above c
+    xa = x.astype(acc, copy=False)
+    squares = np.pad(xa * xa, [(0, 0), (before, after)] + [(0, 0)] * (x.ndim - 2))
+    square_sum = squares[:, 0:channels].copy()
+    for k in range(1, before + after + 1):
+        square_sum += squares[:, k : k + channels]
+    scale = np.asarray(bias, dtype=acc) + np.asarray(alpha / size, dtype=acc) * square_sum
+    return (xa / scale ** np.asarray(beta, dtype=acc)).astype(x.dtype, copy=False)
