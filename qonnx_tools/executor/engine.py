@@ -19,7 +19,7 @@ import math
 import os
 import warnings
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -140,12 +140,18 @@ class Executor:
     def output_names(self) -> list[str]:
         return list(self._output_names)
 
+    @property
+    def tensor_names(self) -> set[str]:
+        """Every tensor a run computes or takes: graph inputs and node outputs."""
+        return {name for step in self._steps for name in step.outputs if name} | {v.name for v in self._graph_inputs}
+
     def run(
         self,
         inputs: Mapping[str, Any],
         *,
         keep_intermediates: bool = False,
         substitute: Mapping[str, np.ndarray] | None = None,
+        hooks: Mapping[str, Callable[[np.ndarray], Any]] | None = None,
     ) -> dict[str, np.ndarray]:
         """Outputs by name (all intermediate tensors too when ``keep_intermediates``).
 
@@ -153,11 +159,19 @@ class Executor:
         the given array instead of the computed one, which is still what ``run``
         returns under that name. Running every layer on a reference's own layer inputs
         this way checks each layer in isolation (see ``streamline.layerwise``).
+
+        ``hooks`` (tensor name -> callable): each is called with its tensor (a graph input or a
+        node output) as soon as it exists, so an observer (``quantize.observe``) sees chosen
+        tensors without keeping every intermediate alive.
         """
         env: dict[str, np.ndarray] = dict(self._constants)
         checked = self._check_inputs(inputs)
         env.update(checked)
         forced = self._check_substitutes(substitute or {})
+        hooks = self._check_hooks(hooks or {})
+        for name, hook in hooks.items():
+            if name in env:
+                hook(env[name])
         limit, source = self._memory_limit()
         if limit is not None:
             self._refuse_if_too_large(checked, limit, source, keep_intermediates)
@@ -171,6 +185,8 @@ class Executor:
                     env[name] = value
                     live += value.nbytes - held.get(name, 0)
                     held[name] = value.nbytes
+                    if name in hooks:
+                        hooks[name](value)
             if not keep_intermediates:
                 for name in step.free_after:
                     env.pop(name, None)
@@ -190,6 +206,12 @@ class Executor:
         if unknown:
             raise BadInputError(f"substitute: {unknown[0]!r} is not produced by any node")
         return {name: np.asarray(array) for name, array in substitute.items()}
+
+    def _check_hooks(self, hooks: Mapping[str, Callable[[np.ndarray], Any]]) -> dict[str, Callable]:
+        unknown = sorted(set(hooks) - self.tensor_names)
+        if unknown:
+            raise BadInputError(f"hooks: {unknown[0]!r} is neither a graph input nor produced by any node")
+        return dict(hooks)
 
     # -- memory ----------------------------------------------------------------
     def _memory_limit(self) -> tuple[int | None, str]:

@@ -79,6 +79,20 @@ def test_substitute_feeds_consumers_but_returns_computed_value():
         executor.run({"x": x}, substitute={"x": z})
 
 
+def test_hooks_see_inputs_and_intermediates_without_keeping_them():
+    executor = Executor(_chain())
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    seen: dict[str, list[np.ndarray]] = {"x": [], "a": [], "y": []}
+    result = executor.run({"x": x}, hooks={name: seen[name].append for name in seen})
+    assert set(result) == {"y"}  # hooking does not keep anything alive
+    assert [len(v) for v in seen.values()] == [1, 1, 1]
+    for name, factor in (("x", 1), ("a", 2), ("y", 4)):
+        np.testing.assert_array_equal(seen[name][0], x * factor)
+    assert executor.tensor_names == {"x", "a", "b", "y"}
+    with pytest.raises(BadInputError, match="hooks: 'nope' is neither a graph input nor produced"):
+        executor.run({"x": x}, hooks={"nope": print})
+
+
 def test_missing_unknown_and_misshaped_inputs():
     executor = Executor(_chain())
     with pytest.raises(InputMismatchError, match="missing input 'x'"):
