@@ -117,10 +117,12 @@ class HistogramCalibrator:
             q[nonzero] = (sums / np.maximum(sizes, 1))[group[nonzero]]
             p = bins[:i].copy()
             p[-1] += bins[i:].sum()
+            if q.sum() == 0:  # every bin below i empty: Q is undefined, the candidate is not one
+                continue
             p, q = p / p.sum(), q / q.sum()
             mask = p > 0
             with np.errstate(divide="ignore"):
                 divergence = float(np.sum(p[mask] * np.log(p[mask] / q[mask])))
             if divergence <= best:
                 best_i, best = i, divergence
-        return float(edges[best_i])
+        return float(edges[best_i if best_i is not None else -1])  # no candidate: the whole range

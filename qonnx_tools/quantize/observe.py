@@ -1,8 +1,9 @@
 """Run calibration data through our executor and feed chosen tensors to calibrators.
 
 ``observe(model, batches, calibrators)`` streams the batches (any iterable of input dicts, or of arrays
-for a one-input model) through ``qonnx_tools.executor.Executor`` once each and hands every tensor named
-in ``calibrators`` to its calibrator; only one batch's tensors are alive at a time.
+for a one-input model) through ``qonnx_tools.executor.Executor`` once each; the executor hands every
+tensor named in ``calibrators`` to its calibrator as soon as it is computed (``Executor.run(hooks=)``),
+and frees intermediates as usual, so memory is one batch's working set plus the calibrators' state.
 """
 
 from __future__ import annotations
@@ -23,20 +24,20 @@ def observe(model: ir.Model, batches: Iterable[Any], calibrators: Mapping[str, A
     from qonnx_tools.executor import Executor
 
     executor = Executor(model)
-    names = set(executor.input_names)
+    names = [n for n in executor.input_names if n not in model.graph.initializers]
+    missing = sorted(set(calibrators) - executor.tensor_names)
+    if missing:
+        raise BadInputError(f"tensors {missing} are not computed by the model")
+    hooks = {name: calibrator.collect for name, calibrator in calibrators.items()}
     count = 0
     for batch in progress(batches) if progress is not None else batches:
         if not isinstance(batch, Mapping):
             if len(names) != 1:
                 raise BadInputError(f"the model has inputs {sorted(names)}: give each batch as a dict")
-            batch = {next(iter(names)): batch}
-        values = executor.run({k: np.asarray(v) for k, v in batch.items()}, keep_intermediates=True)
-        missing = [name for name in calibrators if name not in values]
-        if missing:
-            raise BadInputError(f"tensors {missing} are not computed by the model")
-        for name, calibrator in calibrators.items():
-            calibrator.collect(values[name])
+            batch = {names[0]: batch}
+        executor.run({k: np.asarray(v) for k, v in batch.items()}, hooks=hooks)
         count += 1
     if count == 0:
         raise BadInputError("no calibration batches")
     return count
+

@@ -9,7 +9,11 @@ its scale ``amax / max_bound``. The two agree except where ``x * (max_bound / am
 often). ``axis`` names the axes *kept* (one amax per index along them), as ``QuantDescriptor.axis`` does.
 An amax of 0 (an all-zero channel) gives scale 1, as pytorch_quantization does, so the codes are 0.
 ``pow2`` rounds each scale up to a power of two (fixed point for FINN and DPUs; up, so nothing that
-fitted is clipped).
+fitted is clipped). ``narrow`` (signed only) drops the code -2^(b-1): pytorch_quantization's
+``tensor_quant`` default and Brevitas' for weights (a symmetric range absorbs sign changes); the scale
+is the same either way. One signed bit is a bipolar quantizer (QONNX ``BipolarQuant``: y = ±scale),
+whose "amax" is the scale itself (``quantize`` calibrates it as the mean |x|, XNOR-Net's L2-optimal
+binary scale).
 """
 
 from __future__ import annotations
@@ -27,10 +31,16 @@ class QuantSpec:
     unsigned: bool = False
     axis: tuple[int, ...] | None = None
     pow2: bool = False
+    narrow: bool = True
 
     def __post_init__(self):
-        if not 1 < self.bits <= 32 and not (self.bits == 1 and self.unsigned):
-            raise ValueError(f"bits={self.bits}: from 2 to 32 (1 only unsigned; bipolar is BipolarQuant)")
+        if not (isinstance(self.bits, int) and 1 <= self.bits <= 32):
+            raise ValueError(f"bits={self.bits!r}: a whole number from 1 to 32")
+
+    @property
+    def bipolar(self) -> bool:
+        """One signed bit: a BipolarQuant (±scale), not an integer quantizer."""
+        return self.bits == 1 and not self.unsigned
 
     @property
     def max_bound(self) -> int:
@@ -53,6 +63,8 @@ class QuantParams:
 def quant_params(amax: np.ndarray | float, spec: QuantSpec) -> QuantParams:
     """The Quant parameters of ``spec`` for a calibrated ``amax`` (a scalar, or one value per kept index,
     shaped to broadcast against the tensor)."""
+    if spec.bipolar:
+        raise ValueError("a bipolar quantizer has no integer range: its scale is the calibrated value itself")
     amax = np.asarray(amax, dtype=np.float64)
     if np.any(amax < 0) or not np.all(np.isfinite(amax)):
         raise ValueError("amax must be finite and non-negative")
@@ -62,5 +74,5 @@ def quant_params(amax: np.ndarray | float, spec: QuantSpec) -> QuantParams:
     return QuantParams(
         scale=scale.astype(np.float32), zero_point=np.zeros((), np.float32),
         bitwidth=np.asarray(spec.bits, np.float32), signed=0 if spec.unsigned else 1,
-        narrow=0 if spec.unsigned else 1,
+        narrow=int(spec.narrow and not spec.unsigned),
     )

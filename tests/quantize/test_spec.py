@@ -16,6 +16,8 @@ def test_scale_is_amax_over_the_largest_code(bits, unsigned, max_bound):
     assert float(params.scale) == np.float32(2.5 / max_bound)
     assert (params.signed, params.narrow) == ((0, 0) if unsigned else (1, 1))  # signed: symmetric range
     assert float(params.bitwidth) == bits and float(params.zero_point) == 0
+    wide = quant_params(2.5, QuantSpec(bits=bits, unsigned=unsigned, narrow=False))
+    assert wide.narrow == 0 and float(wide.scale) == float(params.scale)  # narrow moves the low end only
 
 
 def test_zero_amax_channel_gets_scale_one_and_pow2_rounds_up():
@@ -37,8 +39,11 @@ def test_max_calibrator_streams_and_keeps_axes():
 
 
 def test_bad_specs_are_refused():
-    with pytest.raises(ValueError):
-        QuantSpec(bits=1)
+    for bits in (0, 33, 2.5):
+        with pytest.raises(ValueError):
+            QuantSpec(bits=bits)
+    with pytest.raises(ValueError, match="bipolar"):
+        quant_params(1.0, QuantSpec(bits=1))
     with pytest.raises(ValueError):
         quant_params(-1.0, QuantSpec())
     with pytest.raises(ValueError):
