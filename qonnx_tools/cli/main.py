@@ -21,10 +21,12 @@ from qonnx_tools.cli import (
     cleanup_cmd,
     convert_cmd,
     cost_cmd,
+    eval_cmd,
     exec_cmd,
     info_cmd,
     passes_cmd,
     prepare_cmd,
+    quantize_cmd,
     streamline_cmd,
     transform_cmd,
     verify_cmd,
@@ -38,6 +40,7 @@ _COMMANDS = (
     info_cmd,
     check_cmd,
     exec_cmd,
+    eval_cmd,
     verify_cmd,
     cleanup_cmd,
     passes_cmd,
@@ -47,6 +50,7 @@ _COMMANDS = (
     zoo_cmd,
     transform_cmd,
     prepare_cmd,
+    quantize_cmd,
 )
 
 
