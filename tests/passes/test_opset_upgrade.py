@@ -245,3 +245,30 @@ def test_corpus_upgrade_to_21_keeps_outputs_and_custom_nodes(path):
     assert set(got) == set(expected)
     for name, want in expected.items():
         np.testing.assert_array_equal(got[name], want)
+
+
+def test_large_weights_reach_the_converter_as_placeholders_and_come_back(monkeypatch):
+    """Above ELIDE_BYTES a weight goes to onnx's converter as never-read external data (its bytes would
+    only be serialised twice); the converted model gets the very same tensor back and computes the same."""
+    w = rng.standard_normal((160, 160)).astype(np.float32)  # 100 KiB
+    nodes = [helper.make_node("MatMul", ["x", "W"], ["m"]), helper.make_node("Unsqueeze", ["m"], ["y"], axes=[0])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", F, (2, 160))],
+                              [helper.make_tensor_value_info("y", F, (1, 2, 160))], [numpy_helper.from_array(w, "W")])
+    model = ir.from_proto(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)]))
+    original = model.graph.initializers["W"].const_value
+    seen = []
+    real = opset_upgrade_module.onnx.version_converter.convert_version
+
+    def spy(proto, target):
+        seen.append(proto.ByteSize())
+        (weight,) = proto.graph.initializer
+        assert weight.data_location == onnx.TensorProto.EXTERNAL and not weight.raw_data
+        return real(proto, target)
+
+    monkeypatch.setattr(opset_upgrade_module.onnx.version_converter, "convert_version", spy)
+    x = rng.standard_normal((2, 160)).astype(np.float32)
+    expected = run_onnxruntime(model, {"x": x})["y"]
+    assert OpsetUpgrade(target=18)(model).modified
+    assert seen and seen[0] < w.nbytes / 10
+    assert model.graph.initializers["W"].const_value is original
+    np.testing.assert_array_equal(run_onnxruntime(model, {"x": x})["y"], expected)
