@@ -162,7 +162,8 @@ def _prepare(model: ir.Model) -> None:
     from qonnx_tools.passes.remove_static_inputs import RemoveStaticInputs
 
     RemoveStaticInputs()(model)
-    FoldConstants(static_shapes=False)(model)
+    # no size limit: a weight must be a constant to be quantized (AlexNet's fc6, 151 MB, is computed)
+    FoldConstants(static_shapes=False, max_bytes=1 << 62)(model)
 
 
 def quantize(
@@ -359,16 +360,16 @@ def _insert_activation(graph: ir.Graph, target: _Target, spec: QuantSpec, amax: 
 def _quantize_weight(graph: ir.Graph, node: ir.Node, index: int, bits: int, config: QuantizeConfig,
                      used: set[str]) -> tuple[np.ndarray, TensorReport]:
     weight = node.inputs[index]
-    w = np.asarray(constant_array(weight), np.float64)
+    w = np.asarray(constant_array(weight))  # its own dtype: max |w| is exact there, and a copy costs GBs
     axis = _weight_axis(node, w.ndim) if config.per_channel and w.ndim >= 1 else None
     spec = QuantSpec(bits=bits, unsigned=False, axis=None if axis is None else (axis,), pow2=config.pow2)
-    if spec.bipolar:
-        reduce = tuple(a for a in range(w.ndim) if a != axis) if axis is not None else None
-        amax = np.abs(w).mean(axis=reduce, keepdims=axis is not None)  # XNOR-Net's binary scale
-    else:
-        calibrator = MaxCalibrator(axis)
-        calibrator.collect(w)
-        amax = calibrator.amax()
+    reduce = tuple(a for a in range(w.ndim) if a != axis) if axis is not None else None
+    magnitude = np.abs(w)
+    if spec.bipolar:  # XNOR-Net's binary scale, summed in float64
+        amax = magnitude.mean(axis=reduce, keepdims=axis is not None, dtype=np.float64)
+    else:  # pytorch_quantization's max calibration of weights, one value per kept channel
+        amax = magnitude.max(axis=reduce, keepdims=axis is not None).astype(np.float64) if w.size else np.zeros(())
+    del magnitude
     scale = np.asarray(_scale_for(amax, spec), np.float32)
     base = weight.name or f"{node.name}_weight"
     quant = _quant_node(graph, weight, spec, scale, base, used)
