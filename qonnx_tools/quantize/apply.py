@@ -31,7 +31,7 @@ from qonnx_tools.constants import constant_array
 from qonnx_tools.domains import QONNX, STANDARD, canonical_domain
 from qonnx_tools.errors import BadInputError
 from qonnx_tools.passes._rewrite import new_initializer, unique_name, used_names
-from qonnx_tools.quantize.calibrate import HistogramCalibrator, MaxCalibrator
+from qonnx_tools.quantize.calibrate import HistogramCalibrator
 from qonnx_tools.quantize.config import QuantizeConfig
 from qonnx_tools.quantize.observe import observe
 from qonnx_tools.quantize.spec import QuantSpec, quant_params
@@ -73,11 +73,14 @@ class QuantizeResult:
 
 
 class _Observer:
-    """One activation's calibration state: the method's calibrator plus sign/mean statistics."""
+    """One activation's calibration state: its range, the method's histogram, and only the statistics some
+    quantizer of it needs (the count of negative values when unsignedness is forced, the mean |x| for a
+    bipolar one). ``max`` needs no copy of the tensor: max |x| = max(-min, max), exact in its own dtype."""
 
-    def __init__(self, method: str, num_bins: int):
-        self.calibrator = MaxCalibrator() if method == "max" else HistogramCalibrator(num_bins)
-        self.minimum = np.inf
+    def __init__(self, method: str, num_bins: int, *, negatives: bool = False, mean: bool = False):
+        self.calibrator = None if method == "max" else HistogramCalibrator(num_bins)
+        self.want_negatives, self.want_mean = negatives, mean
+        self.minimum, self.maximum = np.inf, -np.inf
         self.count = 0
         self.negatives = 0
         self.abs_sum = 0.0
@@ -86,18 +89,22 @@ class _Observer:
         x = np.asarray(x)
         if x.size == 0:
             return
-        self.calibrator.collect(x)
+        if self.calibrator is not None:
+            self.calibrator.collect(x)
         self.minimum = min(self.minimum, float(x.min()))
+        self.maximum = max(self.maximum, float(x.max()))
         self.count += x.size
-        self.negatives += int(np.count_nonzero(x < 0))
-        self.abs_sum += float(np.abs(x, dtype=np.float64).sum())
+        if self.want_negatives:
+            self.negatives += int(np.count_nonzero(x < 0))
+        if self.want_mean:
+            self.abs_sum += float(np.abs(x).sum(dtype=np.float64))
 
     def amax(self, config: QuantizeConfig, bits: int, unsigned: bool) -> float:
         if bits == 1 and not unsigned:
             return self.abs_sum / max(self.count, 1)  # the bipolar scale: mean |x|
         c = self.calibrator
-        if isinstance(c, MaxCalibrator):
-            return float(c.amax())
+        if c is None:
+            return max(-self.minimum, self.maximum, 0.0)
         if config.method == "percentile":
             return c.percentile(config.percentile)
         if config.method == "mse":
@@ -227,7 +234,9 @@ def quantize(
 
     shared = {value for value, _, kind in targets if kind != "activation"}
     targets = {k: t for k, t in targets.items() if t.kind != "activation" or t.value not in shared}
-    observers = {v.name: _Observer(config.method, config.num_bins) for v, _, _ in targets}
+    bipolar = {v.name for v, bits, _ in targets if bits == 1}
+    observers = {v.name: _Observer(config.method, config.num_bins, negatives=config.unsigned_acts == "on",
+                                   mean=v.name in bipolar) for v, _, _ in targets}
     for target in targets.values():  # names may change as quantizers go in
         target.observer = observers[target.value.name]
     batches = samples = 0

@@ -19,12 +19,12 @@ class MaxCalibrator:
         self._amax: np.ndarray | None = None
 
     def collect(self, x: np.ndarray) -> None:
-        x = np.abs(np.asarray(x, dtype=np.float64))
+        x = np.abs(np.asarray(x))  # in its own dtype: max |x| is exact there, a float64 copy is not needed
         if self.axis is None:
-            amax = np.asarray(x.max() if x.size else 0.0)
+            amax = np.asarray(x.max() if x.size else 0.0, dtype=np.float64)
         else:
             kept = {a % x.ndim for a in self.axis}
-            amax = x.max(axis=tuple(a for a in range(x.ndim) if a not in kept), keepdims=True)
+            amax = x.max(axis=tuple(a for a in range(x.ndim) if a not in kept), keepdims=True).astype(np.float64)
         self._amax = amax if self._amax is None else np.maximum(self._amax, amax)
 
     def amax(self) -> np.ndarray:
