@@ -1,5 +1,6 @@
-"""remove-identity: remove ``Identity`` (onnx_ir's IdentityEliminationPass) and
-inference-mode ``Dropout`` whose mask output is unused.
+"""remove-identity: remove ``Identity`` (onnx_ir's IdentityEliminationPass), inference-mode
+``Dropout`` whose mask output is unused, and ``Cast`` to the type its input already has (skl2onnx
+writes ``Cast(to=FLOAT)`` on a float input; FINN and hls4ml have no layer for it).
 
 When the removed node's output is a graph output, its name survives: the kept
 value is renamed to it. A node is kept when that is impossible (the kept value
@@ -27,12 +28,26 @@ def _standard(node: ir.Node, op_type: str) -> bool:
 
 @dataclass
 class RemoveIdentity(QonnxPass, name="remove-identity"):
-    """remove Identity and inference-mode Dropout (unused mask); graph output names kept"""
+    """remove Identity, inference-mode Dropout (unused mask) and Cast to its input's own type; graph output
+    names kept"""
 
     def call(self, model: ir.Model) -> PassResult:
         modified = self._remove_identities(model)
         modified |= self._remove_dropouts(model)
+        modified |= self._remove_noop_casts(model)
         return PassResult(model, modified)
+
+    @staticmethod
+    def _remove_noop_casts(model: ir.Model) -> bool:
+        modified = False
+        for node in list(ir.traversal.RecursiveGraphIterator(model.graph)):
+            if not _standard(node, "Cast") or not node.inputs or node.inputs[0] is None:
+                continue
+            source, to = node.inputs[0].dtype, node.attributes.get_int("to")
+            if source is None or to is None or int(source) != to:
+                continue  # unknown input type, or a real conversion
+            modified |= bypass(node, node.inputs[0], node.outputs[0])
+        return modified
 
     @staticmethod
     def _remove_identities(model: ir.Model) -> bool:

@@ -98,3 +98,19 @@ def test_dropout_training_mode_read_at_an_opset_spelled_ai_onnx():
     model = ir.from_proto(proto)
     assert not run_pass("remove-identity", model).modified
     assert op_types(model) == ["Relu", "Dropout", "Neg"]
+
+
+def test_a_cast_to_its_inputs_own_type_goes_and_a_real_cast_stays():
+    """skl2onnx writes Cast(to=FLOAT) on a float input (models/digits); FINN leaves it on the host."""
+    from qonnx_tools.testing import make_model, run_pass
+
+    F, I = TensorProto.FLOAT, TensorProto.INT32
+    nodes = [helper.make_node("Cast", ["x"], ["c"], to=F), helper.make_node("Relu", ["c"], ["r"]),
+             helper.make_node("Cast", ["r"], ["y"], to=I)]
+    model = make_model(nodes, [("x", F, [2])], [("y", I, [2])])
+    assert run_pass("remove-identity", model).modified
+    assert [n.op_type for n in model.graph] == ["Relu", "Cast"]
+    assert model.graph.node(0).inputs[0].name == "x"
+    out_cast = [helper.make_node("Cast", ["x"], ["y"], to=F)]  # a graph output fed by a graph input: kept
+    kept = make_model(out_cast, [("x", F, [2])], [("y", F, [2])])
+    assert not run_pass("remove-identity", kept).modified
