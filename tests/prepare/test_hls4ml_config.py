@@ -14,7 +14,7 @@ from qonnx_tools.cli.main import main
 from qonnx_tools.executor import Executor
 from qonnx_tools.model_io import load
 from qonnx_tools.prepare import prepare
-from qonnx_tools.prepare.hls4ml_config import hls4ml_config, integer_bits, value_bounds
+from qonnx_tools.prepare.hls4ml_config import FRACTIONAL_BITS, hls4ml_config, integer_bits, value_bounds
 from qonnx_tools.testing import shared_dir
 
 TFC = Path(__file__).resolve().parents[2] / "models" / "tfc" / "TFC_2W2A.onnx"
@@ -66,6 +66,62 @@ def test_config_sizes_float_layers_and_the_input():
         width, integer = map(int, entry["Precision"]["result"][len("fixed<"):-1].split(","))
         assert width - integer == 12
     assert config["IOType"] == "io_parallel"
+
+
+def _scaled_mlp(path: Path) -> Path:
+    """x (1, 4) -> Quant_x (scale 0.1, 8-bit unsigned) -> MatMul with Quant_w weights (scale 0.03, 4-bit narrow)
+    -> Add_b [1.5, -0.0003] -> Relu -> Quant_r (scale 0.25: a power of two) -> Mul_s [3, 1e-9] -> Quant_y
+    (scale 0.3, 8-bit signed) as the graph output."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    domain = "qonnx.custom_op.general"
+    consts = {"sx": 0.1, "sw": 0.03, "sr": 0.25, "sy": 0.3, "z": 0.0, "b8": 8.0, "b4": 4.0,
+              "w": np.arange(-4, 4, dtype=np.float32).reshape(4, 2) * 0.03, "c": [[1.5, -0.0003]], "k": [3.0, 1e-9]}
+    inits = [numpy_helper.from_array(np.asarray(v, np.float32), name) for name, v in consts.items()]
+
+    def quant(name, x, scale, bits, signed, narrow=0):
+        return helper.make_node("Quant", [x, scale, "z", bits], [name.lower()], name=name, domain=domain,
+                                signed=signed, narrow=narrow, rounding_mode="ROUND")
+
+    nodes = [quant("Quant_x", "x", "sx", "b8", 0), quant("Quant_w", "w", "sw", "b4", 1, narrow=1),
+             helper.make_node("MatMul", ["quant_x", "quant_w"], ["h"], name="MatMul_h"),
+             helper.make_node("Add", ["h", "c"], ["a"], name="Add_b"),
+             helper.make_node("Relu", ["a"], ["r"], name="Relu_r"), quant("Quant_r", "r", "sr", "b4", 0),
+             helper.make_node("Mul", ["quant_r", "k"], ["m"], name="Mul_s"), quant("Quant_y", "m", "sy", "b8", 1)]
+    graph = helper.make_graph(nodes, "scaled_mlp", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("quant_y", TensorProto.FLOAT, [1, 2])], inits)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid(domain, 1)]),
+              path)
+    return path
+
+
+def test_config_sizes_the_constants_of_hls4mls_scaling_layers(tmp_path):
+    """Each layer whose configuration hls4ml types a scaling layer's ``scale``/``bias`` from gets
+    ``fixed<I + F, I>``: I holds the largest |value|, F gives the smallest nonzero one (at least 2^-24 of the
+    largest) 24 significant bits, F >= FRACTIONAL_BITS (20). By hand:
+
+    * Quant_x: hls4ml's Quant_x_scale multiplies by 1/0.1 = 10 (I = 5; 10 >= 2^3, F = 23 - 3 = 20), bias 0;
+      Quant_x_rescale (0.1) and Quant_w_rescale (0.03) move below the MatMul and merge into bn_Add_b;
+    * Add_b: scale 0.1 x 0.03 = 0.003 (2^-9 <= 0.003 < 2^-8: F = 23 + 9 = 32, I = 1), bias [1.5, -0.0003]
+      (I = 2 for 1.5; 2^-12 <= 0.0003: F = 23 + 12 = 35);
+    * Quant_r: a power of two, a type in hls4ml: no scaling layer, no entry;
+    * Mul_s: scale [3, 1e-9] (I = 3; 1e-9 is below 3 x 2^-24 = 1.8e-7, which counts, 2^-23 <= 1.8e-7:
+      F = 23 + 23 = 46), bias 0;
+    * Quant_y: Quant_y_scale 1/0.3 = 3.33 and Quant_y_rescale 0.3, which stays (the graph output): I = 3,
+      2^-2 <= 0.3: F = 25.
+    """
+    assert FRACTIONAL_BITS == 20
+    model = load(_scaled_mlp(tmp_path / "scaled_mlp.onnx"))
+    layers = hls4ml_config(model)["LayerName"]
+    precision = {name: {k: v for k, v in entry["Precision"].items() if k != "result"} for name, entry in layers.items()}
+    assert precision == {
+        "x": {},
+        "Quant_x": {"scale": "fixed<25,5>", "bias": "fixed<21,1>"},
+        "Add_b": {"scale": "fixed<33,1>", "bias": "fixed<37,2>"},
+        "Mul_s": {"scale": "fixed<49,3>", "bias": "fixed<21,1>"},
+        "Quant_y": {"scale": "fixed<28,3>", "bias": "fixed<21,1>"},
+    }
 
 
 def test_cli_writes_the_config_beside_the_model(tmp_path, capsys):
