@@ -10,7 +10,10 @@ def progress_bar(description: str, unit: str = "batch"):
     from tqdm import tqdm
 
     def wrap(iterable):
-        total = len(iterable) if hasattr(iterable, "__len__") else None
+        try:
+            total = len(iterable)
+        except TypeError:  # a generator (or a wrapper around one) has no length: a bar without a total
+            total = None
         return tqdm(iterable, total=total, desc=description, unit=unit, file=sys.stderr, disable=None, leave=False)
 
     return wrap

@@ -237,3 +237,12 @@ def test_quantspec_arguments_and_bad_options():
     with pytest.raises(BadInputError, match="no calibration batches"):
         quantize(ir.serde.deserialize_model(_conv_mlp()), [])
     assert QuantizeConfig().updated(acts=None) == QuantizeConfig()
+
+
+def test_a_generator_of_batches_goes_through_the_progress_bar():
+    """A generator has no length: the bar runs without a total instead of failing on len()."""
+    from qonnx_tools.cli._progress import progress_bar
+
+    model = ir.serde.deserialize_model(_conv_mlp())
+    result = quantize(model, (b for b in BATCHES), progress=progress_bar("calibrating"))
+    assert (result.batches, result.samples) == (4, 32)
