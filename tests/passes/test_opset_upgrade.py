@@ -272,3 +272,15 @@ def test_large_weights_reach_the_converter_as_placeholders_and_come_back(monkeyp
     assert seen and seen[0] < w.nbytes / 10
     assert model.graph.initializers["W"].const_value is original
     np.testing.assert_array_equal(run_onnxruntime(model, {"x": x})["y"], expected)
+
+
+def test_the_size_limit_counts_only_what_the_converter_sees(monkeypatch):
+    """A weight above ELIDE_BYTES goes in as a placeholder, so it does not count against the 2 GiB limit:
+    a model whose tensors exceed the limit only through such weights converts."""
+    w = rng.standard_normal((160, 160)).astype(np.float32)  # 100 KiB, elided
+    nodes = [helper.make_node("MatMul", ["x", "W"], ["m"]), helper.make_node("Unsqueeze", ["m"], ["y"], axes=[0])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", F, (2, 160))],
+                              [helper.make_tensor_value_info("y", F, (1, 2, 160))], [numpy_helper.from_array(w, "W")])
+    model = ir.from_proto(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)]))
+    monkeypatch.setattr(opset_upgrade_module, "MAX_TENSOR_BYTES", w.nbytes // 2)
+    assert OpsetUpgrade(target=18)(model).modified
