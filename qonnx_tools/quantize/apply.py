@@ -31,7 +31,7 @@ from qonnx_tools.constants import constant_array
 from qonnx_tools.domains import QONNX, STANDARD, canonical_domain
 from qonnx_tools.errors import BadInputError
 from qonnx_tools.passes._rewrite import new_initializer, unique_name, used_names
-from qonnx_tools.quantize.calibrate import HistogramCalibrator
+from qonnx_tools.quantize.calibrate import HistogramCalibrator, MaxCalibrator
 from qonnx_tools.quantize.config import QuantizeConfig
 from qonnx_tools.quantize.observe import observe
 from qonnx_tools.quantize.spec import QuantSpec, quant_params
@@ -73,14 +73,14 @@ class QuantizeResult:
 
 
 class _Observer:
-    """One activation's calibration state: its range, the method's histogram, and only the statistics some
-    quantizer of it needs (the count of negative values when unsignedness is forced, the mean |x| for a
-    bipolar one). ``max`` needs no copy of the tensor: max |x| = max(-min, max), exact in its own dtype."""
+    """One activation's calibration state: the method's calibrator, the smallest value seen (is it
+    signed?), and only the statistics some quantizer of it needs (the count of negative values when
+    unsignedness is forced, the mean |x| for a bipolar one)."""
 
     def __init__(self, method: str, num_bins: int, *, negatives: bool = False, mean: bool = False):
-        self.calibrator = None if method == "max" else HistogramCalibrator(num_bins)
+        self.calibrator = MaxCalibrator() if method == "max" else HistogramCalibrator(num_bins)
         self.want_negatives, self.want_mean = negatives, mean
-        self.minimum, self.maximum = np.inf, -np.inf
+        self.minimum = np.inf
         self.count = 0
         self.negatives = 0
         self.abs_sum = 0.0
@@ -89,10 +89,9 @@ class _Observer:
         x = np.asarray(x)
         if x.size == 0:
             return
-        if self.calibrator is not None:
-            self.calibrator.collect(x)
-        self.minimum = min(self.minimum, float(x.min()))
-        self.maximum = max(self.maximum, float(x.max()))
+        self.calibrator.collect(x)
+        low = self.calibrator.minimum if isinstance(self.calibrator, MaxCalibrator) else float(x.min())
+        self.minimum = min(self.minimum, low)
         self.count += x.size
         if self.want_negatives:
             self.negatives += int(np.count_nonzero(x < 0))
@@ -103,8 +102,8 @@ class _Observer:
         if bits == 1 and not unsigned:
             return self.abs_sum / max(self.count, 1)  # the bipolar scale: mean |x|
         c = self.calibrator
-        if c is None:
-            return max(-self.minimum, self.maximum, 0.0)
+        if isinstance(c, MaxCalibrator):
+            return float(c.amax())
         if config.method == "percentile":
             return c.percentile(config.percentile)
         if config.method == "mse":
@@ -195,12 +194,14 @@ def quantize(
     graph = model.graph
     weight_targets: list[tuple[ir.Node, int, int]] = []  # (node, input index, bits)
     targets: dict[tuple[ir.Value, int, str], _Target] = {}
+    every_reader: set[ir.Value] = set()  # values quantized for every reader (a join or an output)
     float_nodes: list[str] = []
 
     def want(value: ir.Value, bits: int, kind: str, reader: tuple[ir.Node, int] | None) -> None:
         if reader is None:  # a join or output: one quantizer for every reader, the first asked
-            if any(t.value is value and t.readers is None for t in targets.values()):
+            if value in every_reader:
                 return
+            every_reader.add(value)
         target = targets.setdefault((value, bits, kind), _Target(value, bits, kind, [] if reader else None))
         if reader is not None:
             target.readers.append(reader)
@@ -232,8 +233,7 @@ def quantize(
             if value.dtype is not None and value.dtype.is_floating_point() and constant_array(value) is None:
                 want(value, config.acts, "output", None)
 
-    shared = {value for value, _, kind in targets if kind != "activation"}
-    targets = {k: t for k, t in targets.items() if t.kind != "activation" or t.value not in shared}
+    targets = {k: t for k, t in targets.items() if t.kind != "activation" or t.value not in every_reader}
     bipolar = {v.name for v, bits, _ in targets if bits == 1}
     observers = {v.name: _Observer(config.method, config.num_bins, negatives=config.unsigned_acts == "on",
                                    mean=v.name in bipolar) for v, _, _ in targets}
@@ -241,8 +241,8 @@ def quantize(
         target.observer = observers[target.value.name]
     batches = samples = 0
     if observers:
-        counted = _Counting(calib_batches)
-        batches = observe(model, counted, observers, progress=progress)
+        counted = _Counting(progress(calib_batches) if progress is not None else calib_batches)
+        batches = observe(model, counted, observers)
         samples = counted.samples
     used = used_names(model)
     reports: list[TensorReport] = []
@@ -276,9 +276,6 @@ class _Counting:
     def __init__(self, batches: Iterable[Any]):
         self._batches = batches
         self.samples = 0
-
-    def __len__(self) -> int:
-        return len(self._batches)  # type: ignore[arg-type]
 
     def __iter__(self):
         for batch in self._batches:
@@ -372,13 +369,13 @@ def _quantize_weight(graph: ir.Graph, node: ir.Node, index: int, bits: int, conf
     w = np.asarray(constant_array(weight))  # its own dtype: max |w| is exact there, and a copy costs GBs
     axis = _weight_axis(node, w.ndim) if config.per_channel and w.ndim >= 1 else None
     spec = QuantSpec(bits=bits, unsigned=False, axis=None if axis is None else (axis,), pow2=config.pow2)
-    reduce = tuple(a for a in range(w.ndim) if a != axis) if axis is not None else None
-    magnitude = np.abs(w)
     if spec.bipolar:  # XNOR-Net's binary scale, summed in float64
-        amax = magnitude.mean(axis=reduce, keepdims=axis is not None, dtype=np.float64)
+        reduce = tuple(a for a in range(w.ndim) if a != axis) if axis is not None else None
+        amax = np.abs(w).mean(axis=reduce, keepdims=axis is not None, dtype=np.float64)
     else:  # pytorch_quantization's max calibration of weights, one value per kept channel
-        amax = magnitude.max(axis=reduce, keepdims=axis is not None).astype(np.float64) if w.size else np.zeros(())
-    del magnitude
+        calibrator = MaxCalibrator(axis)
+        calibrator.collect(w)
+        amax = calibrator.amax()
     scale = np.asarray(_scale_for(amax, spec), np.float32)
     base = weight.name or f"{node.name}_weight"
     quant = _quant_node(graph, weight, spec, scale, base, used)

@@ -12,26 +12,44 @@ import numpy as np
 
 
 class MaxCalibrator:
-    """Running max |x| over all axes but ``axis`` (the kept ones; None: one value for the whole tensor)."""
+    """Running max |x| over all axes but ``axis`` (the kept ones; None: one value for the whole tensor).
+
+    Kept as the running minimum and maximum, reduced in the tensor's own dtype: max |x| = max(-min, max)
+    is exact there and needs no |x| copy; ``minimum`` (the smallest value seen) tells a caller whether the
+    tensor was ever negative."""
 
     def __init__(self, axis: int | tuple[int, ...] | None = None):
         self.axis = (axis,) if isinstance(axis, int) else (tuple(axis) if axis is not None else None)
-        self._amax: np.ndarray | None = None
+        self._low: np.ndarray | None = None
+        self._high: np.ndarray | None = None
 
     def collect(self, x: np.ndarray) -> None:
-        x = np.abs(np.asarray(x))  # in its own dtype: max |x| is exact there, a float64 copy is not needed
-        if self.axis is None:
-            amax = np.asarray(x.max() if x.size else 0.0, dtype=np.float64)
-        else:
+        x = np.asarray(x)
+        if x.size == 0:
+            if self.axis is None and self._low is None:  # an empty tensor has range 0
+                self._low = self._high = np.zeros((), np.float64)
+            return
+        reduce = None
+        if self.axis is not None:
             kept = {a % x.ndim for a in self.axis}
-            amax = x.max(axis=tuple(a for a in range(x.ndim) if a not in kept), keepdims=True).astype(np.float64)
-        self._amax = amax if self._amax is None else np.maximum(self._amax, amax)
+            reduce = tuple(a for a in range(x.ndim) if a not in kept)
+        low = x.min(axis=reduce, keepdims=reduce is not None).astype(np.float64)
+        high = x.max(axis=reduce, keepdims=reduce is not None).astype(np.float64)
+        self._low = low if self._low is None else np.minimum(self._low, low)
+        self._high = high if self._high is None else np.maximum(self._high, high)
+
+    @property
+    def minimum(self) -> float:
+        """The smallest value collected."""
+        if self._low is None:
+            raise ValueError("no data collected")
+        return float(self._low.min())
 
     def amax(self) -> np.ndarray:
         """The range seen so far, shaped to broadcast against the tensor (a scalar without kept axes)."""
-        if self._amax is None:
+        if self._low is None:
             raise ValueError("no data collected")
-        return self._amax
+        return np.maximum(np.maximum(-self._low, self._high), 0.0)
 
 
 class HistogramCalibrator:
