@@ -5,6 +5,7 @@
   plus the case it gets wrong: a graph output fed through to another graph output).
 - ``all_value_names`` / ``unique_name``: fresh names for new initializers.
 - ``new_initializer`` / ``drop_if_unused``: add a constant, remove one nobody reads.
+- ``new_int_quant``: a QONNX Quant with its parameters as new initializers.
 - ``quantizer_of_constants`` / ``replace_constant_input``: rewrite a quantized constant weight.
 - ``transpose_perm``: a Transpose's permutation (its default, the reversal, included).
 - ``rewriter_condition``: the adapter between our checks (``Decline``) and onnxscript's
@@ -105,6 +106,21 @@ def new_initializer(graph: ir.Graph, array, name: str, like: ir.Value | None = N
         value.meta.update(like.meta)
     graph.register_initializer(value)
     return value
+
+
+def new_int_quant(graph: ir.Graph, source: ir.Value, scale, zero_point, bitwidth, *, signed: bool, narrow: bool,
+                  base: str, used: set[str], name: str | None = None, rounding_mode: str = "ROUND") -> ir.Node:
+    """A QONNX ``Quant`` of ``source`` (not yet in the graph) whose scale, zero point and bit width are new
+    float32 initializers ``<base>_scale``, ``<base>_zero_point``, ``<base>_bitwidth`` (made unique in ``used``)."""
+    import numpy as np
+
+    from qonnx_tools.domains import QONNX
+
+    params = [new_initializer(graph, np.asarray(array, np.float32), unique_name(f"{base}_{suffix}", used))
+              for array, suffix in ((scale, "scale"), (zero_point, "zero_point"), (bitwidth, "bitwidth"))]
+    return ir.Node(QONNX, "Quant", [source, *params], name=name, num_outputs=1,
+                   attributes=[ir.AttrInt64("signed", int(signed)), ir.AttrInt64("narrow", int(narrow)),
+                               ir.AttrString("rounding_mode", rounding_mode)])
 
 
 def drop_if_unused(value: ir.Value) -> None:

@@ -22,7 +22,7 @@ from qonnx_tools.constants import constant_array
 from qonnx_tools.decline import Decline
 from qonnx_tools.domains import QONNX, canonical_domain
 from qonnx_tools.passes._rewrite import (
-    new_initializer, read_only_as_weights, remove_with_unused_inputs, unique_name, used_names,
+    new_initializer, new_int_quant, read_only_as_weights, remove_with_unused_inputs, unique_name, used_names,
 )
 from qonnx_tools.passes.base import PassResult, QonnxPass
 
@@ -54,16 +54,8 @@ class BipolarWeightsToInt2(QonnxPass, name="bipolar-weights-to-int2"):
             # the quantizer's own output (the executor's BipolarQuant kernel): +-scale, the Quant below keeps it
             values = np.asarray(run_kernel(node, model, weights, scale), dtype=np.float32)
             base = node.name or "bipolar_weights"
-            quant = ir.Node(
-                QONNX, "Quant",
-                [new_initializer(graph, values, unique_name(f"{base}_values", used)),
-                 new_initializer(graph, np.asarray(scale, np.float32), unique_name(f"{base}_scale", used)),
-                 new_initializer(graph, np.array(0, np.float32), unique_name(f"{base}_zero_point", used)),
-                 new_initializer(graph, np.array(2, np.float32), unique_name(f"{base}_bitwidth", used))],
-                attributes=[ir.AttrInt64("signed", 1), ir.AttrInt64("narrow", 1),
-                            ir.AttrString("rounding_mode", "ROUND")],
-                name=node.name, num_outputs=1,
-            )
+            quant = new_int_quant(graph, new_initializer(graph, values, unique_name(f"{base}_values", used)), scale,
+                                  0, 2, signed=True, narrow=True, base=base, used=used, name=node.name)
             graph.insert_before(node, quant)
             new = quant.outputs[0]
             out.replace_all_uses_with(new)

@@ -30,7 +30,7 @@ from qonnx_tools._ir import ir
 from qonnx_tools.constants import constant_array
 from qonnx_tools.domains import QONNX, STANDARD, canonical_domain
 from qonnx_tools.errors import BadInputError
-from qonnx_tools.passes._rewrite import new_initializer, unique_name, used_names
+from qonnx_tools.passes._rewrite import new_initializer, new_int_quant, unique_name, used_names
 from qonnx_tools.quantize.calibrate import HistogramCalibrator, MaxCalibrator
 from qonnx_tools.quantize.config import QuantizeConfig
 from qonnx_tools.quantize.observe import observe
@@ -305,21 +305,14 @@ def _configure(config: QuantizeConfig, weights, acts, options: dict[str, Any]) -
 def _quant_node(graph: ir.Graph, source: ir.Value, spec: QuantSpec, scale: np.ndarray, base: str,
                 used: set[str]) -> ir.Node:
     """A Quant (BipolarQuant at one signed bit) of ``source`` with ``scale``; not yet in the graph."""
-    scale_v = new_initializer(graph, np.asarray(scale, np.float32), unique_name(f"{base}_scale", used))
     name = unique_name(f"{base}_quant", used)
     if spec.bipolar:
+        scale_v = new_initializer(graph, np.asarray(scale, np.float32), unique_name(f"{base}_scale", used))
         node = ir.Node(QONNX, "BipolarQuant", [source, scale_v], name=name, num_outputs=1)
     else:
         params = quant_params(1.0, spec)  # only the integer range; the scale is given
-        node = ir.Node(
-            QONNX, "Quant",
-            [source, scale_v,
-             new_initializer(graph, params.zero_point, unique_name(f"{base}_zero_point", used)),
-             new_initializer(graph, params.bitwidth, unique_name(f"{base}_bitwidth", used))],
-            attributes=[ir.AttrInt64("signed", params.signed), ir.AttrInt64("narrow", params.narrow),
-                        ir.AttrString("rounding_mode", params.rounding_mode)],
-            name=name, num_outputs=1,
-        )
+        node = new_int_quant(graph, source, scale, params.zero_point, params.bitwidth, signed=params.signed,
+                             narrow=params.narrow, rounding_mode=params.rounding_mode, base=base, used=used, name=name)
     out = node.outputs[0]
     out.name = unique_name(f"{base}_q", used)
     out.shape, out.type = source.shape, source.type
