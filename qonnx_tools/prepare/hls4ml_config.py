@@ -229,7 +229,7 @@ class _Pending:
     names: tuple[str, ...]
 
 
-def _plain_quantizer(scale: np.ndarray, zero_point: np.ndarray) -> bool:
+def plain_quantizer(scale: np.ndarray, zero_point: np.ndarray) -> bool:
     """hls4ml makes such a Quant a type, without scaling layers: zero point 0 and one scale for the whole
     tensor that is 1 or a positive power of two (``quant_opt.QuantToActivation``'s test)."""
     if np.any(zero_point != 0):
@@ -269,7 +269,7 @@ def scaling_constants(model: ir.Model) -> dict[str, tuple[Magnitudes, Magnitudes
         arrays = [constant_array(v) if v is not None else None for v in node.inputs]
         if domain == QONNX and op in ("Quant", "IntQuant") and len(arrays) >= 3:
             scale, zero_point = arrays[1], arrays[2]
-            if scale is None or zero_point is None or _plain_quantizer(np.asarray(scale), np.asarray(zero_point)):
+            if scale is None or zero_point is None or plain_quantizer(np.asarray(scale), np.asarray(zero_point)):
                 settle(node.inputs[0])
                 continue
             scale, zero_point = np.asarray(scale, np.float64), np.asarray(zero_point, np.float64)

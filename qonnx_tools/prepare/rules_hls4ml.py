@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from qonnx_tools._ir import ir
-from qonnx_tools.constants import constant_array, is_power_of_two
+from qonnx_tools.constants import constant_array
 from qonnx_tools.decline import Decline
 from qonnx_tools.domains import CHANNELS_LAST, QONNX, STANDARD, canonical_domain
 from qonnx_tools.prepare.rules import (
@@ -184,17 +184,20 @@ def _constant_rescale(node: ir.Node, model: ir.Model) -> Decline | None:
 def _shared_rescaled_activation(node: ir.Node, model: ir.Model) -> Decline | None:
     if constant_array(node.inputs[0]) is not None or len(node.inputs) < 2:
         return None
+    from qonnx_tools.prepare.hls4ml_config import plain_quantizer
+
     scale = constant_array(node.inputs[1])
-    if scale is None:
+    zero_point = constant_array(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] is not None else None
+    if scale is None or zero_point is None:
         return None
-    if is_power_of_two(scale):
-        return None  # no rescaling layer: every reader gets the quantized values
+    if plain_quantizer(np.asarray(scale), np.asarray(zero_point)):
+        return None  # hls4ml makes it a type, without a rescaling layer: every reader gets the quantized values
     out = node.outputs[0]
     readers = len(out.uses()) + out.is_graph_output()
     if readers < 2:
         return None
-    return Decline(f"read by {readers} nodes with a scale that is not a power of two: hls4ml moves the "
-                   "rescaling into one reader, the others read integer codes")
+    return Decline(f"read by {readers} nodes with a scale that is not one power of two (or a nonzero zero "
+                   "point): hls4ml moves the rescaling into one reader, the others read integer codes")
 
 
 def _implicit_attributes(node: ir.Node, model: ir.Model) -> Decline | None:

@@ -449,6 +449,14 @@ def test_hls4ml_shared_rescaled_activation():
     y = g.node("MatMul", [q, g.const(RNG.standard_normal((4, 4)))])
     g.node("Add", [y, q])
     assert rules_broken(g.model(), "hls4ml") == []
+    # hls4ml makes a type only of zero point 0 and ONE power-of-two scale for the tensor (quant_opt's
+    # QuantToActivation); per-channel powers of two or a zero point still get a rescaling layer
+    for kw in ({"scale": np.array([0.25, 0.5, 0.25, 0.125])}, {"scale": 0.25, "zp": 1.0}):
+        g = G()
+        q = g.quant("x", **kw)
+        y = g.node("MatMul", [q, g.const(RNG.standard_normal((4, 4)))])
+        g.node("Add", [y, q])
+        assert ("shared-rescaled-activation", "Quant_4") in rules_broken(g.model(), "hls4ml"), kw
 
 
 def test_every_rule_has_a_test():
