@@ -86,14 +86,11 @@ class QuantizeConfig:
 
     def __post_init__(self):
         for name in ("weights", "acts"):
-            bits = getattr(self, name)
-            if not isinstance(bits, int) or isinstance(bits, bool) or not 1 <= bits <= 32:
-                raise ValueError(f"{name}={bits!r}: a bit width from 1 to 32")
+            _check_bits(name, getattr(self, name), "")
         for rule in self.layers:
             for name in ("weights", "acts"):
-                bits = getattr(rule, name)
-                if bits is not None and (not isinstance(bits, int) or isinstance(bits, bool) or not 1 <= bits <= 32):
-                    raise ValueError(f"layer rule {rule.match!r}/{rule.op!r}: {name}={bits!r} is not a bit width from 1 to 32")
+                if getattr(rule, name) is not None:
+                    _check_bits(name, getattr(rule, name), f"layer rule {rule.match!r}/{rule.op!r}: ")
         _choice("method", self.method, METHODS)
         _choice("unsigned_acts", self.unsigned_acts, UNSIGNED_ACTS)
         _choice("bias", self.bias, BIAS_MODES)
@@ -117,6 +114,11 @@ class QuantizeConfig:
     def updated(self, **changes: Any) -> QuantizeConfig:
         """A copy with the given fields changed (None values ignored: an option not given)."""
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+def _check_bits(name: str, bits, where: str) -> None:
+    if not isinstance(bits, int) or isinstance(bits, bool) or not 1 <= bits <= 32:
+        raise ValueError(f"{where}{name}={bits!r}: a bit width from 1 to 32")
 
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
