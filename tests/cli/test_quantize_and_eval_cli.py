@@ -36,7 +36,7 @@ def test_quantize_writes_a_qonnx_model_that_eval_scores(tmp_path, capsys):
     assert sum(n.op_type == "Quant" for n in written.graph.node) == len(report["tensors"]) == 9
     assert main(["eval", str(out), "--data", TEST, "--labels", "y", "--json"]) == 0
     scored = json.loads(capsys.readouterr().out)
-    assert scored["samples"] == 450 and scored["correct"] >= 430  # measured 435 (float: 439)
+    assert scored["samples"] == 450 and scored["correct"] >= 433  # measured 435 (float: 439)
     labels = tmp_path / "labels.npy"
     with np.load(TEST) as data:
         np.save(labels, data["y"])

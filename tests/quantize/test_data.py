@@ -58,13 +58,15 @@ def test_npz_keys_labels_and_refusals(tmp_path):
     assert len(list(Batches(tmp_path / "single.npz", one, 32))) == 1
 
 
-def test_batch_defaults_to_the_models_fixed_batch():
+def test_batch_defaults_to_the_models_fixed_batch(tmp_path):
     fixed, _ = _linear(batch=1)
     free, _ = _linear()
-    assert Batches.__init__ and fixed.graph.inputs[0].shape[0] == 1
     from qonnx_tools.quantize.data import default_batch_size
 
     assert default_batch_size(fixed) == 1 and default_batch_size(free) == 32
+    np.savez(tmp_path / "d.npz", x=np.zeros((40, 4), np.float32))
+    assert [len(b["x"]) for b in Batches(tmp_path / "d.npz", fixed)] == [1] * 40
+    assert [len(b["x"]) for b in Batches(tmp_path / "d.npz", free)] == [32, 8]
 
 
 @pytest.mark.parametrize("backend", ["numpy", "onnxruntime"])

@@ -65,7 +65,11 @@ def test_max_scales_equal_onnxruntime_minmax_symmetric(tmp_path):
     ours = {name: float(quant_params(c.amax(), QuantSpec(bits=8)).scale) for name, c in calibrators.items()}
     assert ours["x"] == pytest.approx(theirs["x"], rel=1e-6)
     assert ours["h"] == pytest.approx(theirs["h"], rel=1e-6)
-    assert theirs["r"] == theirs["h"] and ours["r"] <= ours["h"]  # the Relu convention above
+    assert theirs["r"] == theirs["h"]  # the Relu convention above: onnxruntime measures h for r
+    assert ours["y"] == pytest.approx(theirs["y_QuantizeLinear_Input"], rel=1e-6)  # its name for the output y
+    w1 = numpy_helper.to_array(_float_mlp().graph.initializer[0])
+    relu_max = np.maximum(np.concatenate(_batches()).astype(np.float64) @ w1, 0).max()  # NumPy: max |Relu(h)|
+    assert ours["r"] == pytest.approx(relu_max / 127, rel=1e-6)
 
 
 def test_observe_refuses_unknown_tensors_and_no_data():
