@@ -63,20 +63,9 @@ def qcdq(model: ir.Model) -> ir.Model:
 
 
 def onnxruntime_static(calib: np.ndarray, out: Path) -> Path:
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
-                                          quantize_static)
+    from qonnx_tools.testing import ort_quantize_static_int8
 
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self.items = iter([{"x": calib[i:i + 32]} for i in range(0, len(calib), 32)])
-
-        def get_next(self):
-            return next(self.items, None)
-
-    quantize_static(str(DIGITS / "digits_mlp.onnx"), str(out), Reader(), quant_format=QuantFormat.QDQ,
-                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=False,
-                    calibrate_method=CalibrationMethod.MinMax,
-                    extra_options={"ActivationSymmetric": True, "WeightSymmetric": True})
+    ort_quantize_static_int8(DIGITS / "digits_mlp.onnx", out, [{"x": calib[i:i + 32]} for i in range(0, len(calib), 32)])
     return out
 
 

@@ -95,22 +95,12 @@ def run_ours(model_path: Path, feeds, out: Path):
 def run_ort(model_path: Path, feeds, out: Path):
     import logging
 
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
-                                          quantize_static)
+    from qonnx_tools.testing import ort_quantize_static_int8
+
     logging.getLogger().setLevel(logging.ERROR)  # one warning per non-initializer bias on the light models
 
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self.items = iter(feeds)
-
-        def get_next(self):
-            return next(self.items, None)
-
     def call():
-        quantize_static(str(model_path), str(out), Reader(), quant_format=QuantFormat.QDQ,
-                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=False,
-                        calibrate_method=CalibrationMethod.MinMax,
-                        extra_options={"ActivationSymmetric": True, "WeightSymmetric": True})
+        ort_quantize_static_int8(model_path, out, feeds)
     return call
 
 

@@ -408,3 +408,25 @@ def without_value_info(proto: Any) -> Any:
     for out in bare.graph.output:
         out.type.tensor_type.ClearField("shape")
     return bare
+
+
+# -- the onnxruntime baseline of post-training quantization ----------------------------------
+
+
+def ort_quantize_static_int8(src: str | Path, dst: str | Path, feeds: Iterable[Mapping[str, Any]]) -> None:
+    """onnxruntime's own ``quantize_static`` of the float model ``src`` into ``dst``, calibrated on ``feeds``
+    (input dicts): QDQ, int8 weights and activations, MinMax, symmetric, per tensor. The baseline our
+    calibrators and accuracy tables are compared with (tests/quantize, benchmarks)."""
+    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
+                                          quantize_static)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.items = iter(feeds)
+
+        def get_next(self):
+            return next(self.items, None)
+
+    quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ, activation_type=QuantType.QInt8,
+                    weight_type=QuantType.QInt8, per_channel=False, calibrate_method=CalibrationMethod.MinMax,
+                    extra_options={"ActivationSymmetric": True, "WeightSymmetric": True})

@@ -71,23 +71,11 @@ def test_quantized_models_predict_the_same_in_onnxruntime_after_qcdq(bits, metho
 
 
 def test_8_bit_is_within_half_a_point_of_float_and_of_onnxruntimes_own_8_bit(tmp_path):
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
-                                          quantize_static)
+    from qonnx_tools.testing import ort_quantize_static_int8
 
     calib = _data()[0]
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self.items = iter([{"x": calib[i:i + 32]} for i in range(0, len(calib), 32)])
-
-        def get_next(self):
-            return next(self.items, None)
-
     out = tmp_path / "ort_int8.onnx"
-    quantize_static(str(DIGITS / "digits_mlp.onnx"), str(out), Reader(), quant_format=QuantFormat.QDQ,
-                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=False,
-                    calibrate_method=CalibrationMethod.MinMax,
-                    extra_options={"ActivationSymmetric": True, "WeightSymmetric": True})
+    ort_quantize_static_int8(DIGITS / "digits_mlp.onnx", out, [{"x": calib[i:i + 32]} for i in range(0, len(calib), 32)])
     theirs = _top1(ort_session(str(out)).run(["probabilities"], {"x": _data()[1]})[0].argmax(axis=1))
     ours = _quantized(8, "max", False)[0]
     assert abs(ours - _float_top1()) <= 0.005  # the bar; measured 0 (439/450 both)

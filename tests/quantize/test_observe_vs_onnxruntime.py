@@ -37,21 +37,11 @@ def _batches():
 
 
 def _onnxruntime_scales(tmp_path) -> dict[str, float]:
-    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, \
-        quantize_static
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self.items = iter([{"x": b} for b in _batches()])
-
-        def get_next(self):
-            return next(self.items, None)
+    from qonnx_tools.testing import ort_quantize_static_int8
 
     src, dst = tmp_path / "float.onnx", tmp_path / "qdq.onnx"
     onnx.save(_float_mlp(), src)
-    quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ, activation_type=QuantType.QInt8,
-                    weight_type=QuantType.QInt8, per_channel=False, calibrate_method=CalibrationMethod.MinMax,
-                    extra_options={"ActivationSymmetric": True, "WeightSymmetric": True})
+    ort_quantize_static_int8(src, dst, [{"x": b} for b in _batches()])
     model = onnx.load(dst)
     consts = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
     return {n.input[0]: float(consts[n.input[1]]) for n in model.graph.node if n.op_type == "QuantizeLinear"}
