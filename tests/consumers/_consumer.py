@@ -256,11 +256,12 @@ def per_sample(model, x: np.ndarray) -> np.ndarray:
     return np.concatenate(rows)
 
 
-def tie_distance(model, x: np.ndarray) -> np.ndarray:
+def tie_distance(model, x: np.ndarray, *, skip_graph_inputs: bool = False) -> np.ndarray:
     """Per sample of ``x`` (batch 1 each): the smallest distance from a rounding boundary (in the quantizer's
     input units, not clipped away) of any Quant/IntQuant of a computed tensor, as our executor feeds it. A
     sample whose distance is below a consumer's fixed-point error may round differently there and still
-    be right."""
+    be right. ``skip_graph_inputs``: leave out quantizers reading a graph input (a consumer that holds the
+    input and 1/scale exactly rounds its ties as we do)."""
     from qonnx_tools.constants import constant_array
     from qonnx_tools.executor import Executor
     from qonnx_tools.ops._rounding import int_bounds
@@ -269,7 +270,8 @@ def tie_distance(model, x: np.ndarray) -> np.ndarray:
     (name,) = executor.input_names
     quantizers = [n for n in model.graph if n.op_type in ("Quant", "IntQuant")
                   and constant_array(n.inputs[0]) is None and constant_array(n.inputs[1]) is not None
-                  and constant_array(n.inputs[3]) is not None]
+                  and constant_array(n.inputs[3]) is not None
+                  and not (skip_graph_inputs and n.inputs[0].is_graph_input())]
     distances = []
     for sample in x:
         values = executor.run({name: sample[None]}, keep_intermediates=True)

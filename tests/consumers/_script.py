@@ -40,3 +40,10 @@ def graph_io_names(graph) -> tuple[list, list]:
     """Names of an ONNX ``GraphProto``'s inputs that are not initializers, and of its outputs."""
     initialized = {t.name for t in graph.initializer}
     return [v.name for v in graph.input if v.name not in initialized], [v.name for v in graph.output]
+
+
+def op_counts(graph) -> dict:
+    """Op counts of an onnx GraphProto, ``domain:op`` for other domains, sorted by name."""
+    from collections import Counter
+
+    return dict(sorted(Counter(f"{n.domain}:{n.op_type}" if n.domain else n.op_type for n in graph.node).items()))

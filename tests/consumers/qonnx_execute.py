@@ -20,14 +20,8 @@ Each line: ``file``, ``ok`` (or ``error``, naming the step that raised), ``outpu
 
 import sys
 import time
-from collections import Counter
 
-from _script import graph_io_names, report_each, staged_inputs
-
-
-def _ops(model) -> dict:
-    return dict(sorted(Counter(f"{n.domain}:{n.op_type}" if n.domain else n.op_type
-                               for n in model.graph.node).items()))
+from _script import graph_io_names, op_counts, report_each, staged_inputs
 
 
 def run(path: str) -> dict:
@@ -44,7 +38,7 @@ def run(path: str) -> dict:
     batch = {int(np.asarray(v).shape[0]) for v in feeds.values()}
     if len(batch) != 1:
         raise ValueError(f"staged inputs disagree on the batch size: {sorted(batch)}")
-    before = _ops(model)
+    before = op_counts(model.graph)
     step = "cleanup_model"
     try:
         start = time.perf_counter()
@@ -59,7 +53,7 @@ def run(path: str) -> dict:
     arrays = [result[v.name] for v in model.graph.output]
     np.savez(stem + ".qonnx_exec.npz", **dict(zip(output_names, arrays)))
     return {"outputs": stem + ".qonnx_exec.npz", "names": output_names, "ops_before": before,
-            "ops_after": _ops(model), "qonnx": version("qonnx"),
+            "ops_after": op_counts(model.graph), "qonnx": version("qonnx"),
             "seconds": {"cleanup": round(cleaned - start, 3), "execute": round(done - cleaned, 3)}}
 
 

@@ -18,14 +18,8 @@ ai.onnx), ``quant_nodes`` (QONNX Quant nodes in the raised model), ``seconds``.
 
 import sys
 import time
-from collections import Counter
 
-from _script import graph_io_names, report_each, staged_inputs
-
-
-def _ops(model) -> dict:
-    return dict(sorted(Counter(f"{n.domain}:{n.op_type}" if n.domain else n.op_type
-                               for n in model.graph.node).items()))
+from _script import graph_io_names, op_counts, report_each, staged_inputs
 
 
 def run(path: str) -> dict:
@@ -42,7 +36,7 @@ def run(path: str) -> dict:
     try:
         start = time.perf_counter()
         model = cleanup_model(model)
-        before = _ops(model)
+        before = op_counts(model.graph)
         step = "QCDQToQuant"
         model = model.transform(QCDQToQuant())
         step = "cleanup_model after QCDQToQuant"
@@ -56,7 +50,7 @@ def run(path: str) -> dict:
         raise RuntimeError(f"{step}: {type(exc).__name__}: {exc}") from exc
     arrays = [result[v.name] for v in model.graph.output]
     np.savez(stem + ".qonnx.npz", **dict(zip(output_names, arrays)))
-    after = _ops(model)
+    after = op_counts(model.graph)
     quant = sum(n for op, n in after.items() if op.endswith(":Quant"))
     return {"outputs": stem + ".qonnx.npz", "names": output_names, "ops_before": before, "ops_after": after,
             "quant_nodes": quant,
